@@ -1,0 +1,50 @@
+"""Pooling kernels: token embeddings (batch, seq, hidden) and an attention mask -> one vector per text.
+
+``mean_pool`` is sentence-transformers' masked mean: the sum of the real tokens' vectors divided by their
+count (clamped at 1e-9, so an all-padding row gives zeros rather than NaN).
+"""
+
+import numba
+import numpy as np
+
+
+def mean_pool_reference(token_embeddings, attention_mask):
+    """token_embeddings (batch, seq, hidden), attention_mask (batch, seq) -> (batch, hidden)."""
+    mask = attention_mask[:, :, None].astype(token_embeddings.dtype)  # (batch, seq, 1)
+    summed = (token_embeddings * mask).sum(axis=1)  # (batch, hidden)
+    counts = np.maximum(mask.sum(axis=1), 1e-9)  # (batch, 1)
+    return summed / counts
+
+
+@numba.njit(parallel=True, cache=True, fastmath=False)
+def _mean_pool(token_embeddings, attention_mask, out):
+    batch, seq, hidden = token_embeddings.shape
+    for b in numba.prange(batch):
+        count = 0.0
+        for h in range(hidden):
+            out[b, h] = 0.0
+        for s in range(seq):
+            if attention_mask[b, s] != 0:
+                weight = attention_mask[b, s]
+                count += weight
+                for h in range(hidden):
+                    out[b, h] += token_embeddings[b, s, h] * weight
+        count = max(count, 1e-9)
+        for h in range(hidden):
+            out[b, h] /= count
+
+
+def mean_pool(token_embeddings, attention_mask):
+    """Masked mean over the sequence axis: (batch, seq, hidden), (batch, seq) -> (batch, hidden)."""
+    token_embeddings = np.asarray(token_embeddings)
+    if token_embeddings.dtype not in (np.float32, np.float64):
+        token_embeddings = token_embeddings.astype(np.float32)
+    attention_mask = np.asarray(attention_mask).astype(token_embeddings.dtype)
+    if token_embeddings.ndim != 3 or attention_mask.shape != token_embeddings.shape[:2]:
+        raise ValueError(
+            f"mean_pool expects token embeddings (batch, seq, hidden) and a mask (batch, seq); "
+            f"got {token_embeddings.shape} and {attention_mask.shape}"
+        )
+    out = np.empty(token_embeddings.shape[::2], dtype=token_embeddings.dtype)
+    _mean_pool(token_embeddings, attention_mask, out)
+    return out

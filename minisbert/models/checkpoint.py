@@ -1,0 +1,59 @@
+"""Turns a checkpoint's flat ``name -> tensor`` dict into the parameters a forward pass reads.
+
+Architectures name the tensors they need; this module finds them (with or without a prefix such as
+``bert.``), checks their shapes and reports every missing or wrongly shaped tensor by name.
+"""
+
+import numpy as np
+
+
+class CheckpointError(ValueError):
+    """A model's weights lack a tensor the architecture needs, or hold one of the wrong shape."""
+
+
+class Checkpoint:
+    def __init__(self, tensors, prefixes=()):
+        self.tensors = tensors
+        self.prefix = self._find_prefix(prefixes)
+        self.problems = []
+
+    def _find_prefix(self, prefixes):
+        for prefix in prefixes:
+            if any(name.startswith(prefix) for name in self.tensors):
+                return prefix
+        return ""
+
+    def take(self, name, shape):
+        """The float32 tensor ``name`` of ``shape``; a problem is recorded (and zeros returned) if not."""
+        full_name = self.prefix + name
+        tensor = self.tensors.get(full_name)
+        if tensor is None:
+            self.problems.append(f"missing tensor {full_name!r} (expected shape {tuple(shape)})")
+            return np.zeros(shape, dtype=np.float32)
+        if tuple(tensor.shape) != tuple(shape):
+            self.problems.append(f"tensor {full_name!r} has shape {tuple(tensor.shape)}, expected {tuple(shape)}")
+            return np.zeros(shape, dtype=np.float32)
+        return np.asarray(tensor, dtype=np.float32)
+
+    def linear(self, name, in_features, out_features):
+        """A torch Linear (weight (out, in)) as {"weight": (in, out), "bias": (out,)}."""
+        return {
+            "weight": np.ascontiguousarray(self.take(f"{name}.weight", (out_features, in_features)).T),
+            "bias": self.take(f"{name}.bias", (out_features,)),
+        }
+
+    def fused_linear(self, names, in_features, out_features):
+        """Several Linear layers reading the same input, concatenated along the output: (in, n * out)."""
+        layers = [self.linear(name, in_features, out_features) for name in names]
+        return {
+            "weight": np.ascontiguousarray(np.concatenate([layer["weight"] for layer in layers], axis=1)),
+            "bias": np.concatenate([layer["bias"] for layer in layers]),
+        }
+
+    def norm(self, name, size, weight="weight", bias="bias"):
+        return {"weight": self.take(f"{name}.{weight}", (size,)), "bias": self.take(f"{name}.{bias}", (size,))}
+
+    def check(self, model_type):
+        if self.problems:
+            listed = "\n  ".join(self.problems)
+            raise CheckpointError(f"the weights do not fit the {model_type} config:\n  {listed}")

@@ -1,0 +1,84 @@
+"""The pieces every encoder architecture is built from, as pure functions over NumPy arrays.
+
+Weights are plain dicts of float32 arrays; a linear layer's weight is stored (in, out), transposed once at
+load time, so that a layer reads ``x @ weight + bias``.
+"""
+
+import numpy as np
+
+from minisbert.kernels.activations import gelu, gelu_tanh
+
+
+def linear(x, layer):
+    # x (..., in), layer["weight"] (in, out), layer["bias"] (out,) -> (..., out)
+    return x @ layer["weight"] + layer["bias"]
+
+
+def layer_norm(x, layer, eps):
+    # x (..., hidden) -> (..., hidden): zero mean, unit (biased) variance over the last axis, then scale+shift
+    mean = x.mean(axis=-1, keepdims=True)
+    variance = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    return (x - mean) / np.sqrt(variance + eps) * layer["weight"] + layer["bias"]
+
+
+def softmax(x):
+    # x (..., n) -> (..., n), along the last axis
+    exponentials = np.exp(x - x.max(axis=-1, keepdims=True))
+    return exponentials / exponentials.sum(axis=-1, keepdims=True)
+
+
+def relu(x):
+    return np.maximum(x, 0)
+
+
+def silu(x):
+    return x / (1 + np.exp(-x))
+
+
+# The names transformers' configs use for ``hidden_act``.
+ACTIVATIONS = {
+    "gelu": gelu,
+    "gelu_new": gelu_tanh,
+    "gelu_pytorch_tanh": gelu_tanh,
+    "relu": relu,
+    "silu": silu,
+    "swish": silu,
+    "tanh": np.tanh,
+}
+
+
+def activation(name):
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unsupported activation {name!r} in config.json; supported: {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]
+
+
+def additive_attention_mask(attention_mask, dtype=np.float32):
+    # attention_mask (batch, seq) of 1 (token) / 0 (padding) -> (batch, 1, 1, seq): 0 where attended,
+    # the most negative float where not, added to the attention scores of every head and query
+    return np.where(attention_mask[:, None, None, :] > 0, 0.0, np.finfo(dtype).min).astype(dtype)
+
+
+def split_heads(x, num_heads):
+    # x (batch, seq, hidden) -> (batch, heads, seq, head_dim)
+    batch, seq, hidden = x.shape
+    return x.reshape(batch, seq, num_heads, hidden // num_heads).transpose(0, 2, 1, 3)
+
+
+def merge_heads(x):
+    # x (batch, heads, seq, head_dim) -> (batch, seq, hidden)
+    batch, heads, seq, head_dim = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(batch, seq, heads * head_dim)
+
+
+def self_attention(x, layer, mask, num_heads, position_bias=None):
+    # x (batch, seq, hidden), mask (batch, 1, 1, seq) additive, position_bias (batch or 1, heads, seq, seq)
+    # -> output (batch, seq, hidden), attention probabilities (batch, heads, seq, seq)
+    query, key, value = np.split(linear(x, layer["qkv"]), 3, axis=-1)  # 3 x (batch, seq, hidden)
+    query, key, value = (split_heads(t, num_heads) for t in (query, key, value))  # (batch, heads, seq, head_dim)
+    scores = query @ key.transpose(0, 1, 3, 2) / np.sqrt(query.shape[-1]).astype(x.dtype)  # (batch, heads, seq, seq)
+    if position_bias is not None:
+        scores = scores + position_bias
+    probabilities = softmax(scores + mask)  # (batch, heads, seq, seq)
+    context = merge_heads(probabilities @ value)  # (batch, seq, hidden)
+    return linear(context, layer["attention_output"]), probabilities

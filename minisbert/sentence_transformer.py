@@ -1,0 +1,181 @@
+"""``SentenceTransformer``: the user-facing class, with sentence-transformers' interface. It only wires the
+other rooms together: loading finds the folder, modules.json gives the chain of modules (tokenize ->
+forward pass -> pooling -> ...), and encode runs batches of texts through that chain.
+"""
+
+import logging
+
+import numpy as np
+
+from minisbert.loading import read_json, resolve_model_folder
+from minisbert.modules import Transformer, load_modules
+from minisbert.similarity import SIMILARITY_FUNCTIONS, similarity_function_name
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_VALUES = ("sentence_embedding", "token_embeddings", None)
+
+
+class SentenceTransformer:
+    def __init__(
+        self,
+        model_name_or_path=None,
+        *,
+        prompts=None,
+        default_prompt_name=None,
+        similarity_fn_name=None,
+        truncate_dim=None,
+        cache_folder=None,
+    ):
+        self.folder = resolve_model_folder(model_name_or_path, cache_folder)
+        self.modules = load_modules(self.folder)
+        settings = read_json(self.folder / "config_sentence_transformers.json", required=False) or {}
+        self.prompts = {**settings.get("prompts", {}), **(prompts or {})}
+        self.default_prompt_name = default_prompt_name or settings.get("default_prompt_name")
+        if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
+            raise ValueError(
+                f"default prompt name {self.default_prompt_name!r} is not one of the prompts {list(self.prompts)}"
+            )
+        self.similarity_fn_name = similarity_function_name(
+            similarity_fn_name or settings.get("similarity_fn_name") or "cosine"
+        )
+        self.truncate_dim = truncate_dim
+
+    def __repr__(self):
+        return f"SentenceTransformer({str(self.folder)!r}, modules={[type(m).__name__ for m in self.modules]})"
+
+    @property
+    def transformer(self):
+        return next(module for module in self.modules if isinstance(module, Transformer))
+
+    @property
+    def tokenizer(self):
+        return self.transformer.tokenizer
+
+    @property
+    def max_seq_length(self):
+        return self.transformer.max_seq_length
+
+    def get_sentence_embedding_dimension(self):
+        dimensions = [m.sentence_embedding_dimension for m in self.modules if hasattr(m, "sentence_embedding_dimension")]
+        dimension = dimensions[-1] if dimensions else None
+        if self.truncate_dim is not None and dimension is not None:
+            return min(dimension, self.truncate_dim)
+        return dimension
+
+    def tokenize(self, texts):
+        return self.transformer.tokenize(texts)
+
+    def forward(self, texts, record=None):
+        """One batch of texts through every module: the features dict, sentence_embedding (batch, dim) included."""
+        features = self.tokenize(texts)
+        for module in self.modules:
+            features = module(features, record=record) if isinstance(module, Transformer) else module(features)
+        return features
+
+    def encode(
+        self,
+        sentences,
+        prompt_name=None,
+        prompt=None,
+        batch_size=32,
+        show_progress_bar=None,
+        output_value="sentence_embedding",
+        convert_to_numpy=True,
+        normalize_embeddings=False,
+        truncate_dim=None,
+    ):
+        """Embeds a text (-> (dim,)) or a list of texts (-> (n, dim) float32), as sentence-transformers does."""
+        is_single_text = isinstance(sentences, str)
+        texts = texts_from(sentences)
+        check_encode_arguments(batch_size, output_value)
+        prompt = self.resolve_prompt(prompt, prompt_name)
+        truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
+        if show_progress_bar is None:
+            show_progress_bar = logger.getEffectiveLevel() in (logging.INFO, logging.DEBUG)
+        if prompt:
+            texts = [prompt + text for text in texts]
+
+        # Longest texts first, so that each batch holds texts of similar length and pads little.
+        order = np.argsort([-len(text) for text in texts], kind="stable")
+        results = []
+        for start in batch_starts(len(texts), batch_size, show_progress_bar):
+            features = self.forward([texts[i] for i in order[start : start + batch_size]])
+            if truncate_dim is not None:
+                features["sentence_embedding"] = features["sentence_embedding"][:, :truncate_dim]
+            results.extend(per_text_outputs(features, output_value, normalize_embeddings))
+        results = [results[i] for i in np.argsort(order)]
+
+        if output_value == "sentence_embedding" and convert_to_numpy:
+            dimension = self.get_sentence_embedding_dimension() if truncate_dim is None else truncate_dim
+            embeddings = np.stack(results) if results else np.empty((0, dimension), dtype=np.float32)
+            return embeddings[0] if is_single_text else embeddings
+        return results[0] if is_single_text else results
+
+    def resolve_prompt(self, prompt, prompt_name):
+        if prompt is not None:
+            return prompt
+        if prompt_name is not None:
+            if prompt_name not in self.prompts:
+                raise ValueError(f"prompt name {prompt_name!r} not found; the model's prompts are {list(self.prompts)}")
+            return self.prompts[prompt_name]
+        if self.default_prompt_name is not None:
+            return self.prompts[self.default_prompt_name]
+        return None
+
+    def similarity(self, embeddings1, embeddings2):
+        """The model's similarity function between every pair of rows: (n, dim), (m, dim) -> (n, m)."""
+        return SIMILARITY_FUNCTIONS[self.similarity_fn_name][0](embeddings1, embeddings2)
+
+    def similarity_pairwise(self, embeddings1, embeddings2):
+        """The model's similarity function between row i of each: (n, dim), (n, dim) -> (n,)."""
+        return SIMILARITY_FUNCTIONS[self.similarity_fn_name][1](embeddings1, embeddings2)
+
+
+def texts_from(sentences):
+    """The list of texts to encode, or a TypeError naming what is wrong with the input."""
+    if isinstance(sentences, str):
+        return [sentences]
+    if sentences is None or isinstance(sentences, (bytes, dict)) or not hasattr(sentences, "__iter__"):
+        raise TypeError(f"encode() takes a string or a list of strings, got {type(sentences).__name__}")
+    texts = list(sentences)
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            kind = "a nested list" if isinstance(text, (list, tuple)) else type(text).__name__
+            raise TypeError(f"encode() takes a string or a list of strings; item {index} is {kind}: {text!r:.60}")
+    return texts
+
+
+def check_encode_arguments(batch_size, output_value):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise TypeError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+    if output_value not in OUTPUT_VALUES:
+        raise ValueError(f"output_value must be one of {OUTPUT_VALUES}, got {output_value!r}")
+
+
+def batch_starts(count, batch_size, show_progress_bar):
+    starts = range(0, count, batch_size)
+    if not show_progress_bar:
+        return starts
+    from tqdm.auto import tqdm
+
+    return tqdm(starts, desc="Batches")
+
+
+def per_text_outputs(features, output_value, normalize_embeddings):
+    """A batch's features -> one output per text, in the form encode() returns for output_value."""
+    if output_value == "sentence_embedding":
+        embeddings = features["sentence_embedding"]
+        if normalize_embeddings:
+            from minisbert.kernels.similarity import normalize_rows
+
+            embeddings = normalize_rows(embeddings)
+        return list(embeddings)
+    if output_value == "token_embeddings":
+        # Each text's token embeddings up to its last real token, as sentence-transformers trims them.
+        lengths = features["attention_mask"].sum(axis=1)
+        return [tokens[:length] for tokens, length in zip(features["token_embeddings"], lengths)]
+    count = len(features["input_ids"])
+    return [{name: value[i] for name, value in features.items()} for i in range(count)]
