@@ -1,12 +1,12 @@
 """BERT (Devlin et al., 2018) as used by sentence-transformers: embeddings, then post-LayerNorm encoder
-layers of multi-head self-attention and a feed-forward block. The whole forward pass is ``forward``;
-``load_parameters`` maps a transformers checkpoint onto the nested dict of arrays it reads.
+layers of multi-head self-attention and a feed-forward block (models.layers.encoder). The forward pass is
+``forward``; ``load_parameters`` maps a transformers checkpoint onto the nested dict of arrays it reads.
 """
 
 import numpy as np
 
 from minisbert.models.checkpoint import Checkpoint
-from minisbert.models.layers import activation, additive_attention_mask, layer_norm, linear, self_attention
+from minisbert.models.layers import encoder, layer_norm
 
 # transformers' BertConfig defaults, for the keys a config.json may leave out.
 CONFIG_DEFAULTS = {
@@ -25,31 +25,12 @@ def embeddings(params, input_ids, token_type_ids, eps):
     return layer_norm(x, params["norm"], eps)
 
 
-def encoder_layer(x, layer, mask, config):
-    # x (batch, seq, hidden), mask (batch, 1, 1, seq) -> (batch, seq, hidden), attention (batch, heads, seq, seq)
-    eps = config["layer_norm_eps"]
-    attention_output, attention = self_attention(x, layer, mask, config["num_attention_heads"])
-    x = layer_norm(x + attention_output, layer["attention_norm"], eps)
-    feed_forward = linear(activation(config["hidden_act"])(linear(x, layer["intermediate"])), layer["output"])
-    return layer_norm(x + feed_forward, layer["output_norm"], eps), attention
-
-
 def forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None):
-    # input_ids, attention_mask, token_type_ids (batch, seq) -> token embeddings (batch, seq, hidden).
-    # If ``record`` is a dict, the hidden state after the embeddings and after each layer is appended to
-    # record["hidden_states"] and each layer's attention probabilities to record["attentions"].
+    # input_ids, attention_mask, token_type_ids (batch, seq) -> token embeddings (batch, seq, hidden)
     if token_type_ids is None:
         token_type_ids = np.zeros_like(input_ids)
     x = embeddings(params["embeddings"], input_ids, token_type_ids, config["layer_norm_eps"])
-    mask = additive_attention_mask(attention_mask, x.dtype)
-    if record is not None:
-        record.setdefault("hidden_states", []).append(x)
-    for layer in params["layers"]:
-        x, attention = encoder_layer(x, layer, mask, config)
-        if record is not None:
-            record["hidden_states"].append(x)
-            record.setdefault("attentions", []).append(attention)
-    return x
+    return encoder(x, params["layers"], attention_mask, config, record=record)
 
 
 def load_parameters(tensors, config):

@@ -1,5 +1,6 @@
 """The pieces every encoder architecture is built from, as pure functions over NumPy arrays.
 
+``encoder`` is the stack of post-LayerNorm transformer layers that BERT and its descendants share.
 Weights are plain dicts of float32 arrays; a linear layer's weight is stored (in, out), transposed once at
 load time, so that a layer reads ``x @ weight + bias``.
 """
@@ -82,3 +83,27 @@ def self_attention(x, layer, mask, num_heads, position_bias=None):
     probabilities = softmax(scores + mask)  # (batch, heads, seq, seq)
     context = merge_heads(probabilities @ value)  # (batch, seq, hidden)
     return linear(context, layer["attention_output"]), probabilities
+
+
+def encoder_layer(x, layer, mask, config, position_bias=None):
+    # x (batch, seq, hidden), mask (batch, 1, 1, seq) -> (batch, seq, hidden), attention (batch, heads, seq, seq)
+    eps = config["layer_norm_eps"]
+    attention_output, attention = self_attention(x, layer, mask, config["num_attention_heads"], position_bias)
+    x = layer_norm(x + attention_output, layer["attention_norm"], eps)
+    feed_forward = linear(activation(config["hidden_act"])(linear(x, layer["intermediate"])), layer["output"])
+    return layer_norm(x + feed_forward, layer["output_norm"], eps), attention
+
+
+def encoder(x, layers, attention_mask, config, position_bias=None, record=None):
+    # x (batch, seq, hidden) embeddings, attention_mask (batch, seq) -> (batch, seq, hidden).
+    # If ``record`` is a dict, the input and each layer's output are appended to record["hidden_states"],
+    # and each layer's attention probabilities to record["attentions"].
+    mask = additive_attention_mask(attention_mask, x.dtype)
+    if record is not None:
+        record.setdefault("hidden_states", []).append(x)
+    for layer in layers:
+        x, attention = encoder_layer(x, layer, mask, config, position_bias)
+        if record is not None:
+            record["hidden_states"].append(x)
+            record.setdefault("attentions", []).append(attention)
+    return x
