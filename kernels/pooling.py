@@ -48,3 +48,38 @@ def mean_pool(token_embeddings, attention_mask):
     out = np.empty(token_embeddings.shape[::2], dtype=token_embeddings.dtype)
     _mean_pool(token_embeddings, attention_mask, out)
     return out
+
+
+def max_pool_reference(token_embeddings, attention_mask):
+    """token_embeddings (batch, seq, hidden), attention_mask (batch, seq) -> (batch, hidden): the largest value
+    over the real tokens; -inf where a row has none, as sentence-transformers' masked_fill(-inf).max."""
+    masked = np.where(attention_mask[:, :, None] != 0, token_embeddings, -np.inf)  # (batch, seq, hidden)
+    return masked.max(axis=1, initial=-np.inf).astype(token_embeddings.dtype)
+
+
+@numba.njit(parallel=True, cache=True, fastmath=False)
+def _max_pool(token_embeddings, attention_mask, out):
+    batch, seq, hidden = token_embeddings.shape
+    for b in numba.prange(batch):
+        for h in range(hidden):
+            out[b, h] = -np.inf
+        for s in range(seq):
+            if attention_mask[b, s] != 0:
+                for h in range(hidden):
+                    out[b, h] = max(out[b, h], token_embeddings[b, s, h])
+
+
+def max_pool(token_embeddings, attention_mask):
+    """Masked max over the sequence axis: (batch, seq, hidden), (batch, seq) -> (batch, hidden)."""
+    token_embeddings = np.asarray(token_embeddings)
+    if token_embeddings.dtype not in (np.float32, np.float64):
+        token_embeddings = token_embeddings.astype(np.float32)
+    attention_mask = np.asarray(attention_mask)
+    if token_embeddings.ndim != 3 or attention_mask.shape != token_embeddings.shape[:2]:
+        raise ValueError(
+            f"max_pool expects token embeddings (batch, seq, hidden) and a mask (batch, seq); "
+            f"got {token_embeddings.shape} and {attention_mask.shape}"
+        )
+    out = np.empty(token_embeddings.shape[::2], dtype=token_embeddings.dtype)
+    _max_pool(token_embeddings, attention_mask.astype(np.int64), out)
+    return out

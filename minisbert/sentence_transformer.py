@@ -66,9 +66,12 @@ class SentenceTransformer:
     def tokenize(self, texts):
         return self.transformer.tokenize(texts)
 
-    def forward(self, texts, record=None):
-        """One batch of texts through every module: the features dict, sentence_embedding (batch, dim) included."""
+    def forward(self, texts, record=None, prompt_length=None):
+        """One batch of texts through every module: the features dict, sentence_embedding (batch, dim) included.
+        ``prompt_length``: the token count of a prompt the texts start with, for pooling that leaves it out."""
         features = self.tokenize(texts)
+        if prompt_length is not None:
+            features["prompt_length"] = prompt_length
         for module in self.modules:
             features = module(features, record=record) if isinstance(module, Transformer) else module(features)
         return features
@@ -93,14 +96,16 @@ class SentenceTransformer:
         truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
         if show_progress_bar is None:
             show_progress_bar = logger.getEffectiveLevel() in (logging.INFO, logging.DEBUG)
+        prompt_length = None
         if prompt:
             texts = [prompt + text for text in texts]
+            prompt_length = self.tokenizer.prompt_length(prompt)
 
         # Longest texts first, so that each batch holds texts of similar length and pads little.
         order = np.argsort([-len(text) for text in texts], kind="stable")
         results = []
         for start in batch_starts(len(texts), batch_size, show_progress_bar):
-            features = self.forward([texts[i] for i in order[start : start + batch_size]])
+            features = self.forward([texts[i] for i in order[start : start + batch_size]], prompt_length=prompt_length)
             if truncate_dim is not None:
                 features["sentence_embedding"] = features["sentence_embedding"][:, :truncate_dim]
             results.extend(per_text_outputs(features, output_value, normalize_embeddings))
@@ -178,4 +183,11 @@ def per_text_outputs(features, output_value, normalize_embeddings):
         lengths = features["attention_mask"].sum(axis=1)
         return [tokens[:length] for tokens, length in zip(features["token_embeddings"], lengths)]
     count = len(features["input_ids"])
-    return [{name: value[i] for name, value in features.items()} for i in range(count)]
+    # Arrays are split per text; values for the whole batch (prompt_length) are given to each text as they are.
+    return [
+        {
+            name: value[i] if isinstance(value, np.ndarray) and value.ndim and len(value) == count else value
+            for name, value in features.items()
+        }
+        for i in range(count)
+    ]
