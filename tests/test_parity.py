@@ -122,3 +122,31 @@ def test_model_settings_match_reference(model, reference_model):
     assert model.get_sentence_embedding_dimension() == reference_model.get_embedding_dimension()
     assert model.similarity_fn_name == reference_model.similarity_fn_name
     assert model.prompts == reference_model.prompts
+
+
+def test_plain_transformers_folder_gets_mean_pooling_like_reference(default_model_folder, tmp_path):
+    """Without modules.json, sentence-transformers wraps the model in mean pooling (no Normalize), with the
+    tokenizer's model_max_length (512 here) as the limit."""
+    import shutil
+
+    from sentence_transformers import SentenceTransformer as ReferenceSentenceTransformer
+
+    from minisbert import SentenceTransformer
+
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copy(default_model_folder / name, folder / name)
+    (folder / "model.safetensors").symlink_to(default_model_folder / "model.safetensors")
+    texts = ["a plain transformers folder", "Long text: " + "word " * 600]
+    reference = ReferenceSentenceTransformer(str(folder), device="cpu")
+    model = SentenceTransformer(folder)
+    assert model.max_seq_length == reference.max_seq_length == 512
+    assert max_difference(model.encode(texts), reference.encode(texts)) <= 1e-5  # not normalised
+
+
+def test_progress_bar_does_not_change_the_result(model, capsys):
+    texts = ["with a progress bar", "and another text"]
+    with_bar = model.encode(texts, show_progress_bar=True, batch_size=1)
+    assert "Batches" in capsys.readouterr().err
+    np.testing.assert_array_equal(with_bar, model.encode(texts, batch_size=1))
