@@ -43,6 +43,9 @@ def similarity_command(arguments):
     sentences = read_sentences(arguments)
     model = load_model(arguments)
     embeddings = model.encode(sentences, batch_size=arguments.batch_size, normalize_embeddings=arguments.normalize)
+    print(f"embeddings: {embeddings.shape} {embeddings.dtype}")
+    for sentence, embedding in zip(sentences, embeddings):
+        print(f"  {np.array2string(embedding[:6], precision=4, separator=', ')[:-1]}, ...]  {sentence}")
     print(format_similarity_matrix(sentences, model.similarity(embeddings, embeddings), model.similarity_fn_name))
 
 

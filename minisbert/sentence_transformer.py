@@ -14,6 +14,8 @@ from minisbert.similarity import SIMILARITY_FUNCTIONS, similarity_function_name
 logger = logging.getLogger(__name__)
 
 OUTPUT_VALUES = ("sentence_embedding", "token_embeddings", None)
+# sentence-transformers gives every model these (empty) prompts; a model's config may fill them in.
+DEFAULT_PROMPTS = {"query": "", "document": ""}
 
 
 class SentenceTransformer:
@@ -30,7 +32,8 @@ class SentenceTransformer:
         self.folder = resolve_model_folder(model_name_or_path, cache_folder)
         self.modules = load_modules(self.folder)
         settings = read_json(self.folder / "config_sentence_transformers.json", required=False) or {}
-        self.prompts = {**settings.get("prompts", {}), **(prompts or {})}
+        saved_prompts = {name: text or "" for name, text in (settings.get("prompts") or {}).items()}
+        self.prompts = {**DEFAULT_PROMPTS, **saved_prompts, **(prompts or {})}
         self.default_prompt_name = default_prompt_name or settings.get("default_prompt_name")
         if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
             raise ValueError(
@@ -116,6 +119,14 @@ class SentenceTransformer:
             embeddings = np.stack(results) if results else np.empty((0, dimension), dtype=np.float32)
             return embeddings[0] if is_single_text else embeddings
         return results[0] if is_single_text else results
+
+    def encode_query(self, sentences, **options):
+        """encode() with the model's "query" prompt (empty unless the model defines one)."""
+        return self.encode(sentences, **{"prompt_name": "query", **options})
+
+    def encode_document(self, sentences, **options):
+        """encode() with the model's "document" prompt (empty unless the model defines one)."""
+        return self.encode(sentences, **{"prompt_name": "document", **options})
 
     def resolve_prompt(self, prompt, prompt_name):
         if prompt is not None:

@@ -1,0 +1,68 @@
+"""The ``minisbert`` command: encode and similarity, sentences from arguments, a file or standard input."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+SENTENCES = ["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."]
+
+
+def run(*arguments, stdin=None):
+    return subprocess.run(
+        [sys.executable, "-m", "minisbert", *arguments], input=stdin, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_encode_prints_one_json_line_per_sentence(model):
+    result = run("encode", *SENTENCES[:2])
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["sentence"] for line in lines] == SENTENCES[:2]
+    np.testing.assert_allclose([line["embedding"] for line in lines], model.encode(SENTENCES[:2]), atol=1e-7)
+
+
+def test_encode_reads_standard_input_and_writes_npy(model, tmp_path):
+    output = tmp_path / "embeddings.npy"
+    result = run("encode", "--output", str(output), stdin="\n".join(SENTENCES) + "\n")
+    assert result.returncode == 0, result.stderr
+    np.testing.assert_array_equal(np.load(output), model.encode(SENTENCES))
+
+
+def test_encode_reads_a_file_with_options(model, tmp_path):
+    path = tmp_path / "sentences.txt"
+    path.write_text("\n".join(SENTENCES), encoding="utf-8")
+    result = run("encode", "--input", str(path), "--batch-size", "2", "--normalize", "--output", str(tmp_path / "e.npy"))
+    assert result.returncode == 0, result.stderr
+    np.testing.assert_allclose(np.load(tmp_path / "e.npy"), model.encode(SENTENCES, normalize_embeddings=True))
+
+
+def test_similarity_prints_the_embeddings_and_the_matrix(model):
+    result = run("similarity", *SENTENCES)
+    assert result.returncode == 0, result.stderr
+    embeddings = model.encode(SENTENCES)
+    scores = model.similarity(embeddings, embeddings)
+    assert "embeddings: (3, 384) float32" in result.stdout
+    assert f"{scores[0, 1]:9.4f}" in result.stdout and f"{scores[1, 2]:9.4f}" in result.stdout
+
+
+def test_console_script_is_installed():
+    executable = shutil.which("minisbert", path=str(__import__("pathlib").Path(sys.executable).parent))
+    assert executable is not None
+    result = subprocess.run([executable, "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "similarity" in result.stdout
+
+
+@pytest.mark.parametrize("arguments", [["encode", "--model", "/no/such/model", "hi"], ["encode", "--batch-size", "0", "hi"]])
+def test_errors_are_reported_without_a_traceback(arguments):
+    result = run(*arguments)
+    assert result.returncode != 0
+    assert result.stderr.startswith("minisbert: ") and "Traceback" not in result.stderr
+
+
+def test_empty_standard_input_is_an_error():
+    result = run("encode", stdin="")
+    assert result.returncode != 0 and "no sentences" in result.stderr
