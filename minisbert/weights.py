@@ -45,9 +45,11 @@ def read_safetensors(path):
             continue
         try:
             dtype, shape, (start, end) = np.dtype(SAFETENSORS_DTYPES[entry["dtype"]]), entry["shape"], entry["data_offsets"]
+            if not all(isinstance(n, int) and n >= 0 for n in (*shape, start, end)):
+                raise ValueError
         except (KeyError, TypeError, ValueError):
             raise ModelLoadError(f"corrupt weights file {path}: tensor {name!r} has the header {entry!r:.100}") from None
-        if not 0 <= start <= end <= len(body) or end - start != int(np.prod(shape)) * dtype.itemsize:
+        if not start <= end <= len(body) or end - start != int(np.prod(shape)) * dtype.itemsize:
             raise ModelLoadError(f"corrupt weights file {path}: tensor {name!r} does not fit its bytes")
         values = np.frombuffer(body[start:end], dtype=dtype).reshape(shape)
         tensors[name] = bfloat16_to_float32(values) if entry["dtype"] == "BF16" else values
