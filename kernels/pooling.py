@@ -1,7 +1,8 @@
 """Pooling kernels: token embeddings (batch, seq, hidden) and an attention mask -> one vector per text.
 
 ``mean_pool`` is sentence-transformers' masked mean: the sum of the real tokens' vectors divided by their
-count (clamped at 1e-9, so an all-padding row gives zeros rather than NaN).
+count (clamped at 1e-9, so an all-padding row gives zeros rather than NaN); with a weight per token instead
+of a 0/1 mask it is also the weighted mean. ``max_pool`` is the masked maximum (-inf for an empty row).
 """
 
 import numba
@@ -57,10 +58,10 @@ def max_pool_reference(token_embeddings, attention_mask):
     return masked.max(axis=1, initial=-np.inf).astype(token_embeddings.dtype)
 
 
-@numba.njit(parallel=True, cache=True, fastmath=False)
+@numba.njit(cache=True)  # serial: it runs between OpenBLAS calls, where numba's thread pool only contends
 def _max_pool(token_embeddings, attention_mask, out):
     batch, seq, hidden = token_embeddings.shape
-    for b in numba.prange(batch):
+    for b in range(batch):
         for h in range(hidden):
             out[b, h] = -np.inf
         for s in range(seq):
