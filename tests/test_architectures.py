@@ -80,3 +80,23 @@ def test_distilbert_config_names_map_onto_shared_ones():
 def test_unknown_model_type_error_lists_supported_ones():
     with pytest.raises(UnsupportedArchitectureError, match="'t5'.*bert, distilbert, mpnet, roberta, xlm-roberta"):
         architecture_for({"model_type": "t5"})
+
+
+def test_max_seq_length_beyond_the_position_table_is_a_clear_error(tiny_model):
+    # RoBERTa's positions start after the padding index: 160 tokens need 162 rows, one more fails
+    from minisbert import SentenceTransformer
+
+    folder, _, _ = tiny_model("roberta", pooling_mode=ALL_POOLING_MODES)
+    too_long = SentenceTransformer(folder)
+    too_long.transformer.tokenizer.backend.enable_truncation(max_length=161)
+    with pytest.raises(ValueError, match="position embedding table of 162 rows"):
+        too_long.encode(["word " * 300])
+
+
+def test_token_id_beyond_the_vocabulary_is_a_clear_error(tiny_model):
+    _, model, _ = tiny_model("bert", pooling_mode=ALL_POOLING_MODES)
+    transformer = model.transformer
+    features = model.tokenize(["hello"])
+    features["input_ids"][0, 1] = transformer.config["vocab_size"]
+    with pytest.raises(ValueError, match="word embedding table of 30522 rows"):
+        transformer(features)

@@ -6,7 +6,7 @@ layers of multi-head self-attention and a feed-forward block (models.layers.enco
 import numpy as np
 
 from minisbert.models.checkpoint import Checkpoint
-from minisbert.models.layers import encoder, layer_norm
+from minisbert.models.layers import embedding_lookup, encoder, layer_norm
 
 # transformers' BertConfig defaults, for the keys a config.json may leave out.
 CONFIG_DEFAULTS = {
@@ -20,7 +20,11 @@ CONFIG_DEFAULTS = {
 
 def embeddings(params, input_ids, token_type_ids, position_ids, eps):
     # input_ids, token_type_ids (batch, seq), position_ids (batch or 1, seq) -> (batch, seq, hidden)
-    x = params["word"][input_ids] + params["token_type"][token_type_ids] + params["position"][position_ids]
+    x = (
+        embedding_lookup(params["word"], input_ids, "word embedding")
+        + embedding_lookup(params["token_type"], token_type_ids, "token type embedding")
+        + embedding_lookup(params["position"], position_ids, "position embedding")
+    )
     return layer_norm(x, params["norm"], eps)
 
 

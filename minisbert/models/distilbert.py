@@ -6,7 +6,7 @@ names (``q_lin``, ``sa_layer_norm``, ``ffn.lin1``...) and config keys (``dim``, 
 import numpy as np
 
 from minisbert.models.checkpoint import Checkpoint
-from minisbert.models.layers import encoder, layer_norm
+from minisbert.models.layers import embedding_lookup, encoder, layer_norm
 
 # transformers' DistilBertConfig defaults; its LayerNorms have a fixed eps of 1e-12.
 CONFIG_DEFAULTS = {
@@ -32,9 +32,10 @@ CONFIG_ALIASES = {
 def forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None):
     # input_ids, attention_mask (batch, seq) -> token embeddings (batch, seq, hidden); no token types
     embedding = params["embeddings"]
-    positions = np.arange(input_ids.shape[1])  # (seq,)
-    x = embedding["word"][input_ids] + embedding["position"][positions]  # (batch, seq, hidden)
-    x = layer_norm(x, embedding["norm"], config["layer_norm_eps"])
+    position_ids = np.arange(input_ids.shape[1])[None, :]  # (1, seq)
+    words = embedding_lookup(embedding["word"], input_ids, "word embedding")  # (batch, seq, hidden)
+    positions = embedding_lookup(embedding["position"], position_ids, "position embedding")  # (1, seq, hidden)
+    x = layer_norm(words + positions, embedding["norm"], config["layer_norm_eps"])
     return encoder(x, params["layers"], attention_mask, config, record=record)
 
 

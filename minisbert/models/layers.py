@@ -10,6 +10,17 @@ import numpy as np
 from minisbert.kernels.activations import gelu, gelu_tanh
 
 
+def embedding_lookup(table, ids, table_name):
+    # table (rows, hidden), ids (batch, seq) or (1, seq) int -> (batch or 1, seq, hidden); an id outside the
+    # table is an error naming it (a tokenizer that does not fit the weights, or too long a max_seq_length)
+    if ids.size and (ids.min() < 0 or ids.max() >= len(table)):
+        raise ValueError(
+            f"id {ids.max() if ids.max() >= len(table) else ids.min()} is outside the model's {table_name} table "
+            f"of {len(table)} rows: the tokenizer or max_seq_length does not fit the weights"
+        )
+    return table[ids]
+
+
 def linear(x, layer):
     # x (..., in), layer["weight"] (in, out), layer["bias"] (out,) -> (..., out)
     return x @ layer["weight"] + layer["bias"]

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from minisbert.models.checkpoint import Checkpoint
-from minisbert.models.layers import encoder, layer_norm
+from minisbert.models.layers import embedding_lookup, encoder, layer_norm
 from minisbert.models.roberta import position_ids_skipping_padding
 
 # transformers' MPNetConfig defaults, for the keys a config.json may leave out.
@@ -54,8 +54,9 @@ def forward(params, config, input_ids, attention_mask, token_type_ids=None, reco
     # input_ids, attention_mask (batch, seq) -> token embeddings (batch, seq, hidden); no token types
     embedding = params["embeddings"]
     position_ids = position_ids_skipping_padding(input_ids, PADDING_IDX)  # (batch, seq)
-    x = embedding["word"][input_ids] + embedding["position"][position_ids]  # (batch, seq, hidden)
-    x = layer_norm(x, embedding["norm"], config["layer_norm_eps"])
+    words = embedding_lookup(embedding["word"], input_ids, "word embedding")  # (batch, seq, hidden)
+    positions = embedding_lookup(embedding["position"], position_ids, "position embedding")  # (batch, seq, hidden)
+    x = layer_norm(words + positions, embedding["norm"], config["layer_norm_eps"])
     bias = position_bias(params["relative_attention_bias"], input_ids.shape[1])  # (1, heads, seq, seq)
     return encoder(x, params["layers"], attention_mask, config, position_bias=bias, record=record)
 
