@@ -1,6 +1,6 @@
 """The ``minisbert`` command: ``encode`` prints embeddings (JSON lines, or an .npy file) and ``similarity``
 prints the similarity matrix of a few sentences. Sentences come as arguments, or one a line from a file
-or standard input.
+or standard input. ``models`` lists the hub models known to work.
 """
 
 import argparse
@@ -49,6 +49,17 @@ def similarity_command(arguments):
     print(format_similarity_matrix(sentences, model.similarity(embeddings, embeddings), model.similarity_fn_name))
 
 
+def models_command(arguments):
+    from minisbert.known_models import KNOWN_MODELS
+
+    print(f"{'hub id':60} {'architecture':12} {'dim':>5}  modules")
+    for known in KNOWN_MODELS:
+        modules = [f"Pooling({'+'.join(known.pooling)})"]
+        modules += [f"Dense({out}, {activation})" for out, activation in known.dense]
+        modules += ["Normalize"] if known.normalize else []
+        print(f"{known.hub_id:60} {known.model_type:12} {known.dimension:5}  {' -> '.join(modules)}")
+
+
 def format_similarity_matrix(sentences, scores, function_name):
     """A table of scores with numbered rows and columns and a legend of the sentences."""
     size = len(sentences)
@@ -75,6 +86,7 @@ def build_parser():
         command.add_argument("--normalize", action="store_true", help="scale embeddings to unit length")
         command.set_defaults(function=function)
     commands.choices["encode"].add_argument("--output", "-o", help="write the embeddings to this .npy file")
+    commands.add_parser("models", help="list the hub models known to work").set_defaults(function=models_command)
     return parser
 
 

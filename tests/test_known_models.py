@@ -25,3 +25,12 @@ def test_bundled_model_matches_its_entry(model):
     assert model.get_sentence_embedding_dimension() == known.dimension
     assert [type(module).__name__ for module in model.modules] == ["Transformer", "Pooling", "Normalize"]
     assert np.allclose(np.linalg.norm(model.encode(["a", "b c"]), axis=1), 1)
+
+
+def test_models_command_lists_every_known_model(capsys):
+    from minisbert.cli import main
+
+    main(["models"])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 + len(KNOWN_MODELS)
+    assert any("sentence-transformers/LaBSE" in line and "Dense(768, Tanh)" in line for line in lines)
