@@ -199,7 +199,7 @@ def dense_activation(class_path):
     """sentence-transformers loads only torch's own activation classes unless trust_remote_code; others
     fall back to Tanh (with a warning), as here."""
     if not class_path.startswith("torch."):
-        logger.warning("Dense activation %r is not a torch class: using Tanh, as sentence-transformers does", class_path)
+        logger.warning("Dense activation %r is not a torch class: using Tanh as sentence-transformers does", class_path)
         return np.tanh
     name = class_path.rsplit(".", 1)[-1]
     if name not in DENSE_ACTIVATIONS:

@@ -72,7 +72,13 @@ BERT_SPECIAL_TOKENS = {
     "sep_token": "[SEP]",
     "mask_token": "[MASK]",
 }
-WORDPIECE_TOKENIZER_CLASSES = (None, "BertTokenizer", "BertTokenizerFast", "DistilBertTokenizer", "DistilBertTokenizerFast")
+WORDPIECE_TOKENIZER_CLASSES = (
+    None,
+    "BertTokenizer",
+    "BertTokenizerFast",
+    "DistilBertTokenizer",
+    "DistilBertTokenizerFast",
+)
 
 
 def wordpiece_from_vocab(vocab_path, tokenizer_config):
@@ -86,7 +92,9 @@ def wordpiece_from_vocab(vocab_path, tokenizer_config):
         )
     with open(vocab_path, encoding="utf-8") as file:
         vocab = {line.rstrip("\n"): index for index, line in enumerate(file)}
-    special = {key: special_token_text(tokenizer_config.get(key)) or default for key, default in BERT_SPECIAL_TOKENS.items()}
+    special = {
+        key: special_token_text(tokenizer_config.get(key)) or default for key, default in BERT_SPECIAL_TOKENS.items()
+    }
     backend = BackendTokenizer(WordPiece(vocab, unk_token=special["unk_token"]))
     backend.normalizer = normalizers.BertNormalizer(
         clean_text=True,

@@ -4,6 +4,7 @@ torch by minisbert.torch_checkpoint. Safetensors is parsed here, since NumPy has
 """
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,12 @@ SAFETENSORS_DTYPES = {
     "BOOL": "?",
 }
 # The weight files minisbert reads, in the order transformers prefers them.
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 
 
 def read_safetensors(path):
@@ -44,12 +50,14 @@ def read_safetensors(path):
         if name == "__metadata__":
             continue
         try:
-            dtype, shape, (start, end) = np.dtype(SAFETENSORS_DTYPES[entry["dtype"]]), entry["shape"], entry["data_offsets"]
+            dtype = np.dtype(SAFETENSORS_DTYPES[entry["dtype"]])
+            shape, (start, end) = entry["shape"], entry["data_offsets"]
             if not all(isinstance(n, int) and n >= 0 for n in (*shape, start, end)):
                 raise ValueError
         except (KeyError, TypeError, ValueError):
-            raise ModelLoadError(f"corrupt weights file {path}: tensor {name!r} has the header {entry!r:.100}") from None
-        if not start <= end <= len(body) or end - start != int(np.prod(shape)) * dtype.itemsize:
+            problem = f"tensor {name!r} has the header {entry!r:.100}"
+            raise ModelLoadError(f"corrupt weights file {path}: {problem}") from None
+        if not start <= end <= len(body) or end - start != math.prod(shape) * dtype.itemsize:
             raise ModelLoadError(f"corrupt weights file {path}: tensor {name!r} does not fit its bytes")
         values = np.frombuffer(body[start:end], dtype=dtype).reshape(shape)
         tensors[name] = bfloat16_to_float32(values) if entry["dtype"] == "BF16" else values
