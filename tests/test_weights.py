@@ -151,3 +151,16 @@ def test_prefixed_checkpoint_loads(dense_model, tmp_path):
 def test_folder_without_weights_names_the_files_looked_for(tmp_path):
     with pytest.raises(ValueError, match="model.safetensors.*pytorch_model.bin"):
         load_weights(tmp_path)
+
+
+def test_legacy_layer_norm_names_load(dense_model, tmp_path):
+    # TensorFlow-era checkpoints call LayerNorm's weight and bias gamma and beta
+    folder, model, _ = dense_model
+
+    def legacy_names(tensors, where):
+        renamed = {n.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"): t
+                   for n, t in tensors.items()}
+        save_file(renamed, where / "model.safetensors")
+
+    copy = copy_with_weights(folder, tmp_path / "legacy", legacy_names)
+    np.testing.assert_array_equal(SentenceTransformer(copy).encode(TEXTS), model.encode(TEXTS))
