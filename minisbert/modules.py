@@ -64,7 +64,7 @@ def default_max_seq_length(folder, config):
     return min(limits)
 
 
-# sentence-transformers' pooling modes, in the order it concatenates them when a config enables several.
+# sentence-transformers' pooling modes, in the order a legacy config (below) concatenates the ones it enables.
 POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
 # Pooling configs saved before sentence-transformers 6 switch each mode on with its own key.
 LEGACY_POOLING_KEYS = {
