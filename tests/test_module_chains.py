@@ -100,3 +100,16 @@ def test_unsupported_torch_activation_is_named():
 
     with pytest.raises(ValueError, match="Softplus"):
         dense_activation("torch.nn.modules.activation.Softplus")
+
+
+def test_truncate_dim_given_at_load_matches_reference(tiny_model):
+    from sentence_transformers import SentenceTransformer as ReferenceModel
+
+    from minisbert import SentenceTransformer
+
+    folder, _, _ = tiny_model("mpnet", pooling_mode=("mean", "max"), normalize=True)
+    expected = ReferenceModel(str(folder), device="cpu", truncate_dim=12).encode(HARD_TEXTS, normalize_embeddings=True)
+    model = SentenceTransformer(folder, truncate_dim=12)
+    actual = model.encode(HARD_TEXTS, normalize_embeddings=True)
+    assert model.get_sentence_embedding_dimension() == 12
+    assert np.abs(actual - expected).max() <= 1e-6  # normalised output
