@@ -16,6 +16,8 @@ def packed_attention_reference(qkv, offsets, num_heads, position_bias=None, posi
     context = np.zeros((tokens, hidden), dtype=qkv.dtype)
     for sequence in range(len(offsets) - 1):
         rows = slice(offsets[sequence], offsets[sequence + 1])
+        if rows.start == rows.stop:
+            continue
         # each (length, hidden) -> (heads, length, head_dim)
         query, key, value = (
             part.reshape(-1, num_heads, head_dim).transpose(1, 0, 2) for part in np.split(qkv[rows], 3, axis=1)
