@@ -11,6 +11,8 @@ import numpy as np
 
 _SQRT_HALF = 1.0 / math.sqrt(2.0)
 _SQRT_TWO_OVER_PI = math.sqrt(2.0 / math.pi)
+_HALF, _ONE = np.float32(0.5), np.float32(1.0)
+_SQRT_HALF_32, _SQRT_TWO_OVER_PI_32, _GELU_TANH_CUBIC = np.float32(_SQRT_HALF), np.float32(_SQRT_TWO_OVER_PI), np.float32(0.044715)
 
 
 def gelu_reference(x):
@@ -18,14 +20,17 @@ def gelu_reference(x):
     return (0.5 * x * (1.0 + erf(x * _SQRT_HALF).astype(np.float64))).astype(x.dtype)
 
 
-@numba.vectorize(["float32(float32)", "float64(float64)"], cache=True)
+# No signatures: each is compiled (or loaded from numba's cache) at its first call, by the reference path
+# only, instead of at import. The constants are float32 so that a float32 array stays float32 (a Python
+# float would make it float64); float64 arrays get float32-accurate constants.
+@numba.vectorize(cache=True)
 def gelu(x):
-    return 0.5 * x * (1.0 + math.erf(x * _SQRT_HALF))
+    return _HALF * x * (_ONE + math.erf(x * _SQRT_HALF_32))
 
 
-@numba.vectorize(["float32(float32)", "float64(float64)"], cache=True)
+@numba.vectorize(cache=True)
 def gelu_tanh(x):
-    return 0.5 * x * (1.0 + math.tanh(_SQRT_TWO_OVER_PI * (x + 0.044715 * x * x * x)))
+    return _HALF * x * (_ONE + math.tanh(_SQRT_TWO_OVER_PI_32 * (x + _GELU_TANH_CUBIC * x * x * x)))
 
 
 def gelu_tanh_reference(x):
@@ -52,9 +57,6 @@ _ERF_DENOMINATOR = tuple(
     for c in (-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03, -1.42647390514189e-02)
 )
 _FOUR = np.float32(4.0)
-_HALF = np.float32(0.5)
-_ONE = np.float32(1.0)
-_SQRT_HALF_32 = np.float32(_SQRT_HALF)
 
 
 @numba.njit(inline="always", error_model="numpy")

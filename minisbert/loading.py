@@ -94,18 +94,57 @@ def read_json(path, required=True):
         raise ModelLoadError(f"corrupt model file {path}: not valid JSON ({error})") from None
 
 
-def load_weights(folder):
-    """A model folder's tensors as {name: float32 array}, from model.safetensors."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
+# safetensors dtype names -> NumPy; BF16 (no NumPy type) is read as uint16 and widened to float32 by hand.
+SAFETENSORS_DTYPES = {
+    "F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": np.uint16,
+    "I64": np.int64, "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_,
+}  # fmt: skip
 
+
+def load_weights(folder):
+    """A model folder's tensors as {name: array} from model.safetensors, floats as float32.
+
+    float32 tensors are read-only memory maps of the file, not copies: loading touches each weight once
+    (to transpose it into the layout the forward pass reads), and of the 47 MB word embedding table only
+    the rows of the tokens actually met are ever read into memory.
+    """
     path = Path(folder) / "model.safetensors"
     if not path.is_file():
         raise ModelLoadError(f"no weights in {folder}: expected model.safetensors")
-    try:
-        tensors = load_file(path)
-    except (SafetensorError, OSError, ValueError) as error:
-        raise ModelLoadError(f"corrupt weights file {path}: {error}") from None
-    return {
-        name: tensor.astype(np.float32) if tensor.dtype.kind == "f" else tensor for name, tensor in tensors.items()
-    }
+    header, data_start = read_safetensors_header(path)
+    file_size = path.stat().st_size
+    tensors = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype = np.dtype(SAFETENSORS_DTYPES[entry["dtype"]])
+            shape, (begin, end) = tuple(entry["shape"]), entry["data_offsets"]
+        except (KeyError, TypeError, ValueError):
+            raise ModelLoadError(f"corrupt weights file {path}: unreadable header entry {name!r}: {entry!r}") from None
+        if end - begin != dtype.itemsize * int(np.prod(shape)) or data_start + end > file_size:
+            raise ModelLoadError(f"corrupt weights file {path}: tensor {name!r} {shape} does not fit its bytes")
+        if end == begin:  # np.memmap cannot map zero bytes
+            tensor = np.zeros(shape, dtype=dtype)
+        else:
+            tensor = np.memmap(path, dtype=dtype, mode="r", offset=data_start + begin, shape=shape)
+        if entry["dtype"] == "BF16":
+            tensor = (tensor.astype(np.uint32) << 16).view(np.float32)
+        tensors[name] = tensor.astype(np.float32, copy=False) if tensor.dtype.kind == "f" else np.asarray(tensor)
+    return tensors
+
+
+def read_safetensors_header(path):
+    """model.safetensors starts with a little-endian uint64 n, then n bytes of JSON describing each tensor."""
+    with open(path, "rb") as file:
+        prefix = file.read(8)
+        size = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
+        if not 0 < size <= path.stat().st_size - 8:
+            raise ModelLoadError(f"corrupt weights file {path}: not a safetensors file (bad header size)")
+        try:
+            header = json.loads(file.read(size))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ModelLoadError(f"corrupt weights file {path}: unreadable header ({error})") from None
+    if not isinstance(header, dict):
+        raise ModelLoadError(f"corrupt weights file {path}: the header is not a JSON object")
+    return header, 8 + size
