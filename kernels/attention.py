@@ -44,7 +44,7 @@ def _exp_of_nonpositive(x):
     return result
 
 
-# reassoc lets LLVM vectorize the sums over head_dim and over a row of scores (partial sums per SIMD lane);
+# reassoc lets LLVM vectorize the dot products, and the max and sum over a row of scores (partial sums per SIMD lane);
 # error_model="numpy" drops the division-by-zero checks that would stop it vectorizing.
 @numba.njit(cache=True, error_model="numpy", fastmath={"reassoc"})
 def _packed_attention(qkv, offsets, num_heads, position_bias, positions, context):
@@ -55,40 +55,51 @@ def _packed_attention(qkv, offsets, num_heads, position_bias, positions, context
     longest = 0
     for sequence in range(len(offsets) - 1):
         longest = max(longest, offsets[sequence + 1] - offsets[sequence])
-    scores = np.empty(longest, dtype=qkv.dtype)  # one query's scores against every key of its sequence
-    output = np.empty(head_dim, dtype=qkv.dtype)  # one query's context, for one head
+    # One (sequence, head) at a time, in contiguous scratch. The inner loops run along contiguous rows and
+    # (but for the dot products, which reassoc splits across SIMD lanes) update a different element at each
+    # step: no chain of dependent adds through memory, so that they vectorize.
+    keys = np.empty((longest, head_dim), dtype=qkv.dtype)  # (length, head_dim)
+    values = np.empty((longest, head_dim), dtype=qkv.dtype)  # (length, head_dim)
+    probabilities = np.empty((longest, longest), dtype=qkv.dtype)  # (queries, keys)
+    output = np.empty((longest, head_dim), dtype=qkv.dtype)  # (length, head_dim)
     for sequence in range(len(offsets) - 1):
-        start, end = offsets[sequence], offsets[sequence + 1]
+        start, length = offsets[sequence], offsets[sequence + 1] - offsets[sequence]
         bias_index = min(sequence, position_bias.shape[0] - 1)
         for head in range(num_heads):
-            query_columns = slice(head * head_dim, (head + 1) * head_dim)
-            key_columns = slice(hidden + head * head_dim, hidden + (head + 1) * head_dim)
-            value_columns = slice(2 * hidden + head * head_dim, 2 * hidden + (head + 1) * head_dim)
-            for i in range(start, end):
-                query = qkv[i, query_columns]  # (head_dim,)
-                for j in range(start, end):
-                    key = qkv[j, key_columns]  # (head_dim,)
+            query_column, key_column, value_column = head * head_dim, hidden + head * head_dim, 2 * hidden + head * head_dim
+            for j in range(length):
+                for d in range(head_dim):
+                    keys[j, d] = qkv[start + j, key_column + d]
+                    values[j, d] = qkv[start + j, value_column + d]
+            for i in range(length):
+                query = qkv[start + i, query_column : query_column + head_dim]
+                scores = probabilities[i, :length]  # q_i . k_j / sqrt(head_dim) for every key j
+                for j in range(length):
                     score = qkv.dtype.type(0.0)
                     for d in range(head_dim):
-                        score += query[d] * key[d]
-                    scores[j - start] = score / sqrt_head_dim
+                        score += query[d] * keys[j, d]
+                    scores[j] = score / sqrt_head_dim
                 if has_position_bias:
-                    for j in range(start, end):
-                        scores[j - start] += position_bias[bias_index, head, positions[i], positions[j]]
+                    for j in range(length):
+                        scores[j] += position_bias[bias_index, head, positions[start + i], positions[start + j]]
                 maximum = -np.inf
-                for j in range(end - start):
+                for j in range(length):
                     maximum = max(maximum, scores[j])
                 total = 0.0
-                for j in range(end - start):
+                for j in range(length):
                     scores[j] = _exp_of_nonpositive(scores[j] - maximum)
                     total += scores[j]
-                output[:] = 0.0  # sum_j softmax_j v_j
-                for j in range(start, end):
-                    probability = scores[j - start] / total
-                    value = qkv[j, value_columns]
+                for j in range(length):
+                    scores[j] = scores[j] / total
+            output[:length] = 0.0  # output_i = sum_j p_ij v_j, accumulated key by key
+            for j in range(length):
+                for i in range(length):
+                    probability = probabilities[i, j]
                     for d in range(head_dim):
-                        output[d] += probability * value[d]
-                context[i, query_columns] = output
+                        output[i, d] += probability * values[j, d]
+            for i in range(length):
+                for d in range(head_dim):
+                    context[start + i, query_column + d] = output[i, d]
 
 
 def packed_attention(qkv, offsets, num_heads, position_bias=None, positions=None):
