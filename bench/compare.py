@@ -33,7 +33,9 @@ CONFIGS = [
     ("long", 128, 128),
 ]
 ENGINES = ("minisbert", "sentence-transformers", "onnxruntime")
-PAUSE_BETWEEN_RUNS = 0.2  # s: lets the previous engine's spinning worker threads go to sleep
+# Seconds before each run, so that the previous engine's spin-waiting workers (torch's OpenMP, OpenBLAS, ORT) go
+# to sleep: with 0.2 s, minisbert right after sentence-transformers ran up to 5x slower (see RESULTS.md).
+PAUSE_BETWEEN_RUNS = 1.0
 
 
 def read_texts(corpus, tokenizer):
@@ -93,9 +95,15 @@ def onnx_encoder(session, tokenizer, max_seq_length):
         for start in range(0, len(texts), batch_size):
             indices = order[start : start + batch_size]
             features = tokenizer(
-                [texts[i] for i in indices], padding=True, truncation=True, max_length=max_seq_length, return_tensors="np"
+                [texts[i] for i in indices],
+                padding=True,
+                truncation=True,
+                max_length=max_seq_length,
+                return_tensors="np",
             )
-            inputs = {name: features[name].astype(np.int64) for name in ("input_ids", "attention_mask", "token_type_ids")}
+            inputs = {
+                name: features[name].astype(np.int64) for name in ("input_ids", "attention_mask", "token_type_ids")
+            }
             token_embeddings = session.run(None, inputs)[0]  # (batch, seq, 384)
             mask = inputs["attention_mask"][:, :, None].astype(np.float32)
             pooled = (token_embeddings * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
@@ -122,7 +130,7 @@ def machine_description():
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": f"{cpu}, {os.cpu_count()} cores",
         "load average (1, 5, 15 min) at start": " ".join(f"{load:.2f}" for load in os.getloadavg()),
-        "numpy BLAS": "; ".join(blas),
+        "OpenBLAS libraries loaded (numpy's, torch's)": "; ".join(blas),
         "OPENBLAS_* variables": openblas_env or "none",
         "python": platform.python_version(),
     }
@@ -251,7 +259,12 @@ def main():
         }
         expected = np.concatenate([reference.encode(texts["short"][:64]), reference.encode(texts["long"][:16])])
         parity = {
-            name: float(np.abs(np.concatenate([engines[name](texts[k][:n], 32) for k, n in (("short", 64), ("long", 16))]) - expected).max())
+            name: float(
+                np.abs(
+                    np.concatenate([engines[name](texts[k][:n], 32) for k, n in (("short", 64), ("long", 16))])
+                    - expected
+                ).max()
+            )
             for name in ("minisbert", "onnxruntime")
         }
         machine = machine_description()

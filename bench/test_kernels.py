@@ -22,7 +22,9 @@ def test_sgemm_feed_forward(benchmark, report):
     weight = RNG.standard_normal((HIDDEN, INTERMEDIATE)).astype(np.float32)
     out = np.empty((TOKENS, INTERMEDIATE), np.float32)
     benchmark(np.matmul, x, weight, out=out)
-    report("sgemm 704x384 @ 384x1536 (all threads)", (x.size + weight.size + out.size) * FLOAT, 2 * x.size * INTERMEDIATE)
+    report(
+        "sgemm 704x384 @ 384x1536 (all threads)", (x.size + weight.size + out.size) * FLOAT, 2 * x.size * INTERMEDIATE
+    )
 
 
 def test_bias_gelu(benchmark, report):

@@ -12,7 +12,8 @@ import numpy as np
 _SQRT_HALF = 1.0 / math.sqrt(2.0)
 _SQRT_TWO_OVER_PI = math.sqrt(2.0 / math.pi)
 _HALF, _ONE = np.float32(0.5), np.float32(1.0)
-_SQRT_HALF_32, _SQRT_TWO_OVER_PI_32, _GELU_TANH_CUBIC = np.float32(_SQRT_HALF), np.float32(_SQRT_TWO_OVER_PI), np.float32(0.044715)
+_SQRT_HALF_32, _SQRT_TWO_OVER_PI_32 = np.float32(_SQRT_HALF), np.float32(_SQRT_TWO_OVER_PI)
+_GELU_TANH_CUBIC = np.float32(0.044715)
 
 
 def gelu_reference(x):
@@ -54,7 +55,13 @@ _ERF_NUMERATOR = tuple(
 )
 _ERF_DENOMINATOR = tuple(
     np.float32(c)
-    for c in (-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03, -1.42647390514189e-02)
+    for c in (
+        -1.45660718464996e-05,
+        -2.13374055278905e-04,
+        -1.68282697438203e-03,
+        -7.37332916720468e-03,
+        -1.42647390514189e-02,
+    )
 )
 _FOUR = np.float32(4.0)
 

@@ -38,7 +38,9 @@ def _exp_of_nonpositive(x):
     # exp(x / 1024) by its Taylor series to degree 7 (relative error < 3e-13 on [-104 / 1024, 0]) in float64,
     # then squared ten times (error x 1024 < 1e-9). Below -104, exp(x) is 0 in float32 (and ~1e-45 in float64).
     y = max(x, -104.0) * (1.0 / 1024.0)
-    result = 1.0 + y * (1.0 + y * (1.0 / 2 + y * (1.0 / 6 + y * (1.0 / 24 + y * (1.0 / 120 + y * (1.0 / 720 + y * (1.0 / 5040)))))))
+    result = 1.0 + y * (
+        1.0 + y * (1.0 / 2 + y * (1.0 / 6 + y * (1.0 / 24 + y * (1.0 / 120 + y * (1.0 / 720 + y * (1.0 / 5040))))))
+    )
     for _ in range(10):
         result = result * result
     return result
@@ -66,7 +68,11 @@ def _packed_attention(qkv, offsets, num_heads, position_bias, positions, context
         start, length = offsets[sequence], offsets[sequence + 1] - offsets[sequence]
         bias_index = min(sequence, position_bias.shape[0] - 1)
         for head in range(num_heads):
-            query_column, key_column, value_column = head * head_dim, hidden + head * head_dim, 2 * hidden + head * head_dim
+            query_column, key_column, value_column = (
+                head * head_dim,
+                hidden + head * head_dim,
+                2 * hidden + head * head_dim,
+            )
             for j in range(length):
                 for d in range(head_dim):
                     keys[j, d] = qkv[start + j, key_column + d]
@@ -105,14 +111,30 @@ def _packed_attention(qkv, offsets, num_heads, position_bias, positions, context
 def packed_attention(qkv, offsets, num_heads, position_bias=None, positions=None):
     """The numba version of ``packed_attention_reference``: same arguments, same result."""
     if qkv.ndim != 2 or qkv.shape[1] % (3 * num_heads) != 0:
-        raise ValueError(f"packed_attention expects qkv (tokens, 3 * hidden) with hidden divisible by {num_heads} heads, got {qkv.shape}")
+        raise ValueError(
+            f"packed_attention expects qkv (tokens, 3 * hidden) with hidden divisible by {num_heads} heads, "
+            f"got {qkv.shape}"
+        )
     offsets = np.asarray(offsets, dtype=np.int64)
-    if offsets.ndim != 1 or len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != len(qkv) or np.any(np.diff(offsets) < 0):
+    if (
+        offsets.ndim != 1
+        or len(offsets) == 0
+        or offsets[0] != 0
+        or offsets[-1] != len(qkv)
+        or np.any(np.diff(offsets) < 0)
+    ):
         raise ValueError(f"offsets must rise from 0 to the number of tokens ({len(qkv)}), got {offsets}")
     if position_bias is None:
         position_bias, positions = np.zeros((0, 0, 0, 0), dtype=qkv.dtype), np.zeros(0, dtype=np.int64)  # "no bias"
     elif positions is None or len(positions) != len(qkv):
         raise ValueError("packed_attention needs each token's position in its sequence to index position_bias")
     context = np.empty((qkv.shape[0], qkv.shape[1] // 3), dtype=qkv.dtype)
-    _packed_attention(qkv, offsets, num_heads, position_bias.astype(qkv.dtype, copy=False), np.asarray(positions, dtype=np.int64), context)
+    _packed_attention(
+        qkv,
+        offsets,
+        num_heads,
+        position_bias.astype(qkv.dtype, copy=False),
+        np.asarray(positions, dtype=np.int64),
+        context,
+    )
     return context

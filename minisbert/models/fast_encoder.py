@@ -46,7 +46,9 @@ def fast_encoder_layer(x, layer, offsets, positions, config, activation, positio
     qkv, projection, intermediate = buffers["qkv"], buffers["projection"], buffers["intermediate"]
     np.matmul(x, layer["qkv"]["weight"], out=qkv)  # (tokens, 3 hidden)
     qkv += layer["qkv"]["bias"]
-    context = packed_attention(qkv, offsets, config["num_attention_heads"], position_bias, positions)  # (tokens, hidden)
+    context = packed_attention(
+        qkv, offsets, config["num_attention_heads"], position_bias, positions
+    )  # (tokens, hidden)
     np.matmul(context, layer["attention_output"]["weight"], out=projection)  # (tokens, hidden)
     norm = layer["attention_norm"]
     bias_residual_layer_norm(projection, layer["attention_output"]["bias"], x, norm["weight"], norm["bias"], eps)
