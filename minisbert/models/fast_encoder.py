@@ -1,7 +1,6 @@
-"""The encoder of models.layers, computed fast: the real tokens of a batch are packed into one
-(tokens, hidden) matrix, so that no matmul, LayerNorm or attention is spent on padding, and fused numba
-kernels (minisbert.kernels) sit between OpenBLAS matmuls writing into buffers reused by every layer.
-models.layers.encoder stays the readable reference; tests check that the two agree.
+"""models.layers' encoder computed fast (layers.encoder_reference is the readable version it is tested against):
+the real tokens of a batch packed into one (tokens, hidden) matrix, so that nothing is spent on padding, and
+fused numba kernels between OpenBLAS matmuls that write into buffers reused by every layer.
 """
 
 import numpy as np
@@ -46,9 +45,8 @@ def fast_encoder_layer(x, layer, offsets, positions, config, activation, positio
     qkv, projection, intermediate = buffers["qkv"], buffers["projection"], buffers["intermediate"]
     np.matmul(x, layer["qkv"]["weight"], out=qkv)  # (tokens, 3 hidden)
     qkv += layer["qkv"]["bias"]
-    context = packed_attention(
-        qkv, offsets, config["num_attention_heads"], position_bias, positions
-    )  # (tokens, hidden)
+    # (tokens, hidden): each token attends to the tokens of its own sequence
+    context = packed_attention(qkv, offsets, config["num_attention_heads"], position_bias, positions)
     np.matmul(context, layer["attention_output"]["weight"], out=projection)  # (tokens, hidden)
     norm = layer["attention_norm"]
     bias_residual_layer_norm(projection, layer["attention_output"]["bias"], x, norm["weight"], norm["bias"], eps)
