@@ -5,8 +5,8 @@ output still matches sentence-transformers on mixed-length batches."""
 import numpy as np
 import pytest
 
-from minisbert.models.layers import activation, encoder, encoder_reference
 from minisbert.models.fast_encoder import fast_encoder
+from minisbert.models.layers import activation, encoder, encoder_reference
 
 HIDDEN, HEADS, INTERMEDIATE, LAYERS = 12, 3, 20, 2
 MIXED_TEXTS = [
