@@ -17,10 +17,11 @@ def mean_pool_reference(token_embeddings, attention_mask):
     return summed / counts
 
 
-@numba.njit(parallel=True, cache=True, fastmath=False)
+# Serial, as every kernel of encode's path: see kernels/similarity.py _normalize_rows.
+@numba.njit(cache=True)
 def _mean_pool(token_embeddings, attention_mask, out):
     batch, seq, hidden = token_embeddings.shape
-    for b in numba.prange(batch):
+    for b in range(batch):
         count = 0.0
         for h in range(hidden):
             out[b, h] = 0.0

@@ -104,19 +104,29 @@ class SentenceTransformer:
             texts = [prompt + text for text in texts]
             prompt_length = self.tokenizer.prompt_length(prompt)
 
-        # Longest texts first, so that each batch holds texts of similar length and pads little.
+        # Longest texts first, so that each batch holds texts of similar length and pads little. Each batch's
+        # outputs go straight to their texts' places: nothing per corpus is kept but the result itself.
         order = np.argsort([-len(text) for text in texts], kind="stable")
-        results = []
+        returns_array = output_value == "sentence_embedding" and convert_to_numpy
+        embeddings, results = None, [None] * len(texts)
         for start in batch_starts(len(texts), batch_size, show_progress_bar):
-            features = self.forward([texts[i] for i in order[start : start + batch_size]], prompt_length=prompt_length)
+            indices = order[start : start + batch_size]
+            features = self.forward([texts[i] for i in indices], prompt_length=prompt_length)
             if truncate_dim is not None:
                 features["sentence_embedding"] = features["sentence_embedding"][:, :truncate_dim]
-            results.extend(per_text_outputs(features, output_value, normalize_embeddings))
-        results = [results[i] for i in np.argsort(order)]
+            outputs = per_text_outputs(features, output_value, normalize_embeddings)
+            if returns_array:
+                if embeddings is None:
+                    embeddings = np.empty((len(texts), len(outputs[0])), dtype=outputs[0].dtype)
+                embeddings[indices] = outputs
+            else:
+                for index, output in zip(indices, outputs):
+                    results[index] = output
 
-        if output_value == "sentence_embedding" and convert_to_numpy:
-            dimension = self.get_sentence_embedding_dimension() if truncate_dim is None else truncate_dim
-            embeddings = np.stack(results) if results else np.empty((0, dimension), dtype=np.float32)
+        if returns_array:
+            if embeddings is None:
+                dimension = self.get_sentence_embedding_dimension() if truncate_dim is None else truncate_dim
+                embeddings = np.empty((0, dimension), dtype=np.float32)
             return embeddings[0] if is_single_text else embeddings
         return results[0] if is_single_text else results
 

@@ -35,16 +35,24 @@ WEIGHT_FILES = (
 
 
 def read_safetensors(path):
-    """One .safetensors file: an 8-byte little-endian header length, a JSON header, then the raw bytes."""
-    data = Path(path).read_bytes()
+    """One .safetensors file: an 8-byte little-endian header length, a JSON header, then the raw bytes.
+
+    The file is memory-mapped, not read: float32 tensors are read-only views of it, so loading touches each
+    weight once (to lay it out for the forward pass) and of the word embedding table only the rows of the
+    tokens actually met are ever paged in.
+    """
+    path = Path(path)
+    if path.stat().st_size < 8:
+        raise ModelLoadError(f"corrupt weights file {path}: unreadable header (the file is {path.stat().st_size} bytes)")
+    data = np.memmap(path, dtype=np.uint8, mode="r")
+    header_length = int.from_bytes(bytes(data[:8]), "little")
     try:
-        header_length = int.from_bytes(data[:8], "little")
-        header = json.loads(data[8 : 8 + header_length])
+        header = json.loads(bytes(data[8 : 8 + header_length]))
     except (ValueError, UnicodeDecodeError) as error:
         raise ModelLoadError(f"corrupt weights file {path}: unreadable header ({error})") from None
-    if len(data) < 8 or not isinstance(header, dict):
+    if not isinstance(header, dict):
         raise ModelLoadError(f"corrupt weights file {path}: unreadable header")
-    body = memoryview(data)[8 + header_length :]
+    body = data[8 + header_length :]
     tensors = {}
     for name, entry in header.items():
         if name == "__metadata__":
@@ -59,7 +67,7 @@ def read_safetensors(path):
             raise ModelLoadError(f"corrupt weights file {path}: {problem}") from None
         if not start <= end <= len(body) or end - start != math.prod(shape) * dtype.itemsize:
             raise ModelLoadError(f"corrupt weights file {path}: tensor {name!r} does not fit its bytes")
-        values = np.frombuffer(body[start:end], dtype=dtype).reshape(shape)
+        values = body[start:end].view(dtype).reshape(shape)
         tensors[name] = bfloat16_to_float32(values) if entry["dtype"] == "BF16" else values
     return tensors
 
