@@ -1,0 +1,72 @@
+"""Hamming distance between bit-packed embeddings (np.packbits rows, (n, bytes) uint8): the number of differing
+bits, counted 64 bits at a time with a popcount. ``hamming_top_k_update`` fuses distance and top-k selection, so a
+binary search over millions of rows never holds a (queries, corpus) matrix.
+"""
+
+import numba
+import numpy as np
+
+from minisbert.kernels.topk import heap_push
+
+_M1, _M2, _M4 = np.uint64(0x5555555555555555), np.uint64(0x3333333333333333), np.uint64(0x0F0F0F0F0F0F0F0F)
+_H01 = np.uint64(0x0101010101010101)
+_S1, _S2, _S4, _S56 = np.uint64(1), np.uint64(2), np.uint64(4), np.uint64(56)
+CORPUS_BLOCK = 2048  # corpus rows every query scans before the next block (2048 x 48 bytes stays in L2)
+
+
+def hamming_distance_reference(a, b):
+    """a (n, bytes), b (m, bytes) uint8 -> (n, m) int64 count of differing bits."""
+    bits_a, bits_b = np.unpackbits(a, axis=1), np.unpackbits(b, axis=1)  # (n, bits), (m, bits)
+    return (bits_a[:, None, :] != bits_b[None, :, :]).sum(axis=-1, dtype=np.int64)
+
+
+@numba.njit(inline="always")
+def _popcount(x):
+    """Set bits of a uint64 (the SWAR bit count, which LLVM turns into one popcnt instruction)."""
+    x = x - ((x >> _S1) & _M1)
+    x = (x & _M2) + ((x >> _S2) & _M2)
+    x = (x + (x >> _S4)) & _M4
+    return np.int64((x * _H01) >> _S56)
+
+
+@numba.njit(parallel=True, cache=True)
+def _hamming_top_k(query_words, corpus_words, column_offset, heap_values, heap_indices, heap_sizes):
+    # query_words (q, words), corpus_words (c, words) uint64; heaps (q, k) of -distance, as in RunningTopK.
+    # Corpus rows arrive in increasing index order, so a candidate must beat the worst kept score strictly.
+    k = heap_values.shape[1]
+    if k == 0:
+        return
+    words = corpus_words.shape[1]
+    block = np.empty((words, CORPUS_BLOCK), dtype=np.uint64)  # a corpus block, transposed so popcounts vectorise
+    distances = np.empty((query_words.shape[0], CORPUS_BLOCK), dtype=np.int64)  # (q, block)
+    for block_start in range(0, corpus_words.shape[0], CORPUS_BLOCK):
+        width = min(CORPUS_BLOCK, corpus_words.shape[0] - block_start)
+        for j in range(width):
+            for w in range(words):
+                block[w, j] = corpus_words[block_start + j, w]
+        for i in numba.prange(query_words.shape[0]):
+            row = distances[i]
+            row[:width] = 0
+            for w in range(words):
+                query_word = query_words[i, w]
+                block_words = block[w]
+                for j in range(width):
+                    row[j] += _popcount(query_word ^ block_words[j])
+            size = heap_sizes[i]
+            for j in range(width):
+                if size < k or -row[j] > heap_values[i, 0]:
+                    size = heap_push(heap_values, heap_indices, i, size, -row[j], column_offset + block_start + j)
+            heap_sizes[i] = size
+
+
+def as_words(packed):
+    """(n, bytes) packed bits -> (n, ceil(bytes / 8)) uint64, zero-padded (zero bytes never differ)."""
+    packed = np.ascontiguousarray(packed).view(np.uint8)
+    if packed.shape[1] % 8:
+        packed = np.pad(packed, ((0, 0), (0, 8 - packed.shape[1] % 8)))
+    return packed.view(np.uint64)
+
+
+def hamming_top_k_update(running, query_words, corpus_words, column_offset):
+    """Offers -hamming distance of every query to corpus rows column_offset ... to a RunningTopK of int64 scores."""
+    _hamming_top_k(query_words, corpus_words, column_offset, running.values, running.indices, running.sizes)
