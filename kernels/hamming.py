@@ -67,6 +67,8 @@ def as_words(packed):
     return packed.view(np.uint64)
 
 
-def hamming_top_k_update(running, query_words, corpus_words, column_offset):
-    """Offers -hamming distance of every query to corpus rows column_offset ... to a RunningTopK of int64 scores."""
-    _hamming_top_k(query_words, corpus_words, column_offset, running.values, running.indices, running.sizes)
+def hamming_top_k_update(running, query_words, corpus_words, column_offset, first_row=0):
+    """Offers -(Hamming distance) of queries first_row ... to corpus rows column_offset ... to a RunningTopK of
+    int64 scores. Chunks of corpus rows must come in increasing order (ties keep the smaller index)."""
+    rows = slice(first_row, first_row + len(query_words))
+    _hamming_top_k(query_words, corpus_words, column_offset, running.values[rows], running.indices[rows], running.sizes[rows])

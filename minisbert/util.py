@@ -104,9 +104,14 @@ def semantic_search(query_embeddings, corpus_embeddings, query_chunk_size=100, c
     values, indices = top_k_scores(
         query_embeddings, corpus_embeddings, query_chunk_size, corpus_chunk_size, top_k, score_function
     )
+    return search_results(indices, values)
+
+
+def search_results(indices, scores):
+    """(queries, k) corpus ids and scores -> semantic_search's list per query of {"corpus_id", "score"}."""
     return [
         [{"corpus_id": corpus_id, "score": score} for corpus_id, score in zip(row_ids, row_scores)]
-        for row_ids, row_scores in zip(indices.tolist(), values.tolist())
+        for row_ids, row_scores in zip(indices.tolist(), scores.tolist())
     ]
 
 
