@@ -72,3 +72,4 @@ def hamming_top_k_update(running, query_words, corpus_words, column_offset, firs
     int64 scores. Chunks of corpus rows must come in increasing order (ties keep the smaller index)."""
     rows = slice(first_row, first_row + len(query_words))
     _hamming_top_k(query_words, corpus_words, column_offset, running.values[rows], running.indices[rows], running.sizes[rows])
+    running.columns_seen = max(running.columns_seen, column_offset + len(corpus_words))

@@ -79,6 +79,7 @@ class RunningTopK:
         self.indices = np.empty((rows, k), dtype=np.int64)
         self.sizes = np.zeros(rows, dtype=np.int64)
         self.nan_counts = np.zeros(rows, dtype=np.int64)
+        self.columns_seen = 0  # 1 + the largest column index offered so far
 
     def update(self, scores, column_offset, first_row=0):
         """Offers scores (chunk_rows, columns) of rows first_row ... and columns column_offset ... ."""
@@ -89,10 +90,11 @@ class RunningTopK:
         _merge_scores(
             scores, column_offset, self.values[rows], self.indices[rows], self.sizes[rows], self.nan_counts[rows]
         )
+        self.columns_seen = max(self.columns_seen, column_offset + scores.shape[1])
 
     def result(self):
         """values, indices (rows, kept), best first; kept = min(k, columns seen), the same for every row."""
-        kept = int(self.sizes.min()) if len(self.sizes) else 0
+        kept = int(self.sizes.min()) if len(self.sizes) else min(self.values.shape[1], self.columns_seen)
         values, indices = self.values[:, :kept], self.indices[:, :kept]
         order = np.lexsort((indices, -values), axis=-1)  # (rows, kept): score descending, then index
         return np.take_along_axis(values, order, axis=1), np.take_along_axis(indices, order, axis=1)
