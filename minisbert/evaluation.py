@@ -56,6 +56,39 @@ def spearman(x, y):
     return pearson(average_ranks(x), average_ranks(y))
 
 
+def read_pairs(path, columns=("sentence1", "sentence2", "score")):
+    """sentences1, sentences2, scores from a CSV/TSV file of sentence pairs. columns names the two sentence
+    columns and the score column in the header row, or gives their 1-based positions in a file without header
+    (STS-B's files: columns=(6, 7, 5)). Tab-separated files (tab in the first line) are read without quoting."""
+    with open(path, encoding="utf-8", newline="") as file:
+        first_line = file.readline()
+        file.seek(0)
+        if "\t" in first_line:
+            rows = list(csv.reader(file, delimiter="\t", quoting=csv.QUOTE_NONE))
+        else:
+            rows = list(csv.reader(file))
+    if all(str(column).isdigit() for column in columns):
+        positions, first_row = [int(column) - 1 for column in columns], 1
+    else:
+        header = rows[0] if rows else []
+        missing = [column for column in columns if column not in header]
+        if missing:
+            raise ValueError(f"{path}: no column {missing} in the header {header}")
+        positions, first_row = [header.index(column) for column in columns], 2
+    sentences1, sentences2, scores = [], [], []
+    for line_number, row in enumerate(rows[first_row - 1 :], start=first_row):
+        if not row:
+            continue
+        try:
+            sentence1, sentence2, score = (row[position] for position in positions)
+            scores.append(float(score))
+        except (IndexError, ValueError):
+            raise ValueError(f"{path}, line {line_number}: expected columns {list(columns)} with a numeric score, got {row}") from None
+        sentences1.append(sentence1)
+        sentences2.append(sentence2)
+    return sentences1, sentences2, scores
+
+
 class EmbeddingSimilarityEvaluator:
     """Pearson and Spearman correlation of gold scores with the similarity of each pair's embeddings, for each
     similarity function in similarity_fn_names (default: the model's). Calling it returns a dict of metrics named
