@@ -12,6 +12,7 @@ _M1, _M2, _M4 = np.uint64(0x5555555555555555), np.uint64(0x3333333333333333), np
 _H01 = np.uint64(0x0101010101010101)
 _S1, _S2, _S4, _S56 = np.uint64(1), np.uint64(2), np.uint64(4), np.uint64(56)
 CORPUS_BLOCK = 2048  # corpus rows every query scans before the next block (2048 x 48 bytes stays in L2)
+QUERY_GROUP = 32  # queries that share one transposed copy of each corpus block
 
 
 def hamming_distance_reference(a, b):
@@ -33,30 +34,32 @@ def _popcount(x):
 def _hamming_top_k(query_words, corpus_words, column_offset, heap_values, heap_indices, heap_sizes):
     # query_words (q, words), corpus_words (c, words) uint64; heaps (q, k) of -distance, as in RunningTopK.
     # Corpus rows arrive in increasing index order, so a candidate must beat the worst kept score strictly.
+    # One parallel task per group of queries (no barrier per block: robust on a busy machine); each task copies a
+    # corpus block transposed, so that the popcount loop over its rows is contiguous and vectorises.
     k = heap_values.shape[1]
     if k == 0:
         return
     words = corpus_words.shape[1]
-    block = np.empty((words, CORPUS_BLOCK), dtype=np.uint64)  # a corpus block, transposed so popcounts vectorise
-    distances = np.empty((query_words.shape[0], CORPUS_BLOCK), dtype=np.int64)  # (q, block)
-    for block_start in range(0, corpus_words.shape[0], CORPUS_BLOCK):
-        width = min(CORPUS_BLOCK, corpus_words.shape[0] - block_start)
-        for j in range(width):
-            for w in range(words):
-                block[w, j] = corpus_words[block_start + j, w]
-        for i in numba.prange(query_words.shape[0]):
-            row = distances[i]
-            row[:width] = 0
-            for w in range(words):
-                query_word = query_words[i, w]
-                block_words = block[w]
-                for j in range(width):
-                    row[j] += _popcount(query_word ^ block_words[j])
-            size = heap_sizes[i]
+    for group in numba.prange((query_words.shape[0] + QUERY_GROUP - 1) // QUERY_GROUP):
+        first_query, end_query = group * QUERY_GROUP, min((group + 1) * QUERY_GROUP, query_words.shape[0])
+        block = np.empty((words, CORPUS_BLOCK), dtype=np.uint64)  # (words, block) transposed corpus rows
+        distances = np.empty(CORPUS_BLOCK, dtype=np.int64)  # (block,)
+        for block_start in range(0, corpus_words.shape[0], CORPUS_BLOCK):
+            width = min(CORPUS_BLOCK, corpus_words.shape[0] - block_start)
             for j in range(width):
-                if size < k or -row[j] > heap_values[i, 0]:
-                    size = heap_push(heap_values, heap_indices, i, size, -row[j], column_offset + block_start + j)
-            heap_sizes[i] = size
+                for w in range(words):
+                    block[w, j] = corpus_words[block_start + j, w]
+            for i in range(first_query, end_query):
+                distances[:width] = 0
+                for w in range(words):
+                    query_word = query_words[i, w]
+                    for j in range(width):
+                        distances[j] += _popcount(query_word ^ block[w, j])
+                size = heap_sizes[i]
+                for j in range(width):
+                    if size < k or -distances[j] > heap_values[i, 0]:
+                        size = heap_push(heap_values, heap_indices, i, size, -distances[j], column_offset + block_start + j)
+                heap_sizes[i] = size
 
 
 def as_words(packed):
