@@ -58,7 +58,9 @@ def _hamming_top_k(query_words, corpus_words, column_offset, heap_values, heap_i
                 size = heap_sizes[i]
                 for j in range(width):
                     if size < k or -distances[j] > heap_values[i, 0]:
-                        size = heap_push(heap_values, heap_indices, i, size, -distances[j], column_offset + block_start + j)
+                        size = heap_push(
+                            heap_values, heap_indices, i, size, -distances[j], column_offset + block_start + j
+                        )
                 heap_sizes[i] = size
 
 
@@ -74,5 +76,7 @@ def hamming_top_k_update(running, query_words, corpus_words, column_offset, firs
     """Offers -(Hamming distance) of queries first_row ... to corpus rows column_offset ... to a RunningTopK of
     int64 scores. Chunks of corpus rows must come in increasing order (ties keep the smaller index)."""
     rows = slice(first_row, first_row + len(query_words))
-    _hamming_top_k(query_words, corpus_words, column_offset, running.values[rows], running.indices[rows], running.sizes[rows])
+    _hamming_top_k(
+        query_words, corpus_words, column_offset, running.values[rows], running.indices[rows], running.sizes[rows]
+    )
     running.columns_seen = max(running.columns_seen, column_offset + len(corpus_words))

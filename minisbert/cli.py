@@ -122,7 +122,8 @@ def search_command(arguments):
     if not lines:
         raise SystemExit(f"minisbert: the corpus {corpus_path} has no non-empty line to search")
     model = load_model(arguments)
-    embeddings = cached_corpus_embeddings(model, corpus_path, [line for _, line in lines], corpus_bytes, arguments.batch_size)
+    sentences = [line for _, line in lines]
+    embeddings = cached_corpus_embeddings(model, corpus_path, sentences, corpus_bytes, arguments.batch_size)
     query_embeddings = model.encode(arguments.query, batch_size=arguments.batch_size)
     score_function = SIMILARITY_FUNCTIONS[model.similarity_fn_name][0]
     results = semantic_search(query_embeddings, embeddings, top_k=arguments.top_k, score_function=score_function)

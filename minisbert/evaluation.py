@@ -83,7 +83,9 @@ def read_pairs(path, columns=("sentence1", "sentence2", "score")):
             sentence1, sentence2, score = (row[position] for position in positions)
             scores.append(float(score))
         except (IndexError, ValueError):
-            raise ValueError(f"{path}, line {line_number}: expected columns {list(columns)} with a numeric score, got {row}") from None
+            raise ValueError(
+                f"{path}, line {line_number}: expected columns {list(columns)} with a numeric score, got {row}"
+            ) from None
         sentences1.append(sentence1)
         sentences2.append(sentence2)
     return sentences1, sentences2, scores
@@ -94,8 +96,20 @@ class EmbeddingSimilarityEvaluator:
     similarity function in similarity_fn_names (default: the model's). Calling it returns a dict of metrics named
     as sentence-transformers names them ("{name}_pearson_cosine", ..., "spearman_max" when there are several)."""
 
-    def __init__(self, sentences1, sentences2, scores, batch_size=16, main_similarity=None, similarity_fn_names=None,
-                 name="", show_progress_bar=False, write_csv=True, precision=None, truncate_dim=None):
+    def __init__(
+        self,
+        sentences1,
+        sentences2,
+        scores,
+        batch_size=16,
+        main_similarity=None,
+        similarity_fn_names=None,
+        name="",
+        show_progress_bar=False,
+        write_csv=True,
+        precision=None,
+        truncate_dim=None,
+    ):
         if not len(sentences1) == len(sentences2) == len(scores):
             raise ValueError(
                 f"sentences1, sentences2 and scores must have one length, got {len(sentences1)}, "
@@ -112,7 +126,9 @@ class EmbeddingSimilarityEvaluator:
         self.write_csv = write_csv
         self.precision = check_precision(precision) if precision is not None else None
         self.truncate_dim = truncate_dim
-        self.csv_file = f"similarity_evaluation{'_' + name if name else ''}{'_' + precision if precision else ''}_results.csv"
+        self.csv_file = (
+            f"similarity_evaluation{'_' + name if name else ''}{'_' + precision if precision else ''}_results.csv"
+        )
         self.primary_metric = None
 
     def __call__(self, model, output_path=None, epoch=-1, steps=-1):
@@ -146,6 +162,7 @@ class EmbeddingSimilarityEvaluator:
 
     def embed_pairs(self, model):
         """The float embeddings of sentences1 and sentences2; quantized ones come back unpacked, as float32."""
+
         def embed(sentences):
             return model.encode(
                 sentences,

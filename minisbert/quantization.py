@@ -75,7 +75,9 @@ def quantize_embeddings(embeddings, precision, ranges=None, calibration_embeddin
             ranges = quantization_ranges(embeddings, precision, calibration_embeddings)
         ranges = np.asarray(ranges).astype(np.float32, copy=False)
         if ranges.shape != (2, embeddings.shape[-1]):
-            raise ValueError(f"ranges must have shape (2, {embeddings.shape[-1]}) (minimum, maximum), got {ranges.shape}")
+            raise ValueError(
+                f"ranges must have shape (2, {embeddings.shape[-1]}) (minimum, maximum), got {ranges.shape}"
+            )
         starts = ranges[0, :]
         steps = (ranges[1, :] - starts) / 255
         steps = np.where(steps == 0, 1, steps)
@@ -93,8 +95,9 @@ def unpack_bits(packed, dim):
     return np.unpackbits(packed, axis=-1)[..., :dim]
 
 
-def semantic_search_binary(query_embeddings, corpus_embeddings, top_k=10, rescore=True, rescore_multiplier=2,
-                           query_chunk_size=100):
+def semantic_search_binary(
+    query_embeddings, corpus_embeddings, top_k=10, rescore=True, rescore_multiplier=2, query_chunk_size=100
+):
     """Exact binary search, as sentence-transformers' semantic_search_faiss / _usearch do with a ubinary or binary
     corpus: queries are quantized like the corpus, the top_k * rescore_multiplier nearest rows by Hamming distance
     are found by a numba popcount kernel, then (if rescore and the queries are floats) rescored by the dot product

@@ -59,8 +59,14 @@ def refuse_nan_scores(running, queries, corpus_chunk, corpus_start):
     )
 
 
-def top_k_scores(query_embeddings, corpus_embeddings, query_chunk_size=100, corpus_chunk_size=500000, top_k=10,
-                 score_function=cos_sim):
+def top_k_scores(
+    query_embeddings,
+    corpus_embeddings,
+    query_chunk_size=100,
+    corpus_chunk_size=500000,
+    top_k=10,
+    score_function=cos_sim,
+):
     """The top_k best corpus rows of every query: values, indices (queries, min(top_k, corpus)), best first.
 
     Memory beyond the inputs: one (query_chunk_size, corpus_chunk_size) block of scores, a normalised copy of
@@ -94,8 +100,14 @@ def top_k_scores(query_embeddings, corpus_embeddings, query_chunk_size=100, corp
     return running.result()
 
 
-def semantic_search(query_embeddings, corpus_embeddings, query_chunk_size=100, corpus_chunk_size=500000, top_k=10,
-                    score_function=cos_sim):
+def semantic_search(
+    query_embeddings,
+    corpus_embeddings,
+    query_chunk_size=100,
+    corpus_chunk_size=500000,
+    top_k=10,
+    score_function=cos_sim,
+):
     """For every query, a list of {"corpus_id": int, "score": float} for its top_k best corpus rows, best first.
 
     As sentence_transformers.util.semantic_search: the corpus is scanned in chunks; top-k selection runs in a
@@ -115,9 +127,20 @@ def search_results(indices, scores):
     ]
 
 
-def paraphrase_mining(model, sentences, show_progress_bar=False, batch_size=32, query_chunk_size=5000,
-                      corpus_chunk_size=100000, max_pairs=500000, top_k=100, score_function=cos_sim,
-                      truncate_dim=None, prompt_name=None, prompt=None):
+def paraphrase_mining(
+    model,
+    sentences,
+    show_progress_bar=False,
+    batch_size=32,
+    query_chunk_size=5000,
+    corpus_chunk_size=100000,
+    max_pairs=500000,
+    top_k=100,
+    score_function=cos_sim,
+    truncate_dim=None,
+    prompt_name=None,
+    prompt=None,
+):
     """Embeds the sentences with model and returns paraphrase_mining_embeddings of them: [[score, i, j], ...]."""
     embeddings = model.encode(
         sentences,
@@ -127,11 +150,14 @@ def paraphrase_mining(model, sentences, show_progress_bar=False, batch_size=32, 
         prompt_name=prompt_name,
         prompt=prompt,
     )
-    return paraphrase_mining_embeddings(embeddings, query_chunk_size, corpus_chunk_size, max_pairs, top_k, score_function)
+    return paraphrase_mining_embeddings(
+        embeddings, query_chunk_size, corpus_chunk_size, max_pairs, top_k, score_function
+    )
 
 
-def paraphrase_mining_embeddings(embeddings, query_chunk_size=5000, corpus_chunk_size=100000, max_pairs=500000,
-                                 top_k=100, score_function=cos_sim):
+def paraphrase_mining_embeddings(
+    embeddings, query_chunk_size=5000, corpus_chunk_size=100000, max_pairs=500000, top_k=100, score_function=cos_sim
+):
     """The max_pairs most similar pairs among the rows, as [score, i, j] with i < j, highest score first.
 
     Each row is compared with its top_k nearest other rows (score_function is assumed symmetric)."""
@@ -144,8 +170,12 @@ def paraphrase_mining_embeddings(embeddings, query_chunk_size=5000, corpus_chunk
     min_score = float("-inf")
     for query_start in range(0, len(embeddings), query_chunk_size):
         values, indices = top_k_scores(
-            embeddings[query_start : query_start + query_chunk_size], embeddings, query_chunk_size,
-            corpus_chunk_size, top_k + 1, score_function,
+            embeddings[query_start : query_start + query_chunk_size],
+            embeddings,
+            query_chunk_size,
+            corpus_chunk_size,
+            top_k + 1,
+            score_function,
         )  # (query_chunk, top_k + 1): the row itself is usually among them
         for offset, (row_ids, row_scores) in enumerate(zip(indices.tolist(), values.tolist())):
             i = query_start + offset

@@ -55,8 +55,12 @@ def test_search_empty_corpus_is_a_clear_error(run, tmp_path):
 
 def test_evaluate_prints_evaluator_scores(run, model, tmp_path):
     pairs = tmp_path / "pairs.tsv"
-    rows = ["genre\tscore\tsentence1\tsentence2", "a\t4.8\tA man eats.\tA man is eating.",
-            "a\t0.2\tA cat sleeps.\tStocks fell today.", "a\t2.5\tA man plays guitar.\tA woman plays violin."]
+    rows = [
+        "genre\tscore\tsentence1\tsentence2",
+        "a\t4.8\tA man eats.\tA man is eating.",
+        "a\t0.2\tA cat sleeps.\tStocks fell today.",
+        "a\t2.5\tA man plays guitar.\tA woman plays violin.",
+    ]
     pairs.write_text("\n".join(rows) + "\n", encoding="utf-8")
     printed = run("evaluate", str(pairs), "--similarity", "cosine,manhattan")
     metrics = EmbeddingSimilarityEvaluator(*read_pairs(pairs), similarity_fn_names=["cosine", "manhattan"])(model)
@@ -74,5 +78,7 @@ def test_evaluate_names_a_missing_column(run, tmp_path):
 def test_read_pairs_by_position_without_header(tmp_path):
     # STS-B's layout: score in column 5, sentences in 6 and 7, stray quotes, sometimes extra trailing columns.
     pairs = tmp_path / "sts.csv"
-    pairs.write_text('g\tf\ty\t1\t3.5\tHe said "hi.\tShe said hi.\textra\tcolumns\ng\tf\ty\t2\t1.0\tA.\tB.\n', encoding="utf-8")
+    pairs.write_text(
+        'g\tf\ty\t1\t3.5\tHe said "hi.\tShe said hi.\textra\tcolumns\ng\tf\ty\t2\t1.0\tA.\tB.\n', encoding="utf-8"
+    )
     assert read_pairs(pairs, (6, 7, 5)) == (['He said "hi.', "A."], ["She said hi.", "B."], [3.5, 1.0])

@@ -101,7 +101,9 @@ def test_evaluator_writes_sentence_transformers_csv(tmp_path):
     ours = (tmp_path / "ours" / "similarity_evaluation_x_results.csv").read_text().splitlines()
     theirs = (tmp_path / "theirs" / "similarity_evaluation_x_results.csv").read_text().splitlines()
     assert ours[0] == theirs[0]
-    np.testing.assert_allclose([float(v) for v in ours[1].split(",")], [float(v) for v in theirs[1].split(",")], atol=1e-6)
+    np.testing.assert_allclose(
+        [float(v) for v in ours[1].split(",")], [float(v) for v in theirs[1].split(",")], atol=1e-6
+    )
 
 
 def test_evaluator_rejects_unequal_lengths():

@@ -31,7 +31,9 @@ def test_quantize_embeddings_bit_identical(precision, dim):
 def test_quantize_with_calibration_embeddings_and_ranges(precision):
     embeddings, calibration = rng.standard_normal((20, 32)), rng.standard_normal((500, 32)).astype(np.float32)
     expected = reference.quantize_embeddings(embeddings, precision, calibration_embeddings=calibration)
-    assert_identical(quantization.quantize_embeddings(embeddings, precision, calibration_embeddings=calibration), expected)
+    assert_identical(
+        quantization.quantize_embeddings(embeddings, precision, calibration_embeddings=calibration), expected
+    )
     ranges = np.vstack([calibration.min(axis=0), calibration.max(axis=0)])
     ranges[:, 5] = 0.25  # a constant dimension: step 0 becomes 1
     expected = reference.quantize_embeddings(embeddings, precision, ranges=ranges)
@@ -50,7 +52,9 @@ def test_quantize_list_of_token_matrices(precision):
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_quantize_empty_matrix(precision):
     empty = np.empty((0, 20), dtype=np.float32)
-    assert_identical(quantization.quantize_embeddings(empty, precision), reference.quantize_embeddings(empty, precision))
+    assert_identical(
+        quantization.quantize_embeddings(empty, precision), reference.quantize_embeddings(empty, precision)
+    )
 
 
 def test_quantize_single_embedding_to_int8_needs_ranges():
@@ -109,7 +113,10 @@ def reference_binary_search(queries, corpus_bits, top_k, rescore_multiplier, pre
 @pytest.mark.parametrize("precision", ["ubinary", "binary"])
 @pytest.mark.parametrize("dim, top_k, rescore_multiplier", [(384, 10, 4), (37, 5, 2), (64, 300, 2)])
 def test_binary_search_with_rescoring(precision, dim, top_k, rescore_multiplier):
-    queries, corpus = rng.standard_normal((9, dim)).astype(np.float32), rng.standard_normal((250, dim)).astype(np.float32)
+    queries, corpus = (
+        rng.standard_normal((9, dim)).astype(np.float32),
+        rng.standard_normal((250, dim)).astype(np.float32),
+    )
     corpus_bits = reference.quantize_embeddings(corpus, precision)
     expected_ids, expected_scores = reference_binary_search(queries, corpus_bits, top_k, rescore_multiplier, precision)
     hits = quantization.semantic_search_binary(
@@ -129,7 +136,9 @@ def test_binary_search_without_rescoring_reports_hamming_distance():
     ):
         expected_ids = np.argsort(distances, axis=1, kind="stable")[:, :6]
         assert [[hit["corpus_id"] for hit in row] for row in hits] == expected_ids.tolist()
-        assert [[hit["score"] for hit in row] for row in hits] == np.take_along_axis(distances, expected_ids, 1).tolist()
+        assert [[hit["score"] for hit in row] for row in hits] == np.take_along_axis(
+            distances, expected_ids, 1
+        ).tolist()
 
 
 def test_binary_search_bad_input():

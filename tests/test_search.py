@@ -31,7 +31,9 @@ def assert_same_hits(actual, expected):
 def test_semantic_search_matches_sentence_transformers(queries, corpus, query_chunk_size, corpus_chunk_size, top_k):
     query_embeddings, corpus_embeddings = random_embeddings(queries), random_embeddings(corpus)
     arguments = dict(query_chunk_size=query_chunk_size, corpus_chunk_size=corpus_chunk_size, top_k=top_k)
-    expected = reference.semantic_search(torch.from_numpy(query_embeddings), torch.from_numpy(corpus_embeddings), **arguments)
+    expected = reference.semantic_search(
+        torch.from_numpy(query_embeddings), torch.from_numpy(corpus_embeddings), **arguments
+    )
     assert_same_hits(util.semantic_search(query_embeddings, corpus_embeddings, **arguments), expected)
 
 
@@ -39,7 +41,10 @@ def test_semantic_search_matches_sentence_transformers(queries, corpus, query_ch
 def test_semantic_search_with_other_score_functions(name):
     query_embeddings, corpus_embeddings = random_embeddings(6), random_embeddings(200)
     expected = reference.semantic_search(
-        torch.from_numpy(query_embeddings), torch.from_numpy(corpus_embeddings), corpus_chunk_size=64, top_k=9,
+        torch.from_numpy(query_embeddings),
+        torch.from_numpy(corpus_embeddings),
+        corpus_chunk_size=64,
+        top_k=9,
         score_function=getattr(reference, name),
     )
     actual = util.semantic_search(
@@ -49,14 +54,19 @@ def test_semantic_search_with_other_score_functions(name):
 
 
 def test_semantic_search_float64():
-    query_embeddings, corpus_embeddings = random_embeddings(3, dtype=np.float64), random_embeddings(90, dtype=np.float64)
+    query_embeddings, corpus_embeddings = (
+        random_embeddings(3, dtype=np.float64),
+        random_embeddings(90, dtype=np.float64),
+    )
     expected = reference.semantic_search(torch.from_numpy(query_embeddings), torch.from_numpy(corpus_embeddings))
     assert_same_hits(util.semantic_search(query_embeddings, corpus_embeddings), expected)
 
 
 def test_semantic_search_top_k_larger_than_corpus_returns_whole_corpus():
     query_embeddings, corpus_embeddings = random_embeddings(2), random_embeddings(4)
-    expected = reference.semantic_search(torch.from_numpy(query_embeddings), torch.from_numpy(corpus_embeddings), top_k=10)
+    expected = reference.semantic_search(
+        torch.from_numpy(query_embeddings), torch.from_numpy(corpus_embeddings), top_k=10
+    )
     actual = util.semantic_search(query_embeddings, corpus_embeddings, top_k=10)
     assert [len(hits) for hits in actual] == [4, 4]
     assert_same_hits(actual, expected)
@@ -94,11 +104,16 @@ def test_semantic_search_negative_top_k_is_an_error():
 
 
 @pytest.mark.parametrize(
-    "rows, query_chunk_size, corpus_chunk_size, max_pairs, top_k", [(300, 50, 70, 200, 5), (40, 5000, 100000, 500000, 100)]
+    "rows, query_chunk_size, corpus_chunk_size, max_pairs, top_k",
+    [(300, 50, 70, 200, 5), (40, 5000, 100000, 500000, 100)],
 )
-def test_paraphrase_mining_embeddings_matches_sentence_transformers(rows, query_chunk_size, corpus_chunk_size, max_pairs, top_k):
+def test_paraphrase_mining_embeddings_matches_sentence_transformers(
+    rows, query_chunk_size, corpus_chunk_size, max_pairs, top_k
+):
     embeddings = random_embeddings(rows, dim=16)
-    arguments = dict(query_chunk_size=query_chunk_size, corpus_chunk_size=corpus_chunk_size, max_pairs=max_pairs, top_k=top_k)
+    arguments = dict(
+        query_chunk_size=query_chunk_size, corpus_chunk_size=corpus_chunk_size, max_pairs=max_pairs, top_k=top_k
+    )
     expected = reference.paraphrase_mining_embeddings(torch.from_numpy(embeddings), **arguments)
     actual = util.paraphrase_mining_embeddings(embeddings, **arguments)
     assert [pair[1:] for pair in actual] == [pair[1:] for pair in expected]
@@ -107,10 +122,16 @@ def test_paraphrase_mining_embeddings_matches_sentence_transformers(rows, query_
 
 def test_paraphrase_mining_with_models(model, reference_model):
     sentences = [
-        "A man is eating food.", "A man is eating a piece of bread.", "The girl is carrying a baby.",
-        "A man is riding a horse.", "A woman is playing violin.", "Two men pushed carts through the woods.",
-        "A man is riding a white horse on an enclosed ground.", "A monkey is playing drums.",
-        "Someone in a gorilla costume is playing a set of drums.", "Ein Mann isst Brot. 🍞",
+        "A man is eating food.",
+        "A man is eating a piece of bread.",
+        "The girl is carrying a baby.",
+        "A man is riding a horse.",
+        "A woman is playing violin.",
+        "Two men pushed carts through the woods.",
+        "A man is riding a white horse on an enclosed ground.",
+        "A monkey is playing drums.",
+        "Someone in a gorilla costume is playing a set of drums.",
+        "Ein Mann isst Brot. 🍞",
     ]
     expected = reference.paraphrase_mining(reference_model, sentences, top_k=3)
     actual = util.paraphrase_mining(model, sentences, top_k=3)
