@@ -96,17 +96,18 @@ def unpack_bits(packed, dim):
 
 
 def semantic_search_binary(
-    query_embeddings, corpus_embeddings, top_k=10, rescore=True, rescore_multiplier=2, query_chunk_size=100
+    query_embeddings, corpus_embeddings, top_k=10, rescore=True, rescore_multiplier=2, rescore_embeddings=None
 ):
     """Exact binary search, as sentence-transformers' semantic_search_faiss / _usearch do with a ubinary or binary
     corpus: queries are quantized like the corpus, the top_k * rescore_multiplier nearest rows by Hamming distance
     are found by a numba popcount kernel, then (if rescore and the queries are floats) rescored by the dot product
-    of the float query with the candidate's 0/1 bits and cut to top_k.
+    of the float query with each candidate's 0/1 bits, or with its row of rescore_embeddings (e.g. the int8
+    corpus, as sentence-transformers' "binary search + int8 rescoring" example does), and cut to top_k.
 
     corpus_embeddings: (n, bytes) from quantize_embeddings(..., "ubinary") (uint8) or "binary" (int8).
     Returns per query a list of {"corpus_id", "score"}: the rescored dot product (higher is closer), or without
     rescoring the Hamming distance (lower is closer), as sentence-transformers reports them. Equal scores are
-    ordered by corpus_id. Memory beyond the inputs: (query_chunk_size, 2048) distances and the top-k heaps."""
+    ordered by corpus_id. Memory beyond the inputs: the top-k heaps and a few 2048-row blocks per thread."""
     corpus = np.asarray(corpus_embeddings)
     if corpus.dtype not in (np.uint8, np.int8) or corpus.ndim != 2:
         raise TypeError(
@@ -123,21 +124,28 @@ def semantic_search_binary(
             f"queries ({packed_queries.dtype} {packed_queries.shape[1:]} once packed) and corpus "
             f"({corpus.dtype} {corpus.shape[1:]}) must have the same packed width and precision"
         )
+    if rescore_embeddings is not None and np.shape(rescore_embeddings) != (len(corpus), queries.shape[1]):
+        raise ValueError(
+            f"rescore_embeddings must have one row per corpus row and the queries' {queries.shape[1]} dimensions: "
+            f"expected shape {(len(corpus), queries.shape[1])}, got {np.shape(rescore_embeddings)}"
+        )
     top_k = check_count(top_k, "top_k", 0)
     rescore_multiplier = check_count(rescore_multiplier, "rescore_multiplier", 1)
-    query_chunk_size = check_count(query_chunk_size, "query_chunk_size", 1)
     rescoring = rescore and float_queries
 
     running = RunningTopK(len(queries), top_k * rescore_multiplier if rescoring else top_k, np.int64)
-    query_words, corpus_words = as_words(packed_queries), as_words(corpus)  # (q, words), (n, words) uint64
-    for start in range(0, len(queries), query_chunk_size):
-        hamming_top_k_update(running, query_words[start : start + query_chunk_size], corpus_words, 0, first_row=start)
+    hamming_top_k_update(running, as_words(packed_queries), as_words(corpus), 0)  # (q, words), (n, words) uint64
     negative_distances, indices = running.result()  # (q, candidates), best first
     if not rescoring:
         scores = -negative_distances
     else:
-        candidate_bits = unpack_bits(corpus[indices], queries.shape[1]).astype(int)  # (q, candidates, dim)
-        rescored = np.einsum("ij,ikj->ik", queries, candidate_bits).astype(np.float64, copy=False)  # (q, candidates)
+        if rescore_embeddings is None:
+            candidates = unpack_bits(corpus[indices], queries.shape[1])  # (q, candidates, dim) 0/1
+        else:
+            candidates = np.asarray(rescore_embeddings)[indices]  # (q, candidates, dim)
+        if candidates.dtype.kind in "iu":
+            candidates = candidates.astype(int)
+        rescored = np.einsum("ij,ikj->ik", queries, candidates).astype(np.float64, copy=False)  # (q, candidates)
         order = np.argsort(-rescored, axis=1, kind="stable")[:, :top_k]  # (q, top_k)
         indices, scores = np.take_along_axis(indices, order, axis=1), np.take_along_axis(rescored, order, axis=1)
     return search_results(indices, scores)

@@ -95,19 +95,28 @@ def test_encode_with_unknown_precision_is_an_error(model):
         model.encode(["a"], precision="float16")
 
 
-def reference_binary_search(queries, corpus_bits, top_k, rescore_multiplier, precision):
-    """sentence-transformers' exact binary search and rescoring (util/quantization.py), with the Hamming top-k of
-    faiss / usearch replaced by a full sort (equal distances: smaller corpus id first)."""
+def reference_binary_search(queries, corpus_bits, top_k, rescore_multiplier, precision, rescore_embeddings=None):
+    """sentence-transformers' exact binary search and rescoring (util/quantization.py; with rescore_embeddings,
+    its "binary search + int8 rescoring" example), the Hamming top-k of faiss / usearch replaced by a full sort
+    (equal distances: smaller corpus id first)."""
     packed_queries = reference.quantize_embeddings(queries, precision)
     distances = hamming_distance_reference(packed_queries.view(np.uint8), corpus_bits.view(np.uint8))
     indices = np.argsort(distances, axis=1, kind="stable")[:, : top_k * rescore_multiplier]
-    candidates = corpus_bits[indices]
-    if precision == "binary":
-        candidates = candidates.view(np.uint8) ^ 0x80
-    candidates = np.unpackbits(candidates, axis=-1)[..., : queries.shape[-1]].astype(int)
-    rescored = np.einsum("ij,ikj->ik", queries, candidates).astype(np.float64, copy=False)
+    if rescore_embeddings is None:
+        candidates = corpus_bits[indices]
+        if precision == "binary":
+            candidates = candidates.view(np.uint8) ^ 0x80
+        candidates = np.unpackbits(candidates, axis=-1)[..., : queries.shape[-1]]
+    else:
+        candidates = rescore_embeddings[indices]
+    rescored = np.einsum("ij,ikj->ik", queries, candidates.astype(int)).astype(np.float64, copy=False)
     order = np.argsort(-rescored, kind="stable")[:, :top_k]
     return np.take_along_axis(indices, order, axis=1), np.take_along_axis(rescored, order, axis=1)
+
+
+def assert_hits(hits, expected_ids, expected_scores):
+    assert [[hit["corpus_id"] for hit in row] for row in hits] == expected_ids.tolist()
+    np.testing.assert_allclose([[hit["score"] for hit in row] for row in hits], expected_scores, rtol=0, atol=1e-9)
 
 
 @pytest.mark.parametrize("precision", ["ubinary", "binary"])
@@ -118,12 +127,22 @@ def test_binary_search_with_rescoring(precision, dim, top_k, rescore_multiplier)
         rng.standard_normal((250, dim)).astype(np.float32),
     )
     corpus_bits = reference.quantize_embeddings(corpus, precision)
-    expected_ids, expected_scores = reference_binary_search(queries, corpus_bits, top_k, rescore_multiplier, precision)
-    hits = quantization.semantic_search_binary(
-        queries, corpus_bits, top_k=top_k, rescore_multiplier=rescore_multiplier, query_chunk_size=4
+    expected = reference_binary_search(queries, corpus_bits, top_k, rescore_multiplier, precision)
+    hits = quantization.semantic_search_binary(queries, corpus_bits, top_k=top_k, rescore_multiplier=rescore_multiplier)
+    assert_hits(hits, *expected)
+
+
+def test_binary_search_with_int8_rescoring():
+    queries, corpus = (
+        rng.standard_normal((9, 384)).astype(np.float32),
+        rng.standard_normal((250, 384)).astype(np.float32),
     )
-    assert [[hit["corpus_id"] for hit in row] for row in hits] == expected_ids.tolist()
-    np.testing.assert_allclose([[hit["score"] for hit in row] for row in hits], expected_scores, rtol=0, atol=1e-9)
+    corpus_bits, corpus_int8 = (reference.quantize_embeddings(corpus, precision) for precision in ("ubinary", "int8"))
+    expected = reference_binary_search(queries, corpus_bits, 10, 4, "ubinary", rescore_embeddings=corpus_int8)
+    hits = quantization.semantic_search_binary(
+        queries, corpus_bits, top_k=10, rescore_multiplier=4, rescore_embeddings=corpus_int8
+    )
+    assert_hits(hits, *expected)
 
 
 def test_binary_search_without_rescoring_reports_hamming_distance():
@@ -147,4 +166,6 @@ def test_binary_search_bad_input():
         quantization.semantic_search_binary(queries, rng.standard_normal((5, 64)))
     with pytest.raises(ValueError, match="same packed width"):
         quantization.semantic_search_binary(queries, np.zeros((5, 4), dtype=np.uint8))
+    with pytest.raises(ValueError, match="one row per corpus row"):
+        quantization.semantic_search_binary(queries, np.zeros((5, 8), dtype=np.uint8), rescore_embeddings=queries)
     assert quantization.semantic_search_binary(queries, np.zeros((0, 8), dtype=np.uint8)) == [[], []]
