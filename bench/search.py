@@ -23,6 +23,7 @@ from sentence_transformers import util as reference
 
 from minisbert import quantization, util
 from minisbert.kernels.hamming import as_words, hamming_top_k_update
+from minisbert.kernels.rescore import candidate_scores
 from minisbert.kernels.topk import RunningTopK
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -180,7 +181,7 @@ def main():
         f"Best of each: minisbert {float_seconds:.2f} s, sentence-transformers {min(timings['sentence-transformers']):.2f} s "
         f"(**{speedup:.2f}x**). Identical id lists for {same_ids:.1%} of the queries; max score difference "
         f"{score_difference:.1e}. Memory of both is bounded by the chunks: a (100, 500,000) float32 score block "
-        "(191 MiB) and a normalised corpus chunk (500,000 x 384 x 4 bytes = 732 MiB).",
+        f"(191 MiB) and a normalised corpus chunk (500,000 x {arguments.dim} x 4 bytes).",
         "",
         "## Binary search with rescoring vs float search (minisbert)",
         "",
@@ -211,14 +212,20 @@ def main():
     running = RunningTopK(100, top_k * 4, np.int64)
     _, hamming_seconds, _ = measure(lambda: hamming_top_k_update(running, query_words, corpus_words, 0))
     hamming_pairs = 100 * len(corpus_bits)
+    candidates = rng.integers(-128, 128, size=(len(queries), 100, arguments.dim), dtype=np.int8)  # 100 a query
+    _, rescore_seconds, _ = measure(lambda: candidate_scores(queries, candidates))
     lines += [
         "## Kernels",
         "",
         f"- top-k over a (100, {scores.shape[1]:,}) float32 score block: {topk_seconds * 1e3:.1f} ms, "
         f"{scores.nbytes / topk_seconds / 1e9:.1f} GB/s of scores read.",
-        f"- Hamming top-{top_k * 4} of 100 queries over {len(corpus_bits):,} packed rows (48 bytes each): "
+        f"- Hamming top-{top_k * 4} of 100 queries over {len(corpus_bits):,} packed rows "
+        f"({corpus_bits.shape[1]} bytes each): "
         f"{hamming_seconds * 1e3:.0f} ms, {hamming_pairs / hamming_seconds / 1e9:.2f} G pairs/s "
-        f"({hamming_pairs * 384 / hamming_seconds / 1e9:.0f} G bit comparisons/s).",
+        f"({hamming_pairs * arguments.dim / hamming_seconds / 1e9:.0f} G bit comparisons/s).",
+        f"- Rescoring {len(queries):,} queries x 100 int8 candidates (float64 dot products): {rescore_seconds * 1e3:.0f} ms, "
+        f"{candidates.nbytes / rescore_seconds / 1e9:.1f} GB/s of candidates, "
+        f"{2 * candidates.size / rescore_seconds / 1e9:.1f} GFLOP/s.",
         "",
     ]
     Path(arguments.output).write_text("\n".join(lines))

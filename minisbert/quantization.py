@@ -8,6 +8,7 @@ import logging
 import numpy as np
 
 from minisbert.kernels.hamming import as_words, hamming_top_k_update
+from minisbert.kernels.rescore import candidate_scores
 from minisbert.kernels.topk import RunningTopK
 from minisbert.util import check_count, search_results
 
@@ -143,9 +144,7 @@ def semantic_search_binary(
             candidates = unpack_bits(corpus[indices], queries.shape[1])  # (q, candidates, dim) 0/1
         else:
             candidates = np.asarray(rescore_embeddings)[indices]  # (q, candidates, dim)
-        if candidates.dtype.kind in "iu":
-            candidates = candidates.astype(int)
-        rescored = np.einsum("ij,ikj->ik", queries, candidates).astype(np.float64, copy=False)  # (q, candidates)
+        rescored = candidate_scores(queries, candidates)  # (q, candidates) float64
         order = np.argsort(-rescored, axis=1, kind="stable")[:, :top_k]  # (q, top_k)
         indices, scores = np.take_along_axis(indices, order, axis=1), np.take_along_axis(rescored, order, axis=1)
     return search_results(indices, scores)

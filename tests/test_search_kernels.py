@@ -1,10 +1,11 @@
-"""The top-k and Hamming top-k kernels agree with their NumPy references (odd shapes, k > columns, zero rows,
-ties, float64, non-contiguous input, chunked updates)."""
+"""The top-k, Hamming top-k and candidate rescoring kernels agree with their NumPy references (odd shapes,
+k > columns, zero rows, ties, float64, non-contiguous input, chunked updates)."""
 
 import numpy as np
 import pytest
 
 from minisbert.kernels.hamming import as_words, hamming_distance_reference, hamming_top_k_update
+from minisbert.kernels.rescore import candidate_scores, candidate_scores_reference
 from minisbert.kernels.topk import RunningTopK, top_k, top_k_reference
 
 rng = np.random.default_rng(0)
@@ -88,3 +89,31 @@ def test_hamming_reference_counts_differing_bits():
     a = np.array([[0b10110000, 0xFF]], dtype=np.uint8)
     b = np.array([[0b00110001, 0x00], [0b10110000, 0xFF]], dtype=np.uint8)
     np.testing.assert_array_equal(hamming_distance_reference(a, b), [[2 + 8, 0]])
+
+
+@pytest.mark.parametrize(
+    "queries, candidates, dim, dtype",
+    [(1, 1, 1, np.uint8), (5, 40, 384, np.uint8), (3, 7, 37, np.int8), (2, 0, 8, np.int8), (4, 5, 16, np.float32)],
+)
+def test_candidate_scores_match_reference(queries, candidates, dim, dtype):
+    query_embeddings = rng.standard_normal((queries, dim)).astype(np.float32)
+    if dtype == np.float32:
+        candidate_embeddings = rng.standard_normal((queries, candidates, dim)).astype(dtype)
+    else:
+        candidate_embeddings = rng.integers(np.iinfo(dtype).min, np.iinfo(dtype).max, (queries, candidates, dim), dtype)
+    np.testing.assert_allclose(
+        candidate_scores(query_embeddings, candidate_embeddings),
+        candidate_scores_reference(query_embeddings, candidate_embeddings),
+        rtol=1e-12,
+        atol=1e-9,
+    )
+
+
+def test_candidate_scores_non_contiguous_float64():
+    query_embeddings = rng.standard_normal((6, 20))[::2]  # float64, strided
+    candidate_embeddings = rng.integers(0, 2, (3, 9, 20), dtype=np.uint8)[:, ::3]
+    np.testing.assert_allclose(
+        candidate_scores(query_embeddings, candidate_embeddings),
+        candidate_scores_reference(query_embeddings, candidate_embeddings),
+        rtol=1e-12,
+    )
