@@ -95,6 +95,7 @@ def top_k_scores(
             if running is None:
                 running = RunningTopK(len(queries), top_k, scores.dtype)
             running.update(scores, corpus_start, first_row=query_start)
+            del scores  # freed before the next block is computed: one score block alive at a time
         if running.nan_counts.any():
             refuse_nan_scores(running, queries, corpus_chunk, corpus_start)
     return running.result()
