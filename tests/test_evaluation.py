@@ -139,4 +139,7 @@ def test_stsb_subset_matches_sentence_transformers(model, reference_model):
     assert len(scores) == 1379
     actual, expected = evaluate_both(model, reference_model, sentences1[:100], sentences2[:100], scores[:100])
     for key in expected:
-        assert actual[key] == pytest.approx(expected[key], abs=1e-6), key
+        # Pearson moves with the ~1e-7 embedding differences (1e-6). Spearman moves in steps: two of these
+        # pairs have similarities within 1e-7 of each other, and swapping two adjacent ranks of 100 changes
+        # Spearman by up to 12 / (100 (100^2 - 1)) = 1.2e-5.
+        assert actual[key] == pytest.approx(expected[key], abs=1.2e-5 if "spearman" in key else 1e-6), key

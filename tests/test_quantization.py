@@ -74,20 +74,30 @@ def test_quantize_ranges_of_wrong_shape():
         quantization.quantize_embeddings(rng.standard_normal((3, 8)), "int8", ranges=np.zeros((2, 5)))
 
 
+ENCODE_SENTENCES = ["A man is eating food.", "Ein Mann isst Brot. 🍞", "   ", "The girl is carrying a baby." * 40]
+
+
 @pytest.mark.parametrize("precision", PRECISIONS)
+def test_encode_with_precision_quantizes_like_sentence_transformers(model, precision):
+    embeddings = model.encode(ENCODE_SENTENCES, normalize_embeddings=True)
+    actual = model.encode(ENCODE_SENTENCES, precision=precision, normalize_embeddings=True)
+    np.testing.assert_array_equal(actual, reference.quantize_embeddings(embeddings, precision))
+
+
+@pytest.mark.parametrize("precision", ["float32", "binary", "ubinary"])
 def test_encode_with_precision_matches_sentence_transformers(model, reference_model, precision):
-    sentences = ["A man is eating food.", "Ein Mann isst Brot. 🍞", "   ", "The girl is carrying a baby." * 40]
-    actual = model.encode(sentences, precision=precision, normalize_embeddings=True)
-    expected = reference_model.encode(sentences, precision=precision, normalize_embeddings=True)
+    # int8/uint8 are left out here: with ranges taken from 4 embeddings, every dimension's minimum and maximum
+    # sit exactly on the first and last bucket edge, so which side of the edge they fall on depends on the
+    # last bit of float arithmetic; the test above checks those precisions on the same embeddings.
+    actual = model.encode(ENCODE_SENTENCES, precision=precision, normalize_embeddings=True)
+    expected = reference_model.encode(ENCODE_SENTENCES, precision=precision, normalize_embeddings=True)
     assert actual.dtype == expected.dtype and actual.shape == expected.shape
     if precision == "float32":
         np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-6)
     else:
-        # Quantization is exact, but an embedding value within ~1e-7 of a bucket edge (or of 0) may land on the
-        # other side: allow one bucket / one bit for at most 1% of the entries.
-        different = np.count_nonzero(actual != expected)
-        assert different <= 0.01 * actual.size
-        assert np.abs(actual.astype(int) - expected.astype(int)).max() <= (1 if precision.endswith("int8") else 255)
+        # A sign bit flips only for a value within ~1e-7 of 0: allow one such bit per 1,000.
+        differing_bits = np.unpackbits((actual ^ expected).view(np.uint8)).sum()
+        assert differing_bits <= 0.001 * actual.size * 8
 
 
 def test_encode_with_unknown_precision_is_an_error(model):
