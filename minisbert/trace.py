@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from minisbert.modules import Pooling
+from minisbert.similarity import pairwise_cos_sim
 
 
 @dataclass(frozen=True)
@@ -56,3 +57,9 @@ def pool_each_layer(model, hidden_states):
         "attention_mask": np.ones(hidden_states.shape[:2], dtype=np.int64),
     }
     return pooling(features)["sentence_embedding"]
+
+
+def layer_similarities(trace_a, trace_b):
+    """Cosine similarity of two texts after the embeddings and after each layer, each pooled as the model
+    pools its last layer: (num_layers + 1,)."""
+    return pairwise_cos_sim(trace_a.layer_embeddings, trace_b.layer_embeddings)
