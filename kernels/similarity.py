@@ -34,9 +34,11 @@ def negative_manhattan_distance_reference(a, b):
     return -np.abs(a[:, None, :] - b[None, :, :]).sum(axis=-1)
 
 
-@numba.njit(parallel=True, cache=True)
+# Serial: it runs right after OpenBLAS matmuls in encode, and numba's OpenMP threads would spin against
+# OpenBLAS's for the two cores (a 9 ms stall per call where the work takes 0.03 ms; see bench/RESULTS.md).
+@numba.njit(cache=True)
 def _normalize_rows(x, out):
-    for i in numba.prange(x.shape[0]):
+    for i in range(x.shape[0]):
         squared = 0.0
         for d in range(x.shape[1]):
             squared += x[i, d] * x[i, d]

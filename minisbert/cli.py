@@ -1,6 +1,6 @@
 """The ``minisbert`` command: ``encode`` prints embeddings (JSON lines, or an .npy file), ``similarity``
 prints the similarity matrix of a few sentences, ``explain`` draws what happens inside the model. Sentences
-come as arguments, or one a line from a file or standard input.
+come as arguments, or one a line from a file or standard input. ``models`` lists the hub models known to work.
 """
 
 import argparse
@@ -47,6 +47,17 @@ def similarity_command(arguments):
     for sentence, embedding in zip(sentences, embeddings):
         print(f"  {np.array2string(embedding[:6], precision=4, separator=', ')[:-1]}, ...]  {sentence}")
     print(format_similarity_matrix(sentences, model.similarity(embeddings, embeddings), model.similarity_fn_name))
+
+
+def models_command(arguments):
+    from minisbert.known_models import KNOWN_MODELS
+
+    print(f"{'hub id':60} {'architecture':12} {'dim':>5}  modules")
+    for known in KNOWN_MODELS:
+        modules = [f"Pooling({'+'.join(known.pooling)})"]
+        modules += [f"Dense({out}, {activation})" for out, activation in known.dense]
+        modules += ["Normalize"] if known.normalize else []
+        print(f"{known.hub_id:60} {known.model_type:12} {known.dimension:5}  {' -> '.join(modules)}")
 
 
 def format_similarity_matrix(sentences, scores, function_name):
@@ -137,6 +148,7 @@ def build_parser():
     explain.add_argument("--out", "-o", required=True, help="folder to write the PNGs and summary.txt into")
     explain.add_argument("--model", "-m", default=None, help="model folder or hub id (default all-MiniLM-L6-v2)")
     explain.set_defaults(function=explain_command)
+    commands.add_parser("models", help="list the hub models known to work").set_defaults(function=models_command)
     return parser
 
 

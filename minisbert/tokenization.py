@@ -1,13 +1,15 @@
 """Text -> token ids, as sentence-transformers' Transformer module tokenizes: the model's tokenizer.json
-through the tokenizers library, special tokens added, truncated to ``max_seq_length`` (longest first,
-counting the special tokens) and padded on the right to the longest text of the batch.
+through the tokenizers library (or, for an old BERT folder with only vocab.txt, the WordPiece tokenizer
+transformers' BertTokenizer builds from it), special tokens added, truncated to ``max_seq_length`` (longest
+first, counting the special tokens) and padded on the right to the longest text of the batch.
 """
 
 from pathlib import Path
 
 import numpy as np
+from tokenizers import AddedToken, normalizers, pre_tokenizers, processors
 from tokenizers import Tokenizer as BackendTokenizer
-from tokenizers import normalizers
+from tokenizers.models import WordPiece
 
 from minisbert.loading import ModelLoadError, read_json
 
@@ -26,15 +28,18 @@ class Tokenizer:
     def from_folder(cls, folder, max_seq_length, do_lower_case=False):
         folder = Path(folder)
         path = folder / "tokenizer.json"
-        if not path.is_file():
-            raise ModelLoadError(f"missing tokenizer: {path}")
-        try:
-            backend = BackendTokenizer.from_file(str(path))
-        except Exception as error:  # tokenizers raises a bare Exception for a malformed file
-            raise ModelLoadError(f"corrupt tokenizer file {path}: {error}") from None
+        tokenizer_config = read_json(folder / "tokenizer_config.json", required=False) or {}
+        if path.is_file():
+            try:
+                backend = BackendTokenizer.from_file(str(path))
+            except Exception as error:  # tokenizers raises a bare Exception for a malformed file
+                raise ModelLoadError(f"corrupt tokenizer file {path}: {error}") from None
+        elif (folder / "vocab.txt").is_file():
+            backend = wordpiece_from_vocab(folder / "vocab.txt", tokenizer_config)
+        else:
+            raise ModelLoadError(f"missing tokenizer: {path} (nor a vocab.txt to build a WordPiece tokenizer from)")
         if do_lower_case:
             lowercase_first(backend)
-        tokenizer_config = read_json(folder / "tokenizer_config.json", required=False) or {}
         pad_token = special_token_text(tokenizer_config.get("pad_token")) or padding_token_of(backend)
         return cls(backend, max_seq_length, pad_token)
 
@@ -47,9 +52,68 @@ class Tokenizer:
             "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64).reshape(len(texts), -1),
         }
 
+    def prompt_length(self, prompt):
+        """The prompt's token count as sentence-transformers measures it: tokenized alone (special tokens
+        included, truncated), less a trailing special token such as [SEP] or </s>."""
+        ids = self.backend.encode(prompt, add_special_tokens=True).ids
+        special_ids = {i for i, token in self.backend.get_added_tokens_decoder().items() if token.special}
+        return len(ids) - 1 if ids and ids[-1] in special_ids else len(ids)
+
     def tokens(self, text):
         """The word pieces of one text, special tokens included, as the model sees them."""
         return self.backend.encode(text, add_special_tokens=True).tokens
+
+
+# transformers' BertTokenizer's special tokens and their defaults, as tokenizer_config.json may name them.
+BERT_SPECIAL_TOKENS = {
+    "pad_token": "[PAD]",
+    "unk_token": "[UNK]",
+    "cls_token": "[CLS]",
+    "sep_token": "[SEP]",
+    "mask_token": "[MASK]",
+}
+WORDPIECE_TOKENIZER_CLASSES = (
+    None,
+    "BertTokenizer",
+    "BertTokenizerFast",
+    "DistilBertTokenizer",
+    "DistilBertTokenizerFast",
+)
+
+
+def wordpiece_from_vocab(vocab_path, tokenizer_config):
+    """The tokenizer transformers' BertTokenizer builds from vocab.txt: BERT's normalizer (lowercasing and
+    accent stripping unless do_lower_case is false), its pre-tokenizer, WordPiece, then [CLS] text [SEP]."""
+    tokenizer_class = tokenizer_config.get("tokenizer_class")
+    if tokenizer_class not in WORDPIECE_TOKENIZER_CLASSES:
+        raise ModelLoadError(
+            f"{vocab_path.parent} has no tokenizer.json, and minisbert builds one from vocab.txt only for BERT "
+            f"WordPiece tokenizers, not {tokenizer_class}"
+        )
+    with open(vocab_path, encoding="utf-8") as file:
+        vocab = {line.rstrip("\n"): index for index, line in enumerate(file)}
+    special = {
+        key: special_token_text(tokenizer_config.get(key)) or default for key, default in BERT_SPECIAL_TOKENS.items()
+    }
+    backend = BackendTokenizer(WordPiece(vocab, unk_token=special["unk_token"]))
+    backend.normalizer = normalizers.BertNormalizer(
+        clean_text=True,
+        handle_chinese_chars=tokenizer_config.get("tokenize_chinese_chars", True),
+        strip_accents=tokenizer_config.get("strip_accents"),
+        lowercase=tokenizer_config.get("do_lower_case", True),
+    )
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.add_special_tokens([AddedToken(token, special=True, normalized=False) for token in special.values()])
+    cls_token, sep_token = special["cls_token"], special["sep_token"]
+    missing = [token for token in (cls_token, sep_token) if token not in vocab]
+    if missing:
+        raise ModelLoadError(f"{vocab_path} lacks the special tokens {missing}")
+    backend.post_processor = processors.TemplateProcessing(
+        single=f"{cls_token}:0 $A:0 {sep_token}:0",
+        pair=f"{cls_token}:0 $A:0 {sep_token}:0 $B:1 {sep_token}:1",
+        special_tokens=[(cls_token, vocab[cls_token]), (sep_token, vocab[sep_token])],
+    )
+    return backend
 
 
 def special_token_text(token):

@@ -28,3 +28,25 @@ def reference_model(default_model_folder):
     from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(str(default_model_folder), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """tiny_model(architecture, **options) -> (folder, minisbert model, sentence-transformers model) of a tiny
+    random-weight model built by tests/tiny_models.py; each distinct model is built and loaded once."""
+    from sentence_transformers import SentenceTransformer as ReferenceModel
+    from tiny_models import build_sentence_transformer
+
+    from minisbert import SentenceTransformer
+
+    cache = {}
+
+    def build(architecture, **options):
+        key = (architecture, repr(sorted(options.items())))
+        if key not in cache:
+            folder = tmp_path_factory.mktemp("tiny") / architecture
+            build_sentence_transformer(folder, architecture, **options)
+            cache[key] = folder, SentenceTransformer(folder), ReferenceModel(str(folder), device="cpu")
+        return cache[key]
+
+    return build

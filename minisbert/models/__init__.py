@@ -1,12 +1,19 @@
 """The forward passes, one module per architecture, chosen by config.json's ``model_type``.
 
 Each architecture module has ``CONFIG_DEFAULTS``, ``load_parameters(tensors, config)`` and
-``forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None)``.
+``forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None)``; one whose
+config.json names things its own way maps them with ``CONFIG_ALIASES`` (shared name -> its name).
 """
 
-from minisbert.models import bert
+from minisbert.models import bert, distilbert, mpnet, roberta
 
-ARCHITECTURES = {"bert": bert}
+ARCHITECTURES = {
+    "bert": bert,
+    "distilbert": distilbert,
+    "mpnet": mpnet,
+    "roberta": roberta,
+    "xlm-roberta": roberta,
+}
 
 
 class UnsupportedArchitectureError(ValueError):
@@ -22,4 +29,6 @@ def architecture_for(config):
             f"minisbert supports {', '.join(sorted(ARCHITECTURES))}"
         )
     module = ARCHITECTURES[model_type]
-    return module, {**module.CONFIG_DEFAULTS, **config}
+    config = {**module.CONFIG_DEFAULTS, **config}
+    aliases = getattr(module, "CONFIG_ALIASES", {})
+    return module, {**config, **{shared: config[own] for shared, own in aliases.items()}}

@@ -6,7 +6,7 @@ layers of multi-head self-attention and a feed-forward block (models.layers.enco
 import numpy as np
 
 from minisbert.models.checkpoint import Checkpoint
-from minisbert.models.layers import encoder, layer_norm
+from minisbert.models.layers import embedding_lookup, encoder, layer_norm
 
 # transformers' BertConfig defaults, for the keys a config.json may leave out.
 CONFIG_DEFAULTS = {
@@ -18,10 +18,13 @@ CONFIG_DEFAULTS = {
 }
 
 
-def embeddings(params, input_ids, token_type_ids, eps):
-    # input_ids, token_type_ids (batch, seq) -> (batch, seq, hidden)
-    positions = np.arange(input_ids.shape[1])  # (seq,)
-    x = params["word"][input_ids] + params["token_type"][token_type_ids] + params["position"][positions]
+def embeddings(params, input_ids, token_type_ids, position_ids, eps):
+    # input_ids, token_type_ids (batch, seq), position_ids (batch or 1, seq) -> (batch, seq, hidden)
+    x = (
+        embedding_lookup(params["word"], input_ids, "word embedding")
+        + embedding_lookup(params["token_type"], token_type_ids, "token type embedding")
+        + embedding_lookup(params["position"], position_ids, "position embedding")
+    )
     return layer_norm(x, params["norm"], eps)
 
 
@@ -29,13 +32,15 @@ def forward(params, config, input_ids, attention_mask, token_type_ids=None, reco
     # input_ids, attention_mask, token_type_ids (batch, seq) -> token embeddings (batch, seq, hidden)
     if token_type_ids is None:
         token_type_ids = np.zeros_like(input_ids)
-    x = embeddings(params["embeddings"], input_ids, token_type_ids, config["layer_norm_eps"])
+    position_ids = np.arange(input_ids.shape[1])[None, :]  # (1, seq)
+    x = embeddings(params["embeddings"], input_ids, token_type_ids, position_ids, config["layer_norm_eps"])
     return encoder(x, params["layers"], attention_mask, config, record=record)
 
 
-def load_parameters(tensors, config):
-    """transformers' BertModel tensor names -> the nested parameter dict ``forward`` reads."""
-    checkpoint = Checkpoint(tensors, prefixes=("bert.", "model."))
+def load_parameters(tensors, config, prefixes=("bert.", "model.")):
+    """transformers' BertModel tensor names -> the nested parameter dict ``forward`` reads. RoBERTa's
+    checkpoints name their tensors the same way, under the prefix ``roberta.``."""
+    checkpoint = Checkpoint(tensors, prefixes=prefixes)
     hidden, intermediate = config["hidden_size"], config["intermediate_size"]
     params = {
         "embeddings": {
@@ -64,5 +69,5 @@ def load_parameters(tensors, config):
                 "output_norm": checkpoint.norm(f"{name}.output.LayerNorm", hidden),
             }
         )
-    checkpoint.check("bert")
+    checkpoint.check(config.get("model_type", "bert"))
     return params

@@ -11,9 +11,20 @@ class CheckpointError(ValueError):
     """A model's weights lack a tensor the architecture needs, or hold one of the wrong shape."""
 
 
+# Old checkpoints (converted from TensorFlow) name LayerNorm's parameters gamma and beta; transformers
+# renames them on load, and so does Checkpoint.
+LEGACY_NAMES = {"LayerNorm.gamma": "LayerNorm.weight", "LayerNorm.beta": "LayerNorm.bias"}
+
+
+def current_name(name):
+    for legacy, current in LEGACY_NAMES.items():
+        name = name.replace(legacy, current)
+    return name
+
+
 class Checkpoint:
     def __init__(self, tensors, prefixes=()):
-        self.tensors = tensors
+        self.tensors = {current_name(name): tensor for name, tensor in tensors.items()}
         self.prefix = self._find_prefix(prefixes)
         self.problems = []
 

@@ -1,6 +1,8 @@
 """The pieces every encoder architecture is built from, as pure functions over NumPy arrays.
 
-``encoder`` is the stack of post-LayerNorm transformer layers that BERT and its descendants share.
+``encoder`` is the stack of post-LayerNorm transformer layers that BERT and its descendants share; it runs
+models.fast_encoder (same numbers, packed tokens and fused kernels) unless asked to ``record`` the
+intermediate states, when it runs ``encoder_reference``, the readable version below.
 Weights are plain dicts of float32 arrays; a linear layer's weight is stored (in, out), transposed once at
 load time, so that a layer reads ``x @ weight + bias``.
 """
@@ -8,6 +10,18 @@ load time, so that a layer reads ``x @ weight + bias``.
 import numpy as np
 
 from minisbert.kernels.activations import gelu, gelu_tanh
+from minisbert.models.fast_encoder import fast_encoder
+
+
+def embedding_lookup(table, ids, table_name):
+    # table (rows, hidden), ids (batch, seq) or (1, seq) int -> (batch or 1, seq, hidden); an id outside the
+    # table is an error naming it (a tokenizer that does not fit the weights, or too long a max_seq_length)
+    if ids.size and (ids.min() < 0 or ids.max() >= len(table)):
+        raise ValueError(
+            f"id {ids.max() if ids.max() >= len(table) else ids.min()} is outside the model's {table_name} table "
+            f"of {len(table)} rows: the tokenizer or max_seq_length does not fit the weights"
+        )
+    return table[ids]
 
 
 def linear(x, layer):
@@ -95,6 +109,14 @@ def encoder_layer(x, layer, mask, config, position_bias=None):
 
 
 def encoder(x, layers, attention_mask, config, position_bias=None, record=None):
+    # x (batch, seq, hidden) embeddings, attention_mask (batch, seq) -> (batch, seq, hidden).
+    # The fast path leaves zeros at padding positions (which no caller reads); the reference computes them.
+    if record is None:
+        return fast_encoder(x, layers, attention_mask, config, activation(config["hidden_act"]), position_bias)
+    return encoder_reference(x, layers, attention_mask, config, position_bias, record)
+
+
+def encoder_reference(x, layers, attention_mask, config, position_bias=None, record=None):
     # x (batch, seq, hidden) embeddings, attention_mask (batch, seq) -> (batch, seq, hidden).
     # If ``record`` is a dict, the input and each layer's output are appended to record["hidden_states"],
     # and each layer's attention probabilities to record["attentions"].

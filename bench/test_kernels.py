@@ -1,0 +1,77 @@
+"""Benchmarks of the kernels of encode's path at all-MiniLM-L6-v2's shapes for a batch of 32 sentences of
+22 tokens (704 tokens; hidden 384, intermediate 1536, 12 heads), and of long texts (8 x 200 tokens) for
+attention. Bytes: every array read or written once; FLOPs: multiplies and adds (an exp or erf counted as
+the operations of its polynomial)."""
+
+import numpy as np
+
+from minisbert.kernels.activations import bias_gelu
+from minisbert.kernels.attention import packed_attention
+from minisbert.kernels.normalization import bias_residual_layer_norm
+from minisbert.kernels.pooling import mean_pool
+from minisbert.kernels.similarity import normalize_rows
+
+RNG = np.random.default_rng(0)
+TOKENS, HIDDEN, INTERMEDIATE, HEADS = 704, 384, 1536, 12
+FLOAT = 4  # bytes
+
+
+def test_sgemm_feed_forward(benchmark, report):
+    # the largest matmul of a layer, for scale: (tokens, hidden) @ (hidden, intermediate), OpenBLAS
+    x = RNG.standard_normal((TOKENS, HIDDEN)).astype(np.float32)
+    weight = RNG.standard_normal((HIDDEN, INTERMEDIATE)).astype(np.float32)
+    out = np.empty((TOKENS, INTERMEDIATE), np.float32)
+    benchmark(np.matmul, x, weight, out=out)
+    report(
+        "sgemm 704x384 @ 384x1536 (all threads)", (x.size + weight.size + out.size) * FLOAT, 2 * x.size * INTERMEDIATE
+    )
+
+
+def test_bias_gelu(benchmark, report):
+    x = RNG.standard_normal((TOKENS, INTERMEDIATE)).astype(np.float32)
+    bias = RNG.standard_normal(INTERMEDIATE).astype(np.float32)
+    benchmark(bias_gelu, x, bias)  # in place; GELU of GELU... keeps values in range
+    # per element: bias add, scale, x^2, 6 + 4 Horner FMAs (20), x * p, / q, 1 + erf, two products = 28
+    report("bias_gelu 704x1536", (2 * x.size + bias.size) * FLOAT, 28 * x.size)
+
+
+def test_bias_residual_layer_norm(benchmark, report):
+    projection, residual = (RNG.standard_normal((TOKENS, HIDDEN)).astype(np.float32) for _ in range(2))
+    bias, weight, norm_bias = (RNG.standard_normal(HIDDEN).astype(np.float32) for _ in range(3))
+    benchmark(bias_residual_layer_norm, projection, bias, residual, weight, norm_bias, 1e-12)
+    # per element: 2 adds, sum; centre, square, sum; centre, scale, weight, bias = 10
+    report("bias_residual_layer_norm 704x384", 3 * residual.size * FLOAT, 10 * residual.size)
+
+
+def attention_case(lengths):
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    qkv = RNG.standard_normal((offsets[-1], 3 * HIDDEN)).astype(np.float32)
+    square_sum = sum(length * length for length in lengths)
+    # q k^T and p v: 2 x 2 x L^2 x head_dim per head = 4 L^2 hidden; softmax: ~25 per score per head
+    flops = 4 * square_sum * HIDDEN + 25 * square_sum * HEADS
+    return qkv, offsets, (qkv.size + offsets[-1] * HIDDEN) * FLOAT, flops
+
+
+def test_packed_attention_short(benchmark, report):
+    qkv, offsets, bytes_moved, flops = attention_case([22] * 32)
+    benchmark(packed_attention, qkv, offsets, HEADS)
+    report("packed_attention 32 x 22 tokens", bytes_moved, flops)
+
+
+def test_packed_attention_long(benchmark, report):
+    qkv, offsets, bytes_moved, flops = attention_case([200] * 8)
+    benchmark(packed_attention, qkv, offsets, HEADS)
+    report("packed_attention 8 x 200 tokens", bytes_moved, flops)
+
+
+def test_mean_pool(benchmark, report):
+    token_embeddings = RNG.standard_normal((32, 22, HIDDEN)).astype(np.float32)
+    attention_mask = np.ones((32, 22), np.int64)
+    benchmark(mean_pool, token_embeddings, attention_mask)
+    report("mean_pool 32x22x384", (token_embeddings.size + 32 * HIDDEN) * FLOAT, 2 * token_embeddings.size)
+
+
+def test_normalize_rows(benchmark, report):
+    embeddings = RNG.standard_normal((1024, HIDDEN)).astype(np.float32)
+    benchmark(normalize_rows, embeddings)
+    report("normalize_rows 1024x384", 2 * embeddings.size * FLOAT, 3 * embeddings.size)

@@ -1,0 +1,53 @@
+"""Hub models known to load in minisbert, with their architecture, embedding dimension and module chain.
+
+The facts come from each model's published files (config.json, modules.json, 1_Pooling/config.json,
+2_Dense/config.json). minisbert's tests cannot download them (no hub access where they run): each entry
+is kept true by a test that builds a tiny random-weight model with the same architecture and module chain
+and checks it against sentence-transformers. all-MiniLM-L6-v2 is also checked with its real weights.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class KnownModel:
+    hub_id: str
+    model_type: str  # config.json's model_type: the forward pass minisbert runs
+    hidden_size: int
+    pooling: tuple  # the pooling modes, concatenated in this order
+    dense: tuple = ()  # (out_features, activation class name) of each Dense module after the pooling
+    normalize: bool = False  # a Normalize module ends the chain
+
+    @property
+    def dimension(self):
+        """The length of the embeddings encode returns."""
+        return self.dense[-1][0] if self.dense else len(self.pooling) * self.hidden_size
+
+
+KNOWN_MODELS = [
+    KnownModel("sentence-transformers/all-MiniLM-L6-v2", "bert", 384, ("mean",), normalize=True),
+    KnownModel("sentence-transformers/all-MiniLM-L12-v2", "bert", 384, ("mean",), normalize=True),
+    KnownModel("sentence-transformers/all-mpnet-base-v2", "mpnet", 768, ("mean",), normalize=True),
+    KnownModel("sentence-transformers/all-distilroberta-v1", "roberta", 768, ("mean",), normalize=True),
+    KnownModel("sentence-transformers/multi-qa-MiniLM-L6-cos-v1", "bert", 384, ("mean",), normalize=True),
+    KnownModel("sentence-transformers/multi-qa-mpnet-base-dot-v1", "mpnet", 768, ("cls",)),
+    KnownModel("sentence-transformers/paraphrase-MiniLM-L6-v2", "bert", 384, ("mean",)),
+    KnownModel("sentence-transformers/paraphrase-mpnet-base-v2", "mpnet", 768, ("mean",)),
+    KnownModel("sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2", "bert", 384, ("mean",)),
+    KnownModel("sentence-transformers/paraphrase-multilingual-mpnet-base-v2", "xlm-roberta", 768, ("mean",)),
+    KnownModel("sentence-transformers/msmarco-distilbert-base-v4", "distilbert", 768, ("mean",)),
+    KnownModel("sentence-transformers/msmarco-distilbert-base-tas-b", "distilbert", 768, ("cls",)),
+    KnownModel(
+        "sentence-transformers/distiluse-base-multilingual-cased-v2", "distilbert", 768, ("mean",), ((512, "Tanh"),)
+    ),
+    KnownModel("sentence-transformers/LaBSE", "bert", 768, ("cls",), ((768, "Tanh"),), normalize=True),
+    KnownModel("intfloat/e5-small-v2", "bert", 384, ("mean",), normalize=True),
+    KnownModel("intfloat/multilingual-e5-small", "bert", 384, ("mean",), normalize=True),
+    KnownModel("intfloat/multilingual-e5-base", "xlm-roberta", 768, ("mean",), normalize=True),
+    KnownModel("BAAI/bge-small-en-v1.5", "bert", 384, ("cls",), normalize=True),
+    KnownModel("BAAI/bge-base-en-v1.5", "bert", 768, ("cls",), normalize=True),
+    KnownModel("BAAI/bge-m3", "xlm-roberta", 1024, ("cls",), normalize=True),
+    KnownModel("jhgan/ko-sbert-nli", "bert", 768, ("mean",)),
+    KnownModel("jhgan/ko-sroberta-multitask", "roberta", 768, ("mean",)),
+    KnownModel("snunlp/KR-SBERT-V40K-klueNLI-augSTS", "bert", 768, ("mean",)),
+]

@@ -1,0 +1,61 @@
+"""models.layers' encoder computed fast (layers.encoder_reference is the readable version it is tested against):
+the real tokens of a batch packed into one (tokens, hidden) matrix, so that nothing is spent on padding, and
+fused numba kernels between OpenBLAS matmuls that write into buffers reused by every layer.
+"""
+
+import numpy as np
+
+from minisbert.kernels.activations import bias_gelu, gelu
+from minisbert.kernels.attention import packed_attention
+from minisbert.kernels.normalization import bias_residual_layer_norm
+
+
+def pack(x, attention_mask):
+    # x (batch, seq, hidden), attention_mask (batch, seq) -> the real tokens (tokens, hidden), each sequence's
+    # first row offsets (batch + 1,), and each token's (sequence, position) index pair, 2 x (tokens,)
+    real = attention_mask > 0  # (batch, seq)
+    offsets = np.zeros(len(real) + 1, dtype=np.int64)
+    np.cumsum(real.sum(axis=1), out=offsets[1:])
+    token_index = np.nonzero(real)
+    return np.ascontiguousarray(x[token_index], dtype=np.float32), offsets, token_index
+
+
+def fast_encoder(x, layers, attention_mask, config, activation, position_bias=None):
+    # x (batch, seq, hidden), attention_mask (batch, seq) -> (batch, seq, hidden), zeros at padding.
+    # ``activation`` is the feed-forward function (models.layers.activation(config["hidden_act"])).
+    hidden_states, offsets, token_index = pack(x, attention_mask)  # (tokens, hidden)
+    tokens, hidden = hidden_states.shape
+    buffers = {
+        "qkv": np.empty((tokens, 3 * hidden), dtype=np.float32),
+        "projection": np.empty((tokens, hidden), dtype=np.float32),
+        "intermediate": np.empty((tokens, config["intermediate_size"]), dtype=np.float32),
+    }
+    if position_bias is not None:
+        position_bias = position_bias.astype(np.float32, copy=False)
+    for layer in layers:
+        fast_encoder_layer(hidden_states, layer, offsets, token_index[1], config, activation, position_bias, buffers)
+    output = np.zeros(x.shape, dtype=np.float32)
+    output[token_index] = hidden_states
+    return output
+
+
+def fast_encoder_layer(x, layer, offsets, positions, config, activation, position_bias, buffers):
+    # x (tokens, hidden), updated in place; positions (tokens,) each token's place in its sequence
+    eps = config["layer_norm_eps"]
+    qkv, projection, intermediate = buffers["qkv"], buffers["projection"], buffers["intermediate"]
+    np.matmul(x, layer["qkv"]["weight"], out=qkv)  # (tokens, 3 hidden)
+    qkv += layer["qkv"]["bias"]
+    # (tokens, hidden): each token attends to the tokens of its own sequence
+    context = packed_attention(qkv, offsets, config["num_attention_heads"], position_bias, positions)
+    np.matmul(context, layer["attention_output"]["weight"], out=projection)  # (tokens, hidden)
+    norm = layer["attention_norm"]
+    bias_residual_layer_norm(projection, layer["attention_output"]["bias"], x, norm["weight"], norm["bias"], eps)
+    np.matmul(x, layer["intermediate"]["weight"], out=intermediate)  # (tokens, intermediate)
+    if activation is gelu:
+        bias_gelu(intermediate, layer["intermediate"]["bias"])
+    else:
+        intermediate += layer["intermediate"]["bias"]
+        intermediate[:] = activation(intermediate)
+    np.matmul(intermediate, layer["output"]["weight"], out=projection)  # (tokens, hidden)
+    norm = layer["output_norm"]
+    bias_residual_layer_norm(projection, layer["output"]["bias"], x, norm["weight"], norm["bias"], eps)

@@ -1,0 +1,127 @@
+"""models.fast_encoder (packed tokens, fused kernels: the default path) computes what the readable
+models.layers.encoder_reference computes, on a tiny random encoder and on the real model, and encode's
+output still matches sentence-transformers on mixed-length batches."""
+
+import numpy as np
+import pytest
+
+from minisbert.models.fast_encoder import fast_encoder
+from minisbert.models.layers import activation, encoder, encoder_reference
+
+HIDDEN, HEADS, INTERMEDIATE, LAYERS = 12, 3, 20, 2
+MIXED_TEXTS = [
+    "A short one.",
+    "word " * 400,  # longer than max_seq_length: truncated
+    "Grüße aus München, 東京 и Москва! 🎉🙂",
+    "   spaced\tout \n text   ",
+    "x",
+    "The weather is lovely today, and the long sentence goes on for a while to pad the others.",
+]
+
+
+def tiny_config(hidden_act="gelu"):
+    return {
+        "hidden_size": HIDDEN,
+        "num_attention_heads": HEADS,
+        "intermediate_size": INTERMEDIATE,
+        "layer_norm_eps": 1e-12,
+        "hidden_act": hidden_act,
+    }
+
+
+def random_layers(rng):
+    def linear(inputs, outputs):
+        return {
+            "weight": (rng.standard_normal((inputs, outputs)) / np.sqrt(inputs)).astype(np.float32),
+            "bias": (rng.standard_normal(outputs) * 0.1).astype(np.float32),
+        }
+
+    def norm():
+        return {"weight": (1 + 0.1 * rng.standard_normal(HIDDEN)).astype(np.float32), "bias": linear(1, HIDDEN)["bias"]}
+
+    return [
+        {
+            "qkv": linear(HIDDEN, 3 * HIDDEN),
+            "attention_output": linear(HIDDEN, HIDDEN),
+            "attention_norm": norm(),
+            "intermediate": linear(HIDDEN, INTERMEDIATE),
+            "output": linear(INTERMEDIATE, HIDDEN),
+            "output_norm": norm(),
+        }
+        for _ in range(LAYERS)
+    ]
+
+
+def padded_batch(rng, lengths):
+    seq = max(lengths)
+    x = rng.standard_normal((len(lengths), seq, HIDDEN)).astype(np.float32)
+    attention_mask = (np.arange(seq)[None, :] < np.array(lengths)[:, None]).astype(np.int64)
+    return x, attention_mask
+
+
+@pytest.mark.parametrize("hidden_act", ["gelu", "gelu_new", "relu"])
+def test_fast_encoder_matches_reference_on_real_tokens(hidden_act):
+    rng = np.random.default_rng(1)
+    layers, config = random_layers(rng), tiny_config(hidden_act)
+    x, attention_mask = padded_batch(rng, [5, 1, 9, 3])
+    expected = encoder_reference(x, layers, attention_mask, config)
+    actual = fast_encoder(x, layers, attention_mask, config, activation(hidden_act))
+    real = attention_mask.astype(bool)
+    np.testing.assert_allclose(actual[real], expected[real], rtol=0, atol=2e-6)
+    assert not actual[~real].any()  # padding positions are left at zero
+
+
+@pytest.mark.parametrize("bias_batch", [1, 4])
+def test_fast_encoder_matches_reference_with_position_bias(bias_batch):
+    rng = np.random.default_rng(2)
+    layers, config = random_layers(rng), tiny_config()
+    x, attention_mask = padded_batch(rng, [5, 1, 9, 3])
+    position_bias = rng.standard_normal((bias_batch, HEADS, 9, 9)).astype(np.float32)
+    expected = encoder_reference(x, layers, attention_mask, config, position_bias)
+    actual = encoder(x, layers, attention_mask, config, position_bias)
+    real = attention_mask.astype(bool)
+    np.testing.assert_allclose(actual[real], expected[real], rtol=0, atol=2e-6)
+
+
+def test_fast_encoder_ignores_what_padding_holds():
+    rng = np.random.default_rng(3)
+    layers, config = random_layers(rng), tiny_config()
+    x, attention_mask = padded_batch(rng, [2, 6])
+    changed = x.copy()
+    changed[0, 2:] = 1e3
+    np.testing.assert_array_equal(
+        encoder(x, layers, attention_mask, config), encoder(changed, layers, attention_mask, config)
+    )
+
+
+def test_encoder_runs_the_reference_when_recording():
+    rng = np.random.default_rng(4)
+    layers, config = random_layers(rng), tiny_config()
+    x, attention_mask = padded_batch(rng, [2, 6])
+    record = {}
+    recorded = encoder(x, layers, attention_mask, config, record=record)
+    np.testing.assert_array_equal(recorded, encoder_reference(x, layers, attention_mask, config))
+    assert len(record["attentions"]) == LAYERS
+
+
+def test_real_model_fast_path_matches_reference_path(model):
+    features = model.forward(MIXED_TEXTS)
+    reference_features = model.forward(MIXED_TEXTS, record={})
+    real = features["attention_mask"].astype(bool)
+    difference = np.abs(features["token_embeddings"][real] - reference_features["token_embeddings"][real])
+    assert difference.max() <= 5e-6
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, 32])
+def test_encode_matches_sentence_transformers_on_mixed_lengths(model, reference_model, batch_size):
+    expected = reference_model.encode(MIXED_TEXTS, batch_size=batch_size)
+    actual = model.encode(MIXED_TEXTS, batch_size=batch_size)
+    assert np.abs(actual - expected).max() <= 1e-6  # normalised embeddings
+
+
+def test_token_embeddings_match_sentence_transformers_on_mixed_lengths(model, reference_model):
+    expected = reference_model.encode(MIXED_TEXTS, output_value="token_embeddings")
+    actual = model.encode(MIXED_TEXTS, output_value="token_embeddings")
+    for text_tokens, reference_tokens in zip(actual, expected):
+        assert text_tokens.shape == tuple(reference_tokens.shape)
+        assert np.abs(text_tokens - reference_tokens.numpy()).max() <= 1e-5

@@ -1,0 +1,36 @@
+"""Every entry of minisbert.known_models is kept true: a tiny random model with the entry's architecture
+and module chain (Dense sizes shrunk) matches sentence-transformers; the bundled one also by its real files."""
+
+import numpy as np
+import pytest
+import torch
+from tiny_models import HARD_TEXTS, max_relative_difference
+
+from minisbert.known_models import KNOWN_MODELS
+from minisbert.models import ARCHITECTURES
+
+
+@pytest.mark.parametrize("known", KNOWN_MODELS, ids=[known.hub_id for known in KNOWN_MODELS])
+def test_tiny_model_with_the_same_chain_matches_reference(tiny_model, known):
+    assert known.model_type in ARCHITECTURES
+    dense = [(16, getattr(torch.nn, activation)(), True) for _, activation in known.dense]
+    pooling = known.pooling[0] if len(known.pooling) == 1 else known.pooling
+    _, model, reference = tiny_model(known.model_type, pooling_mode=pooling, dense=dense, normalize=known.normalize)
+    assert max_relative_difference(model.encode(HARD_TEXTS), reference.encode(HARD_TEXTS)) <= 1e-5
+
+
+def test_bundled_model_matches_its_entry(model):
+    known = next(k for k in KNOWN_MODELS if k.hub_id == "sentence-transformers/all-MiniLM-L6-v2")
+    assert model.transformer.config["model_type"] == known.model_type
+    assert model.get_sentence_embedding_dimension() == known.dimension
+    assert [type(module).__name__ for module in model.modules] == ["Transformer", "Pooling", "Normalize"]
+    assert np.allclose(np.linalg.norm(model.encode(["a", "b c"]), axis=1), 1)
+
+
+def test_models_command_lists_every_known_model(capsys):
+    from minisbert.cli import main
+
+    main(["models"])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 + len(KNOWN_MODELS)
+    assert any("sentence-transformers/LaBSE" in line and "Dense(768, Tanh)" in line for line in lines)
