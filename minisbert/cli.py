@@ -1,11 +1,15 @@
-"""The ``minisbert`` command: ``encode`` prints embeddings (JSON lines, or an .npy file), ``similarity``
-prints the similarity matrix of a few sentences, ``explain`` draws what happens inside the model. Sentences
-come as arguments, or one a line from a file or standard input. ``models`` lists the hub models known to work.
+"""The ``minisbert`` command: ``encode`` prints embeddings (JSON lines, or an .npy file) and ``similarity``
+prints the similarity matrix of a few sentences. Sentences come as arguments, or one a line from a file
+or standard input. ``models`` lists the hub models known to work. ``search`` finds the lines of a file closest
+to a query (embeddings cached beside the file); ``evaluate`` reports the correlation of similarities with gold
+scores on a CSV/TSV of sentence pairs; ``explain`` draws what happens inside the model for a text.
 """
 
 import argparse
+import hashlib
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -72,8 +76,6 @@ def format_similarity_matrix(sentences, scores, function_name):
 
 
 def explain_command(arguments):
-    from pathlib import Path
-
     from minisbert.plots import save_explanation
 
     model = load_model(arguments)
@@ -128,6 +130,104 @@ def format_trace_summary(trace, others=()):
     return "\n".join(lines)
 
 
+def corpus_cache_key(model, corpus_bytes):
+    """Changes when the corpus file's content, the model folder or any file in it (size, mtime) changes."""
+    from minisbert import __version__
+
+    digest = hashlib.sha256(corpus_bytes)
+    digest.update(f"{model.folder.resolve()}|{model.truncate_dim}|minisbert {__version__}".encode())
+    for path in sorted(model.folder.rglob("*")):
+        if path.is_file():
+            status = path.stat()
+            digest.update(f"|{path.relative_to(model.folder)}:{status.st_size}:{status.st_mtime_ns}".encode())
+    return digest.hexdigest()
+
+
+def cached_corpus_embeddings(model, corpus_path, sentences, corpus_bytes, batch_size):
+    """The corpus embeddings from FILE.minisbert.npy if its FILE.minisbert.json key still matches, else encoded
+    and written there (a read-only folder just means no cache)."""
+    embeddings_path = corpus_path.with_name(corpus_path.name + ".minisbert.npy")
+    key_path = corpus_path.with_name(corpus_path.name + ".minisbert.json")
+    key = corpus_cache_key(model, corpus_bytes)
+    try:
+        if json.loads(key_path.read_text(encoding="utf-8")).get("key") == key:
+            embeddings = np.load(embeddings_path, allow_pickle=False)
+            if embeddings.shape[0] == len(sentences):
+                print(f"minisbert: using cached embeddings {embeddings_path}", file=sys.stderr)
+                return embeddings
+    except (OSError, ValueError, AttributeError):
+        pass  # no cache or an unreadable one: encode again
+    embeddings = model.encode(sentences, batch_size=batch_size)
+    try:
+        np.save(embeddings_path, embeddings)
+        key_path.write_text(json.dumps({"key": key, "sentences": len(sentences)}), encoding="utf-8")
+        print(f"minisbert: embedded {len(sentences)} lines, cached in {embeddings_path}", file=sys.stderr)
+    except OSError as error:
+        print(f"minisbert: could not cache the embeddings ({error})", file=sys.stderr)
+    return embeddings
+
+
+def search_command(arguments):
+    from minisbert.similarity import SIMILARITY_FUNCTIONS
+    from minisbert.util import semantic_search
+
+    corpus_path = Path(arguments.corpus)
+    corpus_bytes = corpus_path.read_bytes()
+    lines = [(number, line) for number, line in enumerate(corpus_bytes.decode("utf-8").splitlines(), 1) if line.strip()]
+    if not lines:
+        raise SystemExit(f"minisbert: the corpus {corpus_path} has no non-empty line to search")
+    model = load_model(arguments)
+    sentences = [line for _, line in lines]
+    embeddings = cached_corpus_embeddings(model, corpus_path, sentences, corpus_bytes, arguments.batch_size)
+    query_embeddings = model.encode(arguments.query, batch_size=arguments.batch_size)
+    score_function = SIMILARITY_FUNCTIONS[model.similarity_fn_name][0]
+    results = semantic_search(query_embeddings, embeddings, top_k=arguments.top_k, score_function=score_function)
+    for query, hits in zip(arguments.query, results):
+        print(f"query: {query}")
+        for rank, hit in enumerate(hits, 1):
+            number, line = lines[hit["corpus_id"]]
+            print(f"{rank:4d}. {hit['score']:.4f}  line {number}: {line}")
+
+
+def evaluate_command(arguments):
+    from minisbert.evaluation import EmbeddingSimilarityEvaluator, read_pairs
+
+    sentences1, sentences2, scores = read_pairs(arguments.pairs, arguments.columns.split(","))
+    if len(scores) < 2:
+        raise SystemExit(f"minisbert: {arguments.pairs} holds {len(scores)} pair(s); correlation needs at least 2")
+    names = arguments.similarity.split(",") if arguments.similarity else None
+    evaluator = EmbeddingSimilarityEvaluator(
+        sentences1, sentences2, scores, batch_size=arguments.batch_size, similarity_fn_names=names,
+        precision=arguments.precision,
+    )
+    metrics = evaluator(load_model(arguments))
+    print(f"{len(scores)} pairs from {arguments.pairs}")
+    print(f"{'similarity':<12}{'pearson':>10}{'spearman':>10}")
+    for name in evaluator.similarity_fn_names:
+        print(f"{name:<12}{metrics[f'pearson_{name}']:>10.5f}{metrics[f'spearman_{name}']:>10.5f}")
+
+
+def add_search_commands(commands):
+    search = commands.add_parser("search", help="find the lines of a file closest to a query")
+    search.add_argument("--corpus", required=True, help="text file, one document a line (embeddings cached beside it)")
+    search.add_argument("--query", "-q", required=True, action="append", help="query text (repeat for several)")
+    search.add_argument("--top-k", "-k", type=int, default=5)
+    search.set_defaults(function=search_command)
+    evaluate = commands.add_parser("evaluate", help="Pearson/Spearman of similarities with gold scores (STS)")
+    evaluate.add_argument("pairs", help="CSV or TSV file of sentence pairs with a score")
+    evaluate.add_argument(
+        "--columns", default="sentence1,sentence2,score",
+        help="the two sentence columns and the score column: header names, or 1-based positions for a file "
+        "without header (STS-B: 6,7,5); default %(default)s",
+    )
+    evaluate.add_argument("--similarity", help="comma-separated: cosine,dot,euclidean,manhattan (default: the model's)")
+    evaluate.add_argument("--precision", help="quantize the embeddings first: int8, uint8, binary or ubinary")
+    evaluate.set_defaults(function=evaluate_command)
+    for command in (search, evaluate):
+        command.add_argument("--model", "-m", default=None, help="model folder or hub id (default all-MiniLM-L6-v2)")
+        command.add_argument("--batch-size", type=int, default=32)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="minisbert", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -149,6 +249,7 @@ def build_parser():
     explain.add_argument("--model", "-m", default=None, help="model folder or hub id (default all-MiniLM-L6-v2)")
     explain.set_defaults(function=explain_command)
     commands.add_parser("models", help="list the hub models known to work").set_defaults(function=models_command)
+    add_search_commands(commands)
     return parser
 
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from minisbert.loading import read_json, resolve_model_folder
 from minisbert.modules import Transformer, load_modules
+from minisbert.quantization import check_precision, quantize_embeddings
 from minisbert.similarity import SIMILARITY_FUNCTIONS, similarity_function_name
 from minisbert.trace import trace
 
@@ -91,11 +92,16 @@ class SentenceTransformer:
         convert_to_numpy=True,
         normalize_embeddings=False,
         truncate_dim=None,
+        precision="float32",
     ):
-        """Embeds a text (-> (dim,)) or a list of texts (-> (n, dim) float32), as sentence-transformers does."""
+        """Embeds a text (-> (dim,)) or a list of texts (-> (n, dim) float32), as sentence-transformers does.
+        precision "int8", "uint8", "binary" or "ubinary" quantizes the (n, dim) array (minisbert.quantization)."""
         is_single_text = isinstance(sentences, str)
         texts = texts_from(sentences)
         check_encode_arguments(batch_size, output_value)
+        quantize = precision is not None and check_precision(precision) != "float32"
+        if quantize and not (output_value == "sentence_embedding" and convert_to_numpy):
+            raise ValueError(f"precision={precision!r} needs output_value='sentence_embedding', convert_to_numpy=True")
         prompt = self.resolve_prompt(prompt, prompt_name)
         truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
         if show_progress_bar is None:
@@ -128,6 +134,8 @@ class SentenceTransformer:
             if embeddings is None:
                 dimension = self.get_sentence_embedding_dimension() if truncate_dim is None else truncate_dim
                 embeddings = np.empty((0, dimension), dtype=np.float32)
+            if quantize:
+                embeddings = quantize_embeddings(embeddings, precision)
             return embeddings[0] if is_single_text else embeddings
         return results[0] if is_single_text else results
 
