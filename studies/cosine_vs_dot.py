@@ -41,7 +41,7 @@ def synthetic_interactions(users, items, clusters, seed):
     popularity = 1.0 / (1 + rng.permutation(items)) ** 0.6  # (items,) power law
     user_cluster = rng.integers(clusters, size=users)  # (users,)
     affinity = np.where(user_cluster[:, None] == item_cluster[None, :], 1.0, 0.08)  # (users, items)
-    probability = np.minimum(1.0, 6.0 * affinity * popularity[None, :] / popularity.mean() / items * 10)
+    probability = np.minimum(1.0, 0.2 * affinity * popularity[None, :] / popularity.mean())  # (users, items)
     return (rng.random((users, items)) < probability).astype(np.float64), item_cluster
 
 
@@ -104,8 +104,9 @@ def upper_triangle(matrix):
 
 def neighbour_overlap(first, second, top=10):
     """Mean share of the top neighbours (by the similarity matrices first and second) that agree."""
-    np.fill_diagonal(first := first.copy(), -np.inf)
-    np.fill_diagonal(second := second.copy(), -np.inf)
+    first, second = first.copy(), second.copy()  # (items, items) each; an item is not its own neighbour
+    np.fill_diagonal(first, -np.inf)
+    np.fill_diagonal(second, -np.inf)
     top_first = np.argsort(-first, axis=1)[:, :top]
     top_second = np.argsort(-second, axis=1)[:, :top]
     return float(np.mean([len(set(a) & set(b)) / top for a, b in zip(top_first, top_second)]))
