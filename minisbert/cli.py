@@ -2,7 +2,7 @@
 prints the similarity matrix of a few sentences. Sentences come as arguments, or one a line from a file
 or standard input. ``models`` lists the hub models known to work. ``search`` finds the lines of a file closest
 to a query (embeddings cached beside the file); ``evaluate`` reports the correlation of similarities with gold
-scores on a CSV/TSV of sentence pairs.
+scores on a CSV/TSV of sentence pairs; ``explain`` draws what happens inside the model for a text.
 """
 
 import argparse
@@ -72,6 +72,61 @@ def format_similarity_matrix(sentences, scores, function_name):
     lines.append("       " + "".join(f"{f'[{j}]':>9}" for j in range(size)))
     for i in range(size):
         lines.append(f"{f'[{i}]':>7}" + "".join(f"{scores[i, j]:9.4f}" for j in range(size)))
+    return "\n".join(lines)
+
+
+def explain_command(arguments):
+    from minisbert.plots import save_explanation
+
+    model = load_model(arguments)
+    folder = Path(arguments.out)
+    folder.mkdir(parents=True, exist_ok=True)
+    traces, paths = save_explanation(model, arguments.texts, folder)
+    summary = format_trace_summary(traces[0], traces[1:])
+    (folder / "summary.txt").write_text(summary + "\n", encoding="utf-8")
+    print(summary)
+    print(f"wrote summary.txt and {len(paths)} plots to {folder}: {', '.join(path.name for path in paths.values())}")
+
+
+def format_trace_summary(trace, others=()):
+    """What a Trace holds, in a few lines: tokens, shapes, and per layer the token norms, how close the
+    pooled vector already is to the final one, the share of attention going to the special tokens and the
+    word piece attended most (and the similarity to other traces' texts after each layer)."""
+    from minisbert.similarity import cos_sim
+    from minisbert.trace import layer_similarities
+
+    num_layers, heads, seq, _ = trace.attentions.shape
+    lines = [
+        f"text: {trace.text!r}",
+        f"tokens ({seq}): {' '.join(trace.tokens)}",
+        f"input_ids: {' '.join(str(i) for i in trace.input_ids)}",
+        f"hidden_states: {trace.hidden_states.shape} = embeddings output + {num_layers} layers, {seq} tokens",
+        f"attentions: {trace.attentions.shape} = {num_layers} layers x {heads} heads x {seq} queries x {seq} keys",
+        "",
+        "step         mean token norm  cos(pooled, final pooled)  attention to first+last  most attended piece",
+    ]
+    token_norms = np.linalg.norm(trace.hidden_states, axis=-1).mean(axis=1)  # (num_layers + 1,)
+    to_final = cos_sim(trace.layer_embeddings, trace.pooled_embedding[None])[:, 0]  # (num_layers + 1,)
+    attention_received = trace.attentions.mean(axis=(1, 2))  # (num_layers, seq): mean over heads and queries
+    for step in range(num_layers + 1):
+        name = "embeddings" if step == 0 else f"layer {step}"
+        line = f"{name:<13}{token_norms[step]:>15.4f}{to_final[step]:>27.4f}"
+        if step > 0 and seq > 2:
+            received = attention_received[step - 1]
+            piece = trace.tokens[1 + int(received[1:-1].argmax())]
+            line += f"{received[0] + received[-1]:>25.4f}  {piece}"
+        lines.append(line)
+    lines.append("")
+    for other in others:
+        similarities = " ".join(f"{s:.4f}" for s in layer_similarities(trace, other))
+        lines += [f"cosine similarity to {other.text!r} after embeddings, layer 1, 2, ...: {similarities}"]
+    embedding = trace.sentence_embedding
+    lines += [
+        f"pooled embedding (Pooling output): {trace.pooled_embedding.shape}, "
+        f"norm {np.linalg.norm(trace.pooled_embedding):.4f}",
+        f"sentence embedding (what encode returns): {embedding.shape}, norm {np.linalg.norm(embedding):.4f}, "
+        f"first values {' '.join(f'{x:.4f}' for x in embedding[:6])}",
+    ]
     return "\n".join(lines)
 
 
@@ -188,6 +243,11 @@ def build_parser():
         command.add_argument("--normalize", action="store_true", help="scale embeddings to unit length")
         command.set_defaults(function=function)
     commands.choices["encode"].add_argument("--output", "-o", help="write the embeddings to this .npy file")
+    explain = commands.add_parser("explain", help="plot attention, token norms and similarities of texts")
+    explain.add_argument("texts", nargs="+", help="the text to explain (more texts: also compared with it)")
+    explain.add_argument("--out", "-o", required=True, help="folder to write the PNGs and summary.txt into")
+    explain.add_argument("--model", "-m", default=None, help="model folder or hub id (default all-MiniLM-L6-v2)")
+    explain.set_defaults(function=explain_command)
     commands.add_parser("models", help="list the hub models known to work").set_defaults(function=models_command)
     add_search_commands(commands)
     return parser

@@ -11,6 +11,7 @@ from minisbert.loading import read_json, resolve_model_folder
 from minisbert.modules import Transformer, load_modules
 from minisbert.quantization import check_precision, quantize_embeddings
 from minisbert.similarity import SIMILARITY_FUNCTIONS, similarity_function_name
+from minisbert.trace import trace
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +138,11 @@ class SentenceTransformer:
                 embeddings = quantize_embeddings(embeddings, precision)
             return embeddings[0] if is_single_text else embeddings
         return results[0] if is_single_text else results
+
+    def trace(self, text):
+        """One text's every intermediate value (tokens, each layer's hidden states and attention maps, the
+        pooled and final embedding) from the forward pass encode runs: a minisbert.trace.Trace."""
+        return trace(self, text)
 
     def encode_query(self, sentences, **options):
         """encode() with the model's "query" prompt (empty unless the model defines one)."""

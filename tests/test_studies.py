@@ -1,0 +1,68 @@
+"""The studies in studies/ run end to end in a small configuration, so they can't rot: the cosine-vs-dot
+reproduction must still reproduce the paper's claim, and the pooling table must still be computed."""
+
+import importlib.util
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def load_study(name):
+    spec = importlib.util.spec_from_file_location(name, REPO / "studies" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cosine_vs_dot_reproduces_the_paper_on_a_small_configuration(tmp_path, default_model_folder):
+    lines = load_study("cosine_vs_dot").main([
+        "--users", "400", "--items", "60", "--queries", "4", "--documents", "40",
+        "--model", str(default_model_folder), "--figure", str(tmp_path / "figure.png"),
+    ])
+    text = "\n".join(lines)
+    assert "The claim is reproduced." in text
+    assert "with Normalize (as published)" in text and "Kendall tau (full ranking) 1.0000" in text
+    assert (tmp_path / "figure.png").stat().st_size > 10_000
+
+
+def test_without_normalize_drops_only_the_normalize_module(tmp_path, default_model_folder):
+    from minisbert import SentenceTransformer
+    from minisbert.modules import Normalize
+
+    folder = load_study("cosine_vs_dot").without_normalize(default_model_folder, tmp_path)
+    modules = SentenceTransformer(folder).modules
+    assert [type(m).__name__ for m in modules] == ["Transformer", "Pooling"]
+    assert not any(isinstance(m, Normalize) for m in modules)
+
+
+@pytest.mark.parametrize("scheme", [1, 2])
+def test_trained_linear_model_reaches_the_closed_form_loss(scheme):
+    import numpy as np
+
+    study = load_study("cosine_vs_dot")
+    X, _ = study.synthetic_interactions(300, 40, 5, seed=0)
+    _, s = study.top_singular(X, 5)
+    penalty = s[2] ** 2 if scheme == 1 else 0.5 * s[-1]
+    closed_form = study.scheme1_closed_form(X, 5, penalty, np.ones(5)) if scheme == 1 else (
+        study.scheme2_closed_form(X, 5, penalty, np.eye(5)))
+    _, _, trained_loss = study.train(X, 5, scheme, penalty, seed=1)
+    assert trained_loss == pytest.approx(study.loss(X, scheme, penalty, *closed_form), rel=1e-8)
+
+
+def test_pooling_table_on_a_few_pairs(default_model_folder):
+    lines = load_study("pooling").main(["--pairs", "20", "--model", str(default_model_folder)])
+    row = next(line for line in lines if line.startswith("| KorSTS"))
+    values = [float(cell) for cell in row.strip("|").split("|")[2:]]
+    assert len(values) == 3 and all(-100 <= value <= 100 for value in values)
+
+
+def test_mean_pooling_of_token_embeddings_is_the_model_embedding(model):
+    import numpy as np
+
+    from minisbert.similarity import pairwise_cos_sim
+
+    texts = ["The weather is lovely today.", "빠른 갈색 여우가 게으른 개를 뛰어넘는다."]
+    tokens = model.encode(texts, output_value="token_embeddings")
+    pooled = load_study("pooling").pool_all(tokens, "mean")
+    np.testing.assert_allclose(pairwise_cos_sim(pooled, model.encode(texts)), 1, atol=1e-6)
