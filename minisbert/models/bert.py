@@ -6,7 +6,7 @@ layers of multi-head self-attention and a feed-forward block (models.layers.enco
 import numpy as np
 
 from minisbert.models.checkpoint import Checkpoint
-from minisbert.models.layers import embedding_lookup, encoder, layer_norm
+from minisbert.models.layers import embeddings, encoder
 
 # transformers' BertConfig defaults, for the keys a config.json may leave out.
 CONFIG_DEFAULTS = {
@@ -18,22 +18,12 @@ CONFIG_DEFAULTS = {
 }
 
 
-def embeddings(params, input_ids, token_type_ids, position_ids, eps):
-    # input_ids, token_type_ids (batch, seq), position_ids (batch or 1, seq) -> (batch, seq, hidden)
-    x = (
-        embedding_lookup(params["word"], input_ids, "word embedding")
-        + embedding_lookup(params["token_type"], token_type_ids, "token type embedding")
-        + embedding_lookup(params["position"], position_ids, "position embedding")
-    )
-    return layer_norm(x, params["norm"], eps)
-
-
 def forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None):
     # input_ids, attention_mask, token_type_ids (batch, seq) -> token embeddings (batch, seq, hidden)
     if token_type_ids is None:
         token_type_ids = np.zeros_like(input_ids)
     position_ids = np.arange(input_ids.shape[1])[None, :]  # (1, seq)
-    x = embeddings(params["embeddings"], input_ids, token_type_ids, position_ids, config["layer_norm_eps"])
+    x = embeddings(params["embeddings"], input_ids, position_ids, config["layer_norm_eps"], token_type_ids)
     return encoder(x, params["layers"], attention_mask, config, record=record)
 
 
@@ -44,14 +34,10 @@ def load_parameters(tensors, config, prefixes=("bert.", "model.")):
     hidden, intermediate = config["hidden_size"], config["intermediate_size"]
     params = {
         "embeddings": {
-            "word": checkpoint.take("embeddings.word_embeddings.weight", (config["vocab_size"], hidden)),
-            "position": checkpoint.take(
-                "embeddings.position_embeddings.weight", (config["max_position_embeddings"], hidden)
-            ),
+            **checkpoint.embeddings(config),
             "token_type": checkpoint.take(
                 "embeddings.token_type_embeddings.weight", (config["type_vocab_size"], hidden)
             ),
-            "norm": checkpoint.norm("embeddings.LayerNorm", hidden),
         },
         "layers": [],
     }

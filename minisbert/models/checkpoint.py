@@ -61,6 +61,15 @@ class Checkpoint:
             "bias": np.concatenate([layer["bias"] for layer in layers]),
         }
 
+    def embeddings(self, config):
+        """The word and position tables and the LayerNorm after them, named as BERT and its descendants name them."""
+        hidden = config["hidden_size"]
+        return {
+            "word": self.take("embeddings.word_embeddings.weight", (config["vocab_size"], hidden)),
+            "position": self.take("embeddings.position_embeddings.weight", (config["max_position_embeddings"], hidden)),
+            "norm": self.norm("embeddings.LayerNorm", hidden),
+        }
+
     def norm(self, name, size, weight="weight", bias="bias"):
         return {"weight": self.take(f"{name}.{weight}", (size,)), "bias": self.take(f"{name}.{bias}", (size,))}
 

@@ -6,7 +6,7 @@ names (``q_lin``, ``sa_layer_norm``, ``ffn.lin1``...) and config keys (``dim``, 
 import numpy as np
 
 from minisbert.models.checkpoint import Checkpoint
-from minisbert.models.layers import embedding_lookup, encoder, layer_norm
+from minisbert.models.layers import embeddings, encoder
 
 # transformers' DistilBertConfig defaults; its LayerNorms have a fixed eps of 1e-12.
 CONFIG_DEFAULTS = {
@@ -31,11 +31,8 @@ CONFIG_ALIASES = {
 
 def forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None):
     # input_ids, attention_mask (batch, seq) -> token embeddings (batch, seq, hidden); no token types
-    embedding = params["embeddings"]
     position_ids = np.arange(input_ids.shape[1])[None, :]  # (1, seq)
-    words = embedding_lookup(embedding["word"], input_ids, "word embedding")  # (batch, seq, hidden)
-    positions = embedding_lookup(embedding["position"], position_ids, "position embedding")  # (1, seq, hidden)
-    x = layer_norm(words + positions, embedding["norm"], config["layer_norm_eps"])
+    x = embeddings(params["embeddings"], input_ids, position_ids, config["layer_norm_eps"])  # (batch, seq, hidden)
     return encoder(x, params["layers"], attention_mask, config, record=record)
 
 
@@ -44,13 +41,7 @@ def load_parameters(tensors, config):
     checkpoint = Checkpoint(tensors, prefixes=("distilbert.", "model."))
     hidden, intermediate = config["hidden_size"], config["intermediate_size"]
     params = {
-        "embeddings": {
-            "word": checkpoint.take("embeddings.word_embeddings.weight", (config["vocab_size"], hidden)),
-            "position": checkpoint.take(
-                "embeddings.position_embeddings.weight", (config["max_position_embeddings"], hidden)
-            ),
-            "norm": checkpoint.norm("embeddings.LayerNorm", hidden),
-        },
+        "embeddings": checkpoint.embeddings(config),
         "layers": [],
     }
     for i in range(config["num_hidden_layers"]):

@@ -24,6 +24,16 @@ def embedding_lookup(table, ids, table_name):
     return table[ids]
 
 
+def embeddings(params, input_ids, position_ids, eps, token_type_ids=None):
+    # input_ids (batch, seq), position_ids (batch or 1, seq), token_type_ids (batch, seq) or None for models
+    # without token types -> (batch, seq, hidden): word + token type + position vectors, then LayerNorm
+    x = embedding_lookup(params["word"], input_ids, "word embedding")
+    if token_type_ids is not None:
+        x = x + embedding_lookup(params["token_type"], token_type_ids, "token type embedding")
+    x = x + embedding_lookup(params["position"], position_ids, "position embedding")
+    return layer_norm(x, params["norm"], eps)
+
+
 def linear(x, layer):
     # x (..., in), layer["weight"] (in, out), layer["bias"] (out,) -> (..., out)
     return x @ layer["weight"] + layer["bias"]

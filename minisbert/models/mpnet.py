@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from minisbert.models.checkpoint import Checkpoint
-from minisbert.models.layers import embedding_lookup, encoder, layer_norm
+from minisbert.models.layers import embeddings, encoder
 from minisbert.models.roberta import position_ids_skipping_padding
 
 # transformers' MPNetConfig defaults, for the keys a config.json may leave out.
@@ -52,11 +52,8 @@ def position_bias(relative_attention_bias, seq_len):
 
 def forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None):
     # input_ids, attention_mask (batch, seq) -> token embeddings (batch, seq, hidden); no token types
-    embedding = params["embeddings"]
     position_ids = position_ids_skipping_padding(input_ids, PADDING_IDX)  # (batch, seq)
-    words = embedding_lookup(embedding["word"], input_ids, "word embedding")  # (batch, seq, hidden)
-    positions = embedding_lookup(embedding["position"], position_ids, "position embedding")  # (batch, seq, hidden)
-    x = layer_norm(words + positions, embedding["norm"], config["layer_norm_eps"])
+    x = embeddings(params["embeddings"], input_ids, position_ids, config["layer_norm_eps"])  # (batch, seq, hidden)
     bias = position_bias(params["relative_attention_bias"], input_ids.shape[1])  # (1, heads, seq, seq)
     return encoder(x, params["layers"], attention_mask, config, position_bias=bias, record=record)
 
@@ -66,13 +63,7 @@ def load_parameters(tensors, config):
     checkpoint = Checkpoint(tensors, prefixes=("mpnet.", "model."))
     hidden, intermediate = config["hidden_size"], config["intermediate_size"]
     params = {
-        "embeddings": {
-            "word": checkpoint.take("embeddings.word_embeddings.weight", (config["vocab_size"], hidden)),
-            "position": checkpoint.take(
-                "embeddings.position_embeddings.weight", (config["max_position_embeddings"], hidden)
-            ),
-            "norm": checkpoint.norm("embeddings.LayerNorm", hidden),
-        },
+        "embeddings": checkpoint.embeddings(config),
         "relative_attention_bias": checkpoint.take(
             "encoder.relative_attention_bias.weight",
             (config["relative_attention_num_buckets"], config["num_attention_heads"]),

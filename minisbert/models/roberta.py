@@ -6,7 +6,7 @@ BERT's do, under the prefix ``roberta.``.
 import numpy as np
 
 from minisbert.models import bert
-from minisbert.models.layers import encoder
+from minisbert.models.layers import embeddings, encoder
 
 # transformers' RobertaConfig / XLMRobertaConfig defaults, for the keys a config.json may leave out.
 CONFIG_DEFAULTS = {**bert.CONFIG_DEFAULTS, "pad_token_id": 1}
@@ -24,7 +24,7 @@ def forward(params, config, input_ids, attention_mask, token_type_ids=None, reco
     if token_type_ids is None:
         token_type_ids = np.zeros_like(input_ids)
     position_ids = position_ids_skipping_padding(input_ids, config["pad_token_id"])  # (batch, seq)
-    x = bert.embeddings(params["embeddings"], input_ids, token_type_ids, position_ids, config["layer_norm_eps"])
+    x = embeddings(params["embeddings"], input_ids, position_ids, config["layer_norm_eps"], token_type_ids)
     return encoder(x, params["layers"], attention_mask, config, record=record)
 
 
