@@ -1,10 +1,20 @@
 """Multi-head self-attention over packed sequences: the real tokens of a batch stacked into one
 (tokens, 3 * hidden) matrix of queries|keys|values, sequence i holding rows offsets[i]:offsets[i + 1].
 Each token attends to the tokens of its own sequence only, so padding costs nothing and needs no mask.
+The two products run in OpenBLAS, one sequence at a time; the softmax between them is one numba kernel.
 """
 
 import numba
 import numpy as np
+
+
+
+def split_heads(qkv_rows, num_heads):
+    # qkv_rows (length, 3 * hidden) -> query, key, value, each a (heads, length, head_dim) view
+    length = qkv_rows.shape[0]
+    return (
+        part.reshape(length, num_heads, -1).transpose(1, 0, 2) for part in np.split(qkv_rows, 3, axis=1)
+    )
 
 
 def packed_attention_reference(qkv, offsets, num_heads, position_bias=None, positions=None):
@@ -18,10 +28,7 @@ def packed_attention_reference(qkv, offsets, num_heads, position_bias=None, posi
         rows = slice(offsets[sequence], offsets[sequence + 1])
         if rows.start == rows.stop:
             continue
-        # each (length, hidden) -> (heads, length, head_dim)
-        query, key, value = (
-            part.reshape(-1, num_heads, head_dim).transpose(1, 0, 2) for part in np.split(qkv[rows], 3, axis=1)
-        )
+        query, key, value = split_heads(qkv[rows], num_heads)  # (heads, length, head_dim)
         scores = query @ key.transpose(0, 2, 1) / np.sqrt(head_dim).astype(qkv.dtype)  # (heads, length, length)
         if position_bias is not None:
             where = positions[rows]
@@ -32,88 +39,117 @@ def packed_attention_reference(qkv, offsets, num_heads, position_bias=None, posi
     return context
 
 
-@numba.njit(inline="always", error_model="numpy")
-def _exp_of_nonpositive(x):
-    # exp(x) for x <= 0, vectorizable (libm's exp is a scalar call): exp(x) = exp(x / 1024) ** 1024, with
-    # exp(x / 1024) by its Taylor series to degree 7 (relative error < 3e-13 on [-104 / 1024, 0]) in float64,
-    # then squared ten times (error x 1024 < 1e-9). Below -104, exp(x) is 0 in float32 (and ~1e-45 in float64).
-    y = max(x, -104.0) * (1.0 / 1024.0)
-    result = 1.0 + y * (
-        1.0 + y * (1.0 / 2 + y * (1.0 / 6 + y * (1.0 / 24 + y * (1.0 / 120 + y * (1.0 / 720 + y * (1.0 / 5040))))))
-    )
-    for _ in range(10):
-        result = result * result
+def softmax_blocks_reference(scores, block_starts, block_rows, row_lengths, divisor):
+    """scores: a flat buffer of blocks, block b a (block_rows[b], row_lengths[b]) matrix from block_starts[b] ->
+    a copy with each row of each block replaced by softmax(row / divisor)."""
+    result = scores.copy()
+    for start, rows, length in zip(block_starts, block_rows, row_lengths):
+        block = scores[start : start + rows * length].reshape(rows, length) / divisor
+        exponentials = np.exp(block - block.max(axis=1, keepdims=True))
+        result[start : start + rows * length] = (exponentials / exponentials.sum(axis=1, keepdims=True)).ravel()
     return result
 
 
-# reassoc lets LLVM vectorize the dot products, and the max and sum over a row of scores (partial sums per SIMD lane);
-# error_model="numpy" drops the division-by-zero checks that would stop it vectorizing.
-@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc"})
-def _packed_attention(qkv, offsets, num_heads, position_bias, positions, context):
-    hidden = qkv.shape[1] // 3
-    head_dim = hidden // num_heads
-    sqrt_head_dim = np.sqrt(qkv.dtype.type(head_dim))
-    has_position_bias = position_bias.shape[0] > 0
-    longest = 0
-    for sequence in range(len(offsets) - 1):
-        longest = max(longest, offsets[sequence + 1] - offsets[sequence])
-    # One (sequence, head) at a time, in contiguous scratch. The inner loops run along contiguous rows and
-    # (but for the dot products, which reassoc splits across SIMD lanes) update a different element at each
-    # step: no chain of dependent adds through memory, so that they vectorize.
-    keys = np.empty((longest, head_dim), dtype=qkv.dtype)  # (length, head_dim)
-    values = np.empty((longest, head_dim), dtype=qkv.dtype)  # (length, head_dim)
-    probabilities = np.empty((longest, longest), dtype=qkv.dtype)  # (queries, keys)
-    output = np.empty((longest, head_dim), dtype=qkv.dtype)  # (length, head_dim)
-    for sequence in range(len(offsets) - 1):
-        start, length = offsets[sequence], offsets[sequence + 1] - offsets[sequence]
-        bias_index = min(sequence, position_bias.shape[0] - 1)
-        for head in range(num_heads):
-            query_column, key_column, value_column = (
-                head * head_dim,
-                hidden + head * head_dim,
-                2 * hidden + head * head_dim,
-            )
-            for j in range(length):
-                for d in range(head_dim):
-                    keys[j, d] = qkv[start + j, key_column + d]
-                    values[j, d] = qkv[start + j, value_column + d]
-            for i in range(length):
-                query = qkv[start + i, query_column : query_column + head_dim]
-                scores = probabilities[i, :length]  # q_i . k_j / sqrt(head_dim) for every key j
+_LOG2_E = np.float32(1.4426950408889634)
+_LN2_HIGH = np.float32(0.693145751953125)  # ln 2 split in two (Cody-Waite): n * _LN2_HIGH is exact for |n| < 256
+_LN2_LOW = np.float32(1.428606765330187e-06)
+_EXP_TAYLOR = tuple(np.float32(1.0 / factorial) for factorial in (5040, 720, 120, 24, 6, 2, 1, 1))
+
+
+@numba.njit(inline="always", error_model="numpy", fastmath={"contract"})
+def _exp_mantissa(x):
+    # x <= 0 -> (m, n) with exp(x) = m * 2^n: n = round(x / ln 2), m = exp(x - n ln 2) by its Taylor series to
+    # degree 7 (|x - n ln 2| <= ln 2 / 2: relative error < 6e-9). Below -87, exp(x) is taken as exp(-87) ~ 1.6e-38.
+    x = max(x, np.float32(-87.0))
+    n = np.floor(x * _LOG2_E + np.float32(0.5))
+    r = x - n * _LN2_HIGH - n * _LN2_LOW
+    m = _EXP_TAYLOR[0]
+    for coefficient in _EXP_TAYLOR[1:]:
+        m = m * r + coefficient
+    return m, n
+
+
+_MAXIMUM_LANES = 16  # a row's maximum is taken in 16 running maxima: LLVM does not vectorize a single one
+
+
+@numba.njit(inline="always", error_model="numpy", fastmath={"reassoc", "contract"})
+def _row_maximum(row, lanes):
+    lanes[:] = row[0]
+    for block in range(0, len(row) - _MAXIMUM_LANES + 1, _MAXIMUM_LANES):
+        for lane in range(_MAXIMUM_LANES):
+            lanes[lane] = max(lanes[lane], row[block + lane])
+    maximum = row[0]
+    for lane in range(_MAXIMUM_LANES):
+        maximum = max(maximum, lanes[lane])
+    for j in range(len(row) - len(row) % _MAXIMUM_LANES, len(row)):
+        maximum = max(maximum, row[j])
+    return maximum
+
+
+_CHUNK = 4096  # floats: the rows of a block are taken in chunks of about this size, which stay in L1 cache
+
+
+# The exp runs over a chunk of rows at once, not row by row: LLVM's vector loop takes 32 floats a step, so it
+# would skip the rows of a short sentence. reassoc lets LLVM vectorize the sums (partial sums per SIMD lane);
+# error_model="numpy" drops the division checks that would stop it vectorizing. Serial: numba's parallel
+# version ran no faster on two cores (waking its workers costs ~0.1 ms).
+@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _softmax_blocks(scores, block_starts, block_rows, row_lengths, divisor, powers_of_two):
+    # powers_of_two: float32 scratch of max(_CHUNK, longest row) floats, where 2^n is built from its int32
+    # exponent bits
+    power_bits = powers_of_two.view(np.int32)
+    lanes = np.empty(_MAXIMUM_LANES, np.float32)
+    scale = np.float32(1.0) / divisor
+    for b in range(len(block_starts)):
+        length = row_lengths[b]
+        chunk_rows = max(1, _CHUNK // length)
+        for first_row in range(0, block_rows[b], chunk_rows):
+            rows = min(chunk_rows, block_rows[b] - first_row)
+            chunk = scores[block_starts[b] + first_row * length : block_starts[b] + (first_row + rows) * length]
+            for r in range(rows):  # row -> row * scale - its maximum (max(x * s) = max(x) * s: rounding is monotonic)
+                row = chunk[r * length : (r + 1) * length]
+                maximum = _row_maximum(row, lanes) * scale
                 for j in range(length):
-                    score = qkv.dtype.type(0.0)
-                    for d in range(head_dim):
-                        score += query[d] * keys[j, d]
-                    scores[j] = score / sqrt_head_dim
-                if has_position_bias:
-                    for j in range(length):
-                        scores[j] += position_bias[bias_index, head, positions[start + i], positions[start + j]]
-                maximum = -np.inf
+                    row[j] = row[j] * scale - maximum
+            for j in range(len(chunk)):
+                mantissa, exponent = _exp_mantissa(chunk[j])
+                chunk[j] = mantissa
+                power_bits[j] = (np.int32(exponent) + 127) << 23  # the float32 2^exponent
+            for j in range(len(chunk)):
+                chunk[j] = chunk[j] * powers_of_two[j]
+            for r in range(rows):
+                row = chunk[r * length : (r + 1) * length]
+                total = np.float32(0.0)
                 for j in range(length):
-                    maximum = max(maximum, scores[j])
-                total = 0.0
+                    total += row[j]
+                inverse_total = np.float32(1.0) / total
                 for j in range(length):
-                    scores[j] = _exp_of_nonpositive(scores[j] - maximum)
-                    total += scores[j]
-                for j in range(length):
-                    scores[j] = scores[j] / total
-            output[:length] = 0.0  # output_i = sum_j p_ij v_j, accumulated key by key
-            for j in range(length):
-                for i in range(length):
-                    probability = probabilities[i, j]
-                    for d in range(head_dim):
-                        output[i, d] += probability * values[j, d]
-            for i in range(length):
-                for d in range(head_dim):
-                    context[start + i, query_column + d] = output[i, d]
+                    row[j] = row[j] * inverse_total
+
+
+def softmax_blocks(scores, block_starts, block_rows, row_lengths, divisor):
+    """The numba version of ``softmax_blocks_reference``, in place in ``scores`` (float32), which is returned."""
+    if scores.dtype != np.float32 or scores.ndim != 1:
+        raise ValueError(f"softmax_blocks expects a flat float32 buffer, got {scores.dtype} {scores.shape}")
+    block_starts, block_rows, row_lengths = (
+        np.asarray(values, np.int64) for values in (block_starts, block_rows, row_lengths)
+    )
+    sizes = block_rows * row_lengths
+    if len(sizes) and (block_rows.min() < 0 or row_lengths.min() < 1 or (block_starts + sizes).max() > len(scores)):
+        raise ValueError("softmax_blocks: every row must be non-empty and every block inside the buffer")
+    powers_of_two = np.empty(max(_CHUNK, int(row_lengths.max(initial=0))), np.float32)
+    _softmax_blocks(scores, block_starts, block_rows, row_lengths, np.float32(divisor), powers_of_two)
+    return scores
 
 
 def packed_attention(qkv, offsets, num_heads, position_bias=None, positions=None):
-    """The numba version of ``packed_attention_reference``: same arguments, same result."""
-    if qkv.ndim != 2 or qkv.shape[1] % (3 * num_heads) != 0:
+    """The fast version of ``packed_attention_reference``: same arguments, same result (to float32 rounding).
+    Per sequence, q k^T for all heads is one stacked OpenBLAS matmul into a scores buffer; one softmax_blocks
+    call covers every sequence; p v is a second matmul per sequence, written into the context rows."""
+    if qkv.dtype != np.float32 or qkv.ndim != 2 or qkv.shape[1] % (3 * num_heads) != 0:
         raise ValueError(
-            f"packed_attention expects qkv (tokens, 3 * hidden) with hidden divisible by {num_heads} heads, "
-            f"got {qkv.shape}"
+            f"packed_attention expects float32 qkv (tokens, 3 * hidden) with hidden divisible by {num_heads} "
+            f"heads, got {qkv.dtype} {qkv.shape}"
         )
     offsets = np.asarray(offsets, dtype=np.int64)
     if (
@@ -124,17 +160,39 @@ def packed_attention(qkv, offsets, num_heads, position_bias=None, positions=None
         or np.any(np.diff(offsets) < 0)
     ):
         raise ValueError(f"offsets must rise from 0 to the number of tokens ({len(qkv)}), got {offsets}")
-    if position_bias is None:
-        position_bias, positions = np.zeros((0, 0, 0, 0), dtype=qkv.dtype), np.zeros(0, dtype=np.int64)  # "no bias"
-    elif positions is None or len(positions) != len(qkv):
+    if position_bias is not None and (positions is None or len(positions) != len(qkv)):
         raise ValueError("packed_attention needs each token's position in its sequence to index position_bias")
-    context = np.empty((qkv.shape[0], qkv.shape[1] // 3), dtype=qkv.dtype)
-    _packed_attention(
-        qkv,
-        offsets,
-        num_heads,
-        position_bias.astype(qkv.dtype, copy=False),
-        np.asarray(positions, dtype=np.int64),
-        context,
+    tokens, hidden = qkv.shape[0], qkv.shape[1] // 3
+    head_dim = hidden // num_heads
+    sqrt_head_dim = np.sqrt(np.float32(head_dim))
+    lengths = np.diff(offsets)
+    # views, no copies: queries, keys and values (3, heads, tokens, head_dim); context (heads, tokens, head_dim)
+    heads = qkv.reshape(tokens, 3, num_heads, head_dim).transpose(1, 2, 0, 3)
+    context = np.empty((tokens, hidden), dtype=np.float32)
+    context_heads = context.reshape(tokens, num_heads, head_dim).transpose(1, 0, 2)
+    # sequence i's scores: a (heads, length, length) block of one flat buffer, at block_starts[i]
+    block_starts = np.concatenate([[0], np.cumsum(num_heads * lengths**2)])
+    scores = np.empty(block_starts[-1], dtype=np.float32)
+    blocks = [
+        scores[block_starts[i] : block_starts[i + 1]].reshape(num_heads, lengths[i], lengths[i])
+        for i in range(len(lengths))
+    ]
+    for i, block in enumerate(blocks):
+        rows = slice(offsets[i], offsets[i + 1])
+        np.matmul(heads[0, :, rows], heads[1, :, rows].transpose(0, 2, 1), out=block)  # q k^T
+        if position_bias is not None:  # scores / sqrt(head_dim) + bias here, so the softmax divides by 1
+            where = positions[rows]
+            block /= sqrt_head_dim
+            block += position_bias[min(i, len(position_bias) - 1)][:, where][:, :, where]
+    real = lengths > 0
+    softmax_blocks(
+        scores,
+        block_starts[:-1][real],
+        num_heads * lengths[real],  # block i: (heads * length, length)
+        lengths[real],
+        sqrt_head_dim if position_bias is None else 1.0,
     )
+    for i, block in enumerate(blocks):
+        rows = slice(offsets[i], offsets[i + 1])
+        np.matmul(block, heads[2, :, rows], out=context_heads[:, rows])  # p v, (heads, length, head_dim)
     return context
