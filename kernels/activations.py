@@ -84,7 +84,7 @@ def bias_gelu_reference(x, bias):
     return gelu_reference(x + bias)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _bias_gelu(x, bias):
     rows, features = x.shape
     for row in range(rows):

@@ -93,7 +93,7 @@ _CHUNK = 4096  # floats: the rows of a block are taken in chunks of about this s
 # would skip the rows of a short sentence. reassoc lets LLVM vectorize the sums (partial sums per SIMD lane);
 # error_model="numpy" drops the division checks that would stop it vectorizing. Serial: numba's parallel
 # version ran no faster on two cores (waking its workers costs ~0.1 ms).
-@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def _softmax_blocks(scores, block_starts, block_rows, row_lengths, divisor, powers_of_two):
     # powers_of_two: float32 scratch of max(_CHUNK, longest row) floats, where 2^n is built from its int32
     # exponent bits

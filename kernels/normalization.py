@@ -15,7 +15,7 @@ def bias_residual_layer_norm_reference(projection, bias, residual, norm_weight, 
 
 
 # reassoc lets LLVM vectorize the two sums (partial sums per SIMD lane): same numbers to float32 rounding.
-@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc"})
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
 def _bias_residual_layer_norm(projection, bias, residual, norm_weight, norm_bias, eps):
     rows, width = residual.shape
     for row in range(rows):

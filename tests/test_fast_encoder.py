@@ -1,11 +1,14 @@
-"""models.fast_encoder (packed tokens, fused kernels: the default path) computes what the readable
-models.layers.encoder_reference computes, on a tiny random encoder and on the real model, and encode's
-output still matches sentence-transformers on mixed-length batches."""
+"""models.fast_encoder (packed tokens, fused kernels, a group of sequences per core: the default path)
+computes what the readable models.layers.encoder_reference computes, on a tiny random encoder and on the real
+model, and encode's output still matches sentence-transformers on mixed-length batches."""
+
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_info
 
-from minisbert.models.fast_encoder import fast_encoder
+from minisbert.models.fast_encoder import fast_encoder, packed_encoder, sequence_groups
 from minisbert.models.layers import activation, encoder, encoder_reference
 
 HIDDEN, HEADS, INTERMEDIATE, LAYERS = 12, 3, 20, 2
@@ -125,3 +128,48 @@ def test_token_embeddings_match_sentence_transformers_on_mixed_lengths(model, re
     for text_tokens, reference_tokens in zip(actual, expected):
         assert text_tokens.shape == tuple(reference_tokens.shape)
         assert np.abs(text_tokens - reference_tokens.numpy()).max() <= 1e-5
+
+
+@pytest.mark.parametrize("lengths", [[5, 5], [10, 1, 1, 1], [3, 3, 3, 3, 3], [1, 100], [7] * 32])
+@pytest.mark.parametrize("groups", [2, 3])
+def test_sequence_groups_cover_each_sequence_once_in_order(lengths, groups):
+    _, attention_mask = padded_batch(np.random.default_rng(0), lengths)
+    slices = sequence_groups(attention_mask, groups)
+    assert [index for group in slices for index in range(group.start, group.stop)] == list(range(len(lengths)))
+    assert 2 <= len(slices) <= groups
+    if len(set(lengths)) == 1:  # equal sequences split evenly
+        sizes = [group.stop - group.start for group in slices]
+        assert max(sizes) - min(sizes) <= 1
+
+
+def test_sequence_groups_give_a_lone_sequence_one_group():
+    _, attention_mask = padded_batch(np.random.default_rng(0), [4])
+    assert sequence_groups(attention_mask, 2) == [slice(0, 1)]
+
+
+def test_fast_encoder_groups_give_the_numbers_of_one_packed_batch():
+    # the threaded path (a group of sequences per core, one BLAS thread each) against the whole batch at once
+    rng = np.random.default_rng(5)
+    layers, config = random_layers(rng), tiny_config()
+    x, attention_mask = padded_batch(rng, [5, 1, 9, 3, 7, 2])
+    grouped = fast_encoder(x, layers, attention_mask, config, activation("gelu"))
+    whole = packed_encoder(x, layers, attention_mask, config, activation("gelu"))
+    np.testing.assert_allclose(grouped, whole, rtol=0, atol=1e-6)
+
+
+def test_fast_encoder_gives_numpys_blas_its_threads_back():
+    rng = np.random.default_rng(6)
+    layers, config = random_layers(rng), tiny_config()
+    x, attention_mask = padded_batch(rng, [5, 1, 9, 3])
+    before = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+    fast_encoder(x, layers, attention_mask, config, activation("gelu"))
+    assert [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"] == before
+
+
+def test_encode_from_several_threads_at_once_gives_each_its_own_embeddings(model):
+    texts = [MIXED_TEXTS[i:] + MIXED_TEXTS[:i] for i in range(4)]
+    expected = [model.encode(batch) for batch in texts]
+    with ThreadPoolExecutor(4) as callers:
+        actual = list(callers.map(lambda batch: model.encode(batch, batch_size=3), texts * 3))
+    for index, embeddings in enumerate(actual):
+        np.testing.assert_allclose(embeddings, expected[index % 4], rtol=0, atol=1e-6)

@@ -1,13 +1,56 @@
 """models.layers' encoder computed fast (layers.encoder_reference is the readable version it is tested against):
 the real tokens of a batch packed into one (tokens, hidden) matrix, so that nothing is spent on padding, and
-fused numba kernels between OpenBLAS matmuls that write into buffers reused by every layer.
+fused numba kernels between OpenBLAS matmuls that write into buffers reused by every layer. A batch of several
+sequences is cut into one group of sequences per core, and each group runs the whole encoder in its own thread
+with one OpenBLAS thread: the numba kernels then run on every core too, and no thread waits for another.
 """
+
+import functools
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from minisbert.kernels.activations import bias_gelu, gelu
 from minisbert.kernels.attention import packed_attention
 from minisbert.kernels.normalization import bias_residual_layer_norm
+
+
+@functools.cache
+def blas_threads():
+    """numpy's BLAS libraries (threadpoolctl), their thread count, and a pool of that many threads - 1."""
+    from threadpoolctl import ThreadpoolController  # imported at the first batch, not at import: cold start
+
+    blas = ThreadpoolController().select(user_api="blas")
+    threads = max([library.num_threads for library in blas.lib_controllers], default=1)
+    return blas, threads, ThreadPoolExecutor(max(threads - 1, 1), thread_name_prefix="minisbert-encoder")
+
+
+def sequence_groups(attention_mask, groups):
+    # attention_mask (batch, seq) -> up to ``groups`` slices of consecutive sequences with about equal tokens
+    tokens = np.cumsum(attention_mask.sum(axis=1))
+    cuts = np.searchsorted(tokens, tokens[-1] * np.arange(1, groups) / groups, side="right")
+    bounds = np.unique(np.concatenate([[0], np.clip(cuts, 1, len(tokens) - 1), [len(tokens)]]))
+    return [slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:])]
+
+
+def fast_encoder(x, layers, attention_mask, config, activation, position_bias=None):
+    # x (batch, seq, hidden), attention_mask (batch, seq) -> (batch, seq, hidden), zeros at padding.
+    # ``activation`` is the feed-forward function (models.layers.activation(config["hidden_act"])).
+    if len(x) < 2:
+        return packed_encoder(x, layers, attention_mask, config, activation, position_bias)
+    blas, threads, pool = blas_threads()
+    groups = sequence_groups(attention_mask, threads)
+    if len(groups) < 2:
+        return packed_encoder(x, layers, attention_mask, config, activation, position_bias)
+
+    def run(group):
+        bias = position_bias if position_bias is None or len(position_bias) == 1 else position_bias[group]
+        return packed_encoder(x[group], layers, attention_mask[group], config, activation, bias)
+
+    with blas.limit(limits=1):
+        others = [pool.submit(run, group) for group in groups[1:]]
+        outputs = [run(groups[0])] + [future.result() for future in others]
+    return np.concatenate(outputs)
 
 
 def pack(x, attention_mask):
@@ -20,9 +63,8 @@ def pack(x, attention_mask):
     return np.ascontiguousarray(x[token_index], dtype=np.float32), offsets, token_index
 
 
-def fast_encoder(x, layers, attention_mask, config, activation, position_bias=None):
-    # x (batch, seq, hidden), attention_mask (batch, seq) -> (batch, seq, hidden), zeros at padding.
-    # ``activation`` is the feed-forward function (models.layers.activation(config["hidden_act"])).
+def packed_encoder(x, layers, attention_mask, config, activation, position_bias=None):
+    # x (batch, seq, hidden), attention_mask (batch, seq) -> (batch, seq, hidden), zeros at padding
     hidden_states, offsets, token_index = pack(x, attention_mask)  # (tokens, hidden)
     tokens, hidden = hidden_states.shape
     buffers = {
