@@ -80,26 +80,27 @@ def _fast_erf(x):
 
 
 def bias_gelu_reference(x, bias):
-    """GELU(x + bias) with the exact erf: x (rows, features), bias (features,) -> (rows, features)."""
-    return gelu_reference(x + bias)
+    """GELU(x + bias) with the exact erf: x (features, tokens), one token per column, bias (features,), one per
+    row -> (features, tokens)."""
+    return gelu_reference(x + bias[:, None])
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _bias_gelu(x, bias):
-    rows, features = x.shape
-    for row in range(rows):
-        for feature in range(features):
-            value = x[row, feature] + bias[feature]
-            x[row, feature] = _HALF * value * (_ONE + _fast_erf(value * _SQRT_HALF_32))
+    features, tokens = x.shape
+    for feature in range(features):
+        for token in range(tokens):
+            value = x[feature, token] + bias[feature]
+            x[feature, token] = _HALF * value * (_ONE + _fast_erf(value * _SQRT_HALF_32))
 
 
 def bias_gelu(x, bias):
-    """GELU(x + bias), computed in place in x: x (rows, features) float32/float64, bias (features,) -> x.
+    """GELU(x + bias), computed in place in x: x (features, tokens) float32/float64, bias (features,) -> x.
 
     The feed-forward block's first linear layer ends here; fusing its bias into the activation reads and
-    writes the (tokens, intermediate) matrix once instead of three times.
+    writes the (intermediate, tokens) matrix once instead of three times.
     """
-    if x.ndim != 2 or bias.shape != x.shape[1:]:
-        raise ValueError(f"bias_gelu expects x (rows, features) and bias (features,), got {x.shape} and {bias.shape}")
+    if x.ndim != 2 or bias.shape != x.shape[:1]:
+        raise ValueError(f"bias_gelu expects x (features, tokens) and bias (features,), got {x.shape} and {bias.shape}")
     _bias_gelu(x, bias.astype(x.dtype, copy=False))
     return x

@@ -1,7 +1,8 @@
-"""Multi-head self-attention over packed sequences: the real tokens of a batch stacked into one
-(tokens, 3 * hidden) matrix of queries|keys|values, sequence i holding rows offsets[i]:offsets[i + 1].
-Each token attends to the tokens of its own sequence only, so padding costs nothing and needs no mask.
-The two products run in OpenBLAS, one sequence at a time; the softmax between them is one numba kernel.
+"""Multi-head self-attention over packed sequences: the real tokens of a batch side by side, one per column,
+in one (3 * hidden, tokens) matrix of queries|keys|values (the fast encoder's layout), sequence i holding
+columns offsets[i]:offsets[i + 1]. Each token attends to the tokens of its own sequence only, so padding costs
+nothing and needs no mask. The two products run in OpenBLAS, one sequence at a time; the softmax between them
+is one numba kernel.
 """
 
 import numba
@@ -9,33 +10,26 @@ import numpy as np
 
 
 
-def split_heads(qkv_rows, num_heads):
-    # qkv_rows (length, 3 * hidden) -> query, key, value, each a (heads, length, head_dim) view
-    length = qkv_rows.shape[0]
-    return (
-        part.reshape(length, num_heads, -1).transpose(1, 0, 2) for part in np.split(qkv_rows, 3, axis=1)
-    )
-
-
 def packed_attention_reference(qkv, offsets, num_heads, position_bias=None, positions=None):
-    """qkv (tokens, 3 * hidden), offsets (sequences + 1,) -> context (tokens, hidden), as models.layers
-    computes it per sequence: softmax(q k^T / sqrt(head_dim) + position_bias) v, heads side by side.
+    """qkv (3 * hidden, tokens), offsets (sequences + 1,) -> context (hidden, tokens), as models.layers computes
+    it per sequence: softmax(q k^T / sqrt(head_dim) + position_bias) v, heads stacked along the features.
     position_bias (sequences or 1, heads, seq, seq) is indexed by each token's ``positions`` in its sequence."""
-    tokens, hidden = qkv.shape[0], qkv.shape[1] // 3
+    hidden, tokens = qkv.shape[0] // 3, qkv.shape[1]
     head_dim = hidden // num_heads
-    context = np.zeros((tokens, hidden), dtype=qkv.dtype)
+    context = np.zeros((hidden, tokens), dtype=qkv.dtype)
     for sequence in range(len(offsets) - 1):
-        rows = slice(offsets[sequence], offsets[sequence + 1])
-        if rows.start == rows.stop:
+        columns = slice(offsets[sequence], offsets[sequence + 1])
+        if columns.start == columns.stop:
             continue
-        query, key, value = split_heads(qkv[rows], num_heads)  # (heads, length, head_dim)
+        # (3 * hidden, length) -> query, key, value (heads, length, head_dim)
+        query, key, value = qkv[:, columns].reshape(3, num_heads, head_dim, -1).transpose(0, 1, 3, 2)
         scores = query @ key.transpose(0, 2, 1) / np.sqrt(head_dim).astype(qkv.dtype)  # (heads, length, length)
         if position_bias is not None:
-            where = positions[rows]
+            where = positions[columns]
             scores = scores + position_bias[min(sequence, len(position_bias) - 1)][:, where][:, :, where]
         scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
         probabilities = scores / scores.sum(axis=-1, keepdims=True)
-        context[rows] = (probabilities @ value).transpose(1, 0, 2).reshape(-1, hidden)
+        context[:, columns] = (probabilities @ value).transpose(0, 2, 1).reshape(hidden, -1)
     return context
 
 
@@ -145,10 +139,10 @@ def softmax_blocks(scores, block_starts, block_rows, row_lengths, divisor):
 def packed_attention(qkv, offsets, num_heads, position_bias=None, positions=None):
     """The fast version of ``packed_attention_reference``: same arguments, same result (to float32 rounding).
     Per sequence, q k^T for all heads is one stacked OpenBLAS matmul into a scores buffer; one softmax_blocks
-    call covers every sequence; p v is a second matmul per sequence, written into the context rows."""
-    if qkv.dtype != np.float32 or qkv.ndim != 2 or qkv.shape[1] % (3 * num_heads) != 0:
+    call covers every sequence; p v is a second matmul per sequence, written into the context columns."""
+    if qkv.dtype != np.float32 or qkv.ndim != 2 or qkv.shape[0] % (3 * num_heads) != 0:
         raise ValueError(
-            f"packed_attention expects float32 qkv (tokens, 3 * hidden) with hidden divisible by {num_heads} "
+            f"packed_attention expects float32 qkv (3 * hidden, tokens) with hidden divisible by {num_heads} "
             f"heads, got {qkv.dtype} {qkv.shape}"
         )
     offsets = np.asarray(offsets, dtype=np.int64)
@@ -156,20 +150,20 @@ def packed_attention(qkv, offsets, num_heads, position_bias=None, positions=None
         offsets.ndim != 1
         or len(offsets) == 0
         or offsets[0] != 0
-        or offsets[-1] != len(qkv)
+        or offsets[-1] != qkv.shape[1]
         or np.any(np.diff(offsets) < 0)
     ):
-        raise ValueError(f"offsets must rise from 0 to the number of tokens ({len(qkv)}), got {offsets}")
-    if position_bias is not None and (positions is None or len(positions) != len(qkv)):
+        raise ValueError(f"offsets must rise from 0 to the number of tokens ({qkv.shape[1]}), got {offsets}")
+    if position_bias is not None and (positions is None or len(positions) != qkv.shape[1]):
         raise ValueError("packed_attention needs each token's position in its sequence to index position_bias")
-    tokens, hidden = qkv.shape[0], qkv.shape[1] // 3
+    hidden, tokens = qkv.shape[0] // 3, qkv.shape[1]
     head_dim = hidden // num_heads
     sqrt_head_dim = np.sqrt(np.float32(head_dim))
     lengths = np.diff(offsets)
-    # views, no copies: queries, keys and values (3, heads, tokens, head_dim); context (heads, tokens, head_dim)
-    heads = qkv.reshape(tokens, 3, num_heads, head_dim).transpose(1, 2, 0, 3)
-    context = np.empty((tokens, hidden), dtype=np.float32)
-    context_heads = context.reshape(tokens, num_heads, head_dim).transpose(1, 0, 2)
+    # views, no copies: queries, keys and values (3, heads, head_dim, tokens); context (heads, head_dim, tokens)
+    heads = qkv.reshape(3, num_heads, head_dim, tokens)
+    context = np.empty((hidden, tokens), dtype=np.float32)
+    context_heads = context.reshape(num_heads, head_dim, tokens)
     # sequence i's scores: a (heads, length, length) block of one flat buffer, at block_starts[i]
     block_starts = np.concatenate([[0], np.cumsum(num_heads * lengths**2)])
     scores = np.empty(block_starts[-1], dtype=np.float32)
@@ -178,10 +172,10 @@ def packed_attention(qkv, offsets, num_heads, position_bias=None, positions=None
         for i in range(len(lengths))
     ]
     for i, block in enumerate(blocks):
-        rows = slice(offsets[i], offsets[i + 1])
-        np.matmul(heads[0, :, rows], heads[1, :, rows].transpose(0, 2, 1), out=block)  # q k^T
+        columns = slice(offsets[i], offsets[i + 1])
+        np.matmul(heads[0, :, :, columns].transpose(0, 2, 1), heads[1, :, :, columns], out=block)  # q k^T
         if position_bias is not None:  # scores / sqrt(head_dim) + bias here, so the softmax divides by 1
-            where = positions[rows]
+            where = positions[columns]
             block /= sqrt_head_dim
             block += position_bias[min(i, len(position_bias) - 1)][:, where][:, :, where]
     real = lengths > 0
@@ -193,6 +187,7 @@ def packed_attention(qkv, offsets, num_heads, position_bias=None, positions=None
         sqrt_head_dim if position_bias is None else 1.0,
     )
     for i, block in enumerate(blocks):
-        rows = slice(offsets[i], offsets[i + 1])
-        np.matmul(block, heads[2, :, rows], out=context_heads[:, rows])  # p v, (heads, length, head_dim)
+        columns = slice(offsets[i], offsets[i + 1])
+        # (p v)^T = v^T p^T, (heads, head_dim, length)
+        np.matmul(heads[2, :, :, columns], block.transpose(0, 2, 1), out=context_heads[:, :, columns])
     return context

@@ -1,5 +1,6 @@
 """Fused residual + LayerNorm: the end of both sub-blocks of a post-LayerNorm transformer layer,
-``LayerNorm(residual + (projection + bias))``, in one pass over the rows instead of five NumPy passes.
+``LayerNorm(residual + (projection + bias))``, in three passes instead of five NumPy passes, over a
+(width, tokens) matrix that holds one token per column, as the fast encoder lays them out.
 """
 
 import numba
@@ -7,42 +8,47 @@ import numpy as np
 
 
 def bias_residual_layer_norm_reference(projection, bias, residual, norm_weight, norm_bias, eps):
-    """projection, residual (rows, width), bias, norm_weight, norm_bias (width,) -> (rows, width)."""
-    x = residual + (projection + bias)
-    mean = x.mean(axis=-1, keepdims=True)
-    variance = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
-    return (x - mean) / np.sqrt(variance + eps) * norm_weight + norm_bias
+    """projection, residual (width, tokens), one token per column; bias, norm_weight, norm_bias (width,) ->
+    (width, tokens), each column normalised."""
+    x = residual + (projection + bias[:, None])
+    mean = x.mean(axis=0, keepdims=True)
+    variance = ((x - mean) ** 2).mean(axis=0, keepdims=True)
+    return (x - mean) / np.sqrt(variance + eps) * norm_weight[:, None] + norm_bias[:, None]
 
 
-# reassoc lets LLVM vectorize the two sums (partial sums per SIMD lane): same numbers to float32 rounding.
-@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
+# Tokens are columns: each pass runs along a row, updating every token's running sum (float64) at once, so the
+# loops vectorize across tokens with no reordering of any sum.
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _bias_residual_layer_norm(projection, bias, residual, norm_weight, norm_bias, eps):
-    rows, width = residual.shape
-    for row in range(rows):
-        total = 0.0  # float64 sums: mean and variance of the row
-        for column in range(width):
-            value = residual[row, column] + (projection[row, column] + bias[column])
-            residual[row, column] = value
-            total += value
-        mean = total / width
-        squares = 0.0
-        for column in range(width):
-            centered = residual[row, column] - mean
-            squares += centered * centered
-        inverse_std = 1.0 / np.sqrt(squares / width + eps)
-        for column in range(width):
-            centered = residual[row, column] - mean
-            residual[row, column] = centered * inverse_std * norm_weight[column] + norm_bias[column]
+    width, tokens = residual.shape
+    mean = np.zeros(tokens)
+    for row in range(width):
+        for token in range(tokens):
+            value = residual[row, token] + (projection[row, token] + bias[row])
+            residual[row, token] = value
+            mean[token] += value
+    mean /= width
+    squares = np.zeros(tokens)
+    for row in range(width):
+        for token in range(tokens):
+            centered = residual[row, token] - mean[token]
+            squares[token] += centered * centered
+    inverse_std = 1.0 / np.sqrt(squares / width + eps)
+    for row in range(width):
+        for token in range(tokens):
+            centered = residual[row, token] - mean[token]
+            residual[row, token] = centered * inverse_std[token] * norm_weight[row] + norm_bias[row]
 
 
 def bias_residual_layer_norm(projection, bias, residual, norm_weight, norm_bias, eps):
-    """LayerNorm(residual + projection + bias), written into ``residual`` (rows, width), which is returned."""
+    """LayerNorm(residual + projection + bias) of every column, written into ``residual`` (width, tokens),
+    which is returned."""
     if residual.ndim != 2 or projection.shape != residual.shape:
         raise ValueError(
-            f"bias_residual_layer_norm expects projection and residual of one (rows, width) shape, "
+            f"bias_residual_layer_norm expects projection and residual of one (width, tokens) shape, "
             f"got {projection.shape} and {residual.shape}"
         )
-    width = residual.shape[1]
+    width = residual.shape[0]
     for name, vector in (("bias", bias), ("norm_weight", norm_weight), ("norm_bias", norm_bias)):
         if vector.shape != (width,):
             raise ValueError(f"bias_residual_layer_norm: {name} has shape {vector.shape}, expected ({width},)")

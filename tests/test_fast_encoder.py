@@ -35,7 +35,7 @@ def tiny_config(hidden_act="gelu"):
 def random_layers(rng):
     def linear(inputs, outputs):
         return {
-            "weight": (rng.standard_normal((inputs, outputs)) / np.sqrt(inputs)).astype(np.float32),
+            "weight": (rng.standard_normal((outputs, inputs)) / np.sqrt(inputs)).astype(np.float32),
             "bias": (rng.standard_normal(outputs) * 0.1).astype(np.float32),
         }
 

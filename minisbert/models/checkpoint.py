@@ -47,17 +47,17 @@ class Checkpoint:
         return np.asarray(tensor, dtype=np.float32)
 
     def linear(self, name, in_features, out_features):
-        """A torch Linear (weight (out, in)) as {"weight": (in, out), "bias": (out,)}."""
+        """A torch Linear as {"weight": (out, in), "bias": (out,)}: the weight as stored, not copied."""
         return {
-            "weight": np.ascontiguousarray(self.take(f"{name}.weight", (out_features, in_features)).T),
+            "weight": self.take(f"{name}.weight", (out_features, in_features)),
             "bias": self.take(f"{name}.bias", (out_features,)),
         }
 
     def fused_linear(self, names, in_features, out_features):
-        """Several Linear layers reading the same input, concatenated along the output: (in, n * out)."""
+        """Several Linear layers reading the same input, stacked along the output: weight (n * out, in)."""
         layers = [self.linear(name, in_features, out_features) for name in names]
         return {
-            "weight": np.ascontiguousarray(np.concatenate([layer["weight"] for layer in layers], axis=1)),
+            "weight": np.concatenate([layer["weight"] for layer in layers]),
             "bias": np.concatenate([layer["bias"] for layer in layers]),
         }
 

@@ -3,8 +3,8 @@
 ``encoder`` is the stack of post-LayerNorm transformer layers that BERT and its descendants share; it runs
 models.fast_encoder (same numbers, packed tokens and fused kernels) unless asked to ``record`` the
 intermediate states, when it runs ``encoder_reference``, the readable version below.
-Weights are plain dicts of float32 arrays; a linear layer's weight is stored (in, out), transposed once at
-load time, so that a layer reads ``x @ weight + bias``.
+Weights are plain dicts of float32 arrays; a linear layer's weight is (out, in), as torch stores it, so that a
+layer reads ``x @ weight.T + bias``.
 """
 
 import numpy as np
@@ -35,8 +35,8 @@ def embeddings(params, input_ids, position_ids, eps, token_type_ids=None):
 
 
 def linear(x, layer):
-    # x (..., in), layer["weight"] (in, out), layer["bias"] (out,) -> (..., out)
-    return x @ layer["weight"] + layer["bias"]
+    # x (..., in), layer["weight"] (out, in), layer["bias"] (out,) -> (..., out)
+    return x @ layer["weight"].T + layer["bias"]
 
 
 def layer_norm(x, layer, eps):
