@@ -17,35 +17,35 @@ FLOAT = 4  # bytes
 
 
 def test_sgemm_feed_forward(benchmark, report):
-    # the largest matmul of a layer, for scale: (tokens, hidden) @ (hidden, intermediate), OpenBLAS
-    x = RNG.standard_normal((TOKENS, HIDDEN)).astype(np.float32)
-    weight = RNG.standard_normal((HIDDEN, INTERMEDIATE)).astype(np.float32)
-    out = np.empty((TOKENS, INTERMEDIATE), np.float32)
-    benchmark(np.matmul, x, weight, out=out)
+    # the largest matmul of a layer, for scale: weight (intermediate, hidden) @ x (hidden, tokens), OpenBLAS
+    weight = RNG.standard_normal((INTERMEDIATE, HIDDEN)).astype(np.float32)
+    x = RNG.standard_normal((HIDDEN, TOKENS)).astype(np.float32)
+    out = np.empty((INTERMEDIATE, TOKENS), np.float32)
+    benchmark(np.matmul, weight, x, out=out)
     report(
-        "sgemm 704x384 @ 384x1536 (all threads)", (x.size + weight.size + out.size) * FLOAT, 2 * x.size * INTERMEDIATE
+        "sgemm 1536x384 @ 384x704 (all threads)", (x.size + weight.size + out.size) * FLOAT, 2 * x.size * INTERMEDIATE
     )
 
 
 def test_bias_gelu(benchmark, report):
-    x = RNG.standard_normal((TOKENS, INTERMEDIATE)).astype(np.float32)
+    x = RNG.standard_normal((INTERMEDIATE, TOKENS)).astype(np.float32)
     bias = RNG.standard_normal(INTERMEDIATE).astype(np.float32)
     benchmark(bias_gelu, x, bias)  # in place; GELU of GELU... keeps values in range
     # per element: bias add, scale, x^2, 6 + 4 Horner FMAs (20), x * p, / q, 1 + erf, two products = 28
-    report("bias_gelu 704x1536", (2 * x.size + bias.size) * FLOAT, 28 * x.size)
+    report("bias_gelu 1536x704", (2 * x.size + bias.size) * FLOAT, 28 * x.size)
 
 
 def test_bias_residual_layer_norm(benchmark, report):
-    projection, residual = (RNG.standard_normal((TOKENS, HIDDEN)).astype(np.float32) for _ in range(2))
+    projection, residual = (RNG.standard_normal((HIDDEN, TOKENS)).astype(np.float32) for _ in range(2))
     bias, weight, norm_bias = (RNG.standard_normal(HIDDEN).astype(np.float32) for _ in range(3))
     benchmark(bias_residual_layer_norm, projection, bias, residual, weight, norm_bias, 1e-12)
     # per element: 2 adds, sum; centre, square, sum; centre, scale, weight, bias = 10
-    report("bias_residual_layer_norm 704x384", 3 * residual.size * FLOAT, 10 * residual.size)
+    report("bias_residual_layer_norm 384x704", 3 * residual.size * FLOAT, 10 * residual.size)
 
 
 def attention_case(lengths):
     offsets = np.concatenate([[0], np.cumsum(lengths)])
-    qkv = RNG.standard_normal((offsets[-1], 3 * HIDDEN)).astype(np.float32)
+    qkv = RNG.standard_normal((3 * HIDDEN, offsets[-1])).astype(np.float32)  # one token per column
     square_sum = sum(length * length for length in lengths)
     # q k^T and p v: 2 x 2 x L^2 x head_dim per head = 4 L^2 hidden; softmax: ~20 per score per head
     flops = 4 * square_sum * HIDDEN + 20 * square_sum * HEADS

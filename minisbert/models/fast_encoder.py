@@ -1,6 +1,6 @@
 """models.layers' encoder computed fast (layers.encoder_reference is the readable version it is tested against):
-the real tokens of a batch packed into one (tokens, hidden) matrix, so that nothing is spent on padding, and
-fused numba kernels between OpenBLAS matmuls that write into buffers reused by every layer. A batch of several
+the real tokens of a batch packed side by side into one (hidden, tokens) matrix, so that nothing is spent on
+padding, and fused numba kernels between OpenBLAS matmuls that write into buffers reused by every layer. A batch of several
 sequences is cut into one group of sequences per core, and each group runs the whole encoder in its own thread
 with one OpenBLAS thread: the numba kernels then run on every core too, and no thread waits for another.
 """
