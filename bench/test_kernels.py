@@ -4,7 +4,6 @@ attention. Bytes: every array read or written once; FLOPs: multiplies and adds (
 the operations of its polynomial)."""
 
 import numpy as np
-
 from minisbert.kernels.activations import bias_gelu
 from minisbert.kernels.attention import packed_attention, softmax_blocks
 from minisbert.kernels.normalization import bias_residual_layer_norm

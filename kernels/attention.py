@@ -9,7 +9,6 @@ import numba
 import numpy as np
 
 
-
 def packed_attention_reference(qkv, offsets, num_heads, position_bias=None, positions=None):
     """qkv (3 * hidden, tokens), offsets (sequences + 1,) -> context (hidden, tokens), as models.layers computes
     it per sequence: softmax(q k^T / sqrt(head_dim) + position_bias) v, heads stacked along the features.

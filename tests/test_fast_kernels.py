@@ -3,7 +3,6 @@ rows, one-token and empty sequences), float64, and non-contiguous inputs."""
 
 import numpy as np
 import pytest
-
 from minisbert.kernels.activations import bias_gelu, bias_gelu_reference
 from minisbert.kernels.attention import (
     packed_attention,

@@ -6,6 +6,7 @@ with one OpenBLAS thread: the numba kernels then run on every core too, and no t
 """
 
 import functools
+import itertools
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -30,7 +31,7 @@ def sequence_groups(attention_mask, groups):
     tokens = np.cumsum(attention_mask.sum(axis=1))
     cuts = np.searchsorted(tokens, tokens[-1] * np.arange(1, groups) / groups, side="right")
     bounds = np.unique(np.concatenate([[0], np.clip(cuts, 1, len(tokens) - 1), [len(tokens)]]))
-    return [slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:])]
+    return [slice(start, stop) for start, stop in itertools.pairwise(bounds)]
 
 
 def fast_encoder(x, layers, attention_mask, config, activation, position_bias=None):
