@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
 
+from minisbert.models import fast_encoder as fast_encoder_module
 from minisbert.models.fast_encoder import fast_encoder, packed_encoder, sequence_groups
 from minisbert.models.layers import activation, encoder, encoder_reference
 
@@ -147,20 +148,45 @@ def test_sequence_groups_give_a_lone_sequence_one_group():
     assert sequence_groups(attention_mask, 2) == [slice(0, 1)]
 
 
-def test_fast_encoder_groups_give_the_numbers_of_one_packed_batch():
+def test_fast_encoder_groups_give_the_numbers_of_one_packed_batch(monkeypatch):
     # the threaded path (a group of sequences per core, one BLAS thread each) against the whole batch at once
+    if fast_encoder_module.blas_threads()[1] < 2:
+        pytest.skip("numpy's BLAS runs one thread here: there is one group")
     rng = np.random.default_rng(5)
     layers, config = random_layers(rng), tiny_config()
-    x, attention_mask = padded_batch(rng, [5, 1, 9, 3, 7, 2])
-    grouped = fast_encoder(x, layers, attention_mask, config, activation("gelu"))
+    x, attention_mask = padded_batch(rng, [150, 1, 90, 3, 70, 2])  # enough tokens for a group per core
     whole = packed_encoder(x, layers, attention_mask, config, activation("gelu"))
+    group_sizes = []
+
+    def recording_packed_encoder(x, *arguments):
+        group_sizes.append(len(x))
+        return packed_encoder(x, *arguments)
+
+    monkeypatch.setattr(fast_encoder_module, "packed_encoder", recording_packed_encoder)
+    grouped = fast_encoder(x, layers, attention_mask, config, activation("gelu"))
+    assert sorted(group_sizes) == [2, 4]  # 151 and 165 tokens, in either order (two threads)
     np.testing.assert_allclose(grouped, whole, rtol=0, atol=1e-6)
+
+
+def test_fast_encoder_keeps_a_small_batch_in_one_group(monkeypatch):
+    rng = np.random.default_rng(7)
+    layers, config = random_layers(rng), tiny_config()
+    x, attention_mask = padded_batch(rng, [50, 1, 60, 3])  # 114 tokens: too few for two groups
+    group_sizes = []
+
+    def recording_packed_encoder(x, *arguments):
+        group_sizes.append(len(x))
+        return packed_encoder(x, *arguments)
+
+    monkeypatch.setattr(fast_encoder_module, "packed_encoder", recording_packed_encoder)
+    fast_encoder(x, layers, attention_mask, config, activation("gelu"))
+    assert group_sizes == [4]
 
 
 def test_fast_encoder_gives_numpys_blas_its_threads_back():
     rng = np.random.default_rng(6)
     layers, config = random_layers(rng), tiny_config()
-    x, attention_mask = padded_batch(rng, [5, 1, 9, 3])
+    x, attention_mask = padded_batch(rng, [150, 1, 190, 3])
     before = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
     fast_encoder(x, layers, attention_mask, config, activation("gelu"))
     assert [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"] == before
