@@ -148,7 +148,20 @@ def test_sequence_groups_give_a_lone_sequence_one_group():
     assert sequence_groups(attention_mask, 2) == [slice(0, 1)]
 
 
-def test_fast_encoder_groups_give_the_numbers_of_one_packed_batch(monkeypatch):
+@pytest.fixture
+def group_sizes(monkeypatch):
+    """The number of sequences of each group fast_encoder hands to packed_encoder, in call order."""
+    sizes = []
+
+    def recording_packed_encoder(x, *arguments):
+        sizes.append(len(x))
+        return packed_encoder(x, *arguments)
+
+    monkeypatch.setattr(fast_encoder_module, "packed_encoder", recording_packed_encoder)
+    return sizes
+
+
+def test_fast_encoder_groups_give_the_numbers_of_one_packed_batch(group_sizes):
     # the threaded path (a group of sequences per core, one BLAS thread each) against the whole batch at once
     if fast_encoder_module.blas_threads()[1] < 2:
         pytest.skip("numpy's BLAS runs one thread here: there is one group")
@@ -156,29 +169,15 @@ def test_fast_encoder_groups_give_the_numbers_of_one_packed_batch(monkeypatch):
     layers, config = random_layers(rng), tiny_config()
     x, attention_mask = padded_batch(rng, [150, 1, 90, 3, 70, 2])  # enough tokens for a group per core
     whole = packed_encoder(x, layers, attention_mask, config, activation("gelu"))
-    group_sizes = []
-
-    def recording_packed_encoder(x, *arguments):
-        group_sizes.append(len(x))
-        return packed_encoder(x, *arguments)
-
-    monkeypatch.setattr(fast_encoder_module, "packed_encoder", recording_packed_encoder)
     grouped = fast_encoder(x, layers, attention_mask, config, activation("gelu"))
     assert sorted(group_sizes) == [2, 4]  # 151 and 165 tokens, in either order (two threads)
     np.testing.assert_allclose(grouped, whole, rtol=0, atol=1e-6)
 
 
-def test_fast_encoder_keeps_a_small_batch_in_one_group(monkeypatch):
+def test_fast_encoder_keeps_a_small_batch_in_one_group(group_sizes):
     rng = np.random.default_rng(7)
     layers, config = random_layers(rng), tiny_config()
     x, attention_mask = padded_batch(rng, [50, 1, 60, 3])  # 114 tokens: too few for two groups
-    group_sizes = []
-
-    def recording_packed_encoder(x, *arguments):
-        group_sizes.append(len(x))
-        return packed_encoder(x, *arguments)
-
-    monkeypatch.setattr(fast_encoder_module, "packed_encoder", recording_packed_encoder)
     fast_encoder(x, layers, attention_mask, config, activation("gelu"))
     assert group_sizes == [4]
 
