@@ -91,3 +91,14 @@ def read_json(path, required=True):
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ModelLoadError(f"corrupt model file {path}: not valid JSON ({error})") from None
 
+
+
+def saved_model_family(folder):
+    """The sentence-transformers family a folder was saved as, as sentence-transformers reads it:
+    config_sentence_transformers.json's model_type ("SentenceTransformer", "CrossEncoder", "SparseEncoder"...),
+    "SentenceTransformer" for a folder with modules.json that names none, None for a plain transformers folder."""
+    folder = Path(folder)
+    if not (folder / "modules.json").is_file():
+        return None
+    settings = read_json(folder / "config_sentence_transformers.json", required=False) or {}
+    return settings.get("model_type", "SentenceTransformer")

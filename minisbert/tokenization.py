@@ -17,12 +17,16 @@ from minisbert.loading import ModelLoadError, read_json
 class Tokenizer:
     def __init__(self, backend, max_seq_length, pad_token):
         self.backend = backend
-        self.max_seq_length = max_seq_length
         pad_id = backend.token_to_id(pad_token)
         if pad_id is None:
             raise ModelLoadError(f"the tokenizer has no padding token {pad_token!r} in its vocabulary")
         backend.enable_padding(pad_id=pad_id, pad_token=pad_token, direction="right")
-        backend.enable_truncation(max_length=max_seq_length, strategy="longest_first", direction="right")
+        self.set_max_length(max_seq_length)
+
+    def set_max_length(self, max_seq_length):
+        """From now on, truncate each text (or pair, longest first) to max_seq_length tokens, special tokens included."""
+        self.max_seq_length = max_seq_length
+        self.backend.enable_truncation(max_length=max_seq_length, strategy="longest_first", direction="right")
 
     @classmethod
     def from_folder(cls, folder, max_seq_length, do_lower_case=False):
@@ -44,7 +48,8 @@ class Tokenizer:
         return cls(backend, max_seq_length, pad_token)
 
     def __call__(self, texts):
-        """texts (list of str) -> {"input_ids", "attention_mask", "token_type_ids"}, each int64 (batch, seq)."""
+        """texts (list of str, or of (str, str) pairs for the tokenizer's pair template: a cross-encoder's
+        input, longest first truncated) -> {"input_ids", "attention_mask", "token_type_ids"}, int64 (batch, seq)."""
         encodings = self.backend.encode_batch(texts, add_special_tokens=True)
         return {
             "input_ids": np.array([e.ids for e in encodings], dtype=np.int64).reshape(len(texts), -1),

@@ -191,3 +191,29 @@ def _numpy(x):
     import numpy as np
 
     return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+
+
+CROSS_ENCODER_ARCHITECTURES = ("bert", "roberta", "xlm-roberta", "mpnet", "distilbert")
+
+
+def build_cross_encoder(folder, architecture, num_labels=1, activation_fn=None, legacy=False):
+    """Saves a tiny cross-encoder (transformers' *ForSequenceClassification of ``architecture``, every weight
+    of encoder and head random) in ``folder``, as sentence-transformers' CrossEncoder.save writes it; or, with
+    ``legacy``, as older versions did: the transformers folder alone, the activation in config.json."""
+    import transformers
+    from sentence_transformers import CrossEncoder
+
+    folder = Path(folder)
+    hf_folder = folder if legacy else folder.parent / f"{folder.name}-transformers"
+    hf_folder.mkdir(parents=True, exist_ok=True)
+    transformers_model_and_tokenizer(architecture, hf_folder)  # the tokenizer, and the encoder's weights
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(hf_folder, num_labels=num_labels)
+    random_model(model, seed=2).save_pretrained(hf_folder)
+    if legacy:
+        if activation_fn is not None:
+            config = json.loads((folder / "config.json").read_text())
+            config["sbert_ce_default_activation_function"] = f"{type(activation_fn).__module__}.{type(activation_fn).__name__}"
+            (folder / "config.json").write_text(json.dumps(config))
+        return folder
+    CrossEncoder(str(hf_folder), device="cpu", activation_fn=activation_fn).save(str(folder))
+    return folder
