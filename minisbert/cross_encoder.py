@@ -87,7 +87,7 @@ class CrossEncoder:
         gives a scalar or (num_labels,). The activation (the model's unless given: any callable on a (batch,
         num_labels) array) is applied to each batch's logits; apply_softmax then normalises several labels."""
         is_single_pair = single_pair(inputs)
-        pairs = text_pairs([inputs] if is_single_pair else inputs)
+        pairs = text_pairs([np.asarray(inputs).tolist()] if is_single_pair else inputs)
         check_encode_arguments(batch_size, "sentence_embedding")
         prompt = self.resolve_prompt(prompt, prompt_name)
         if prompt:
