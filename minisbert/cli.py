@@ -63,6 +63,7 @@ def models_command(arguments):
         modules += [f"Dense({out}, {activation})" for out, activation in known.dense]
         modules += ["Normalize"] if known.normalize else []
         print(f"{known.hub_id:60} {known.model_type:12} {known.dimension:5}  {' -> '.join(modules)}")
+    print_known_rerankers()
 
 
 def format_similarity_matrix(sentences, scores, function_name):
@@ -315,3 +316,12 @@ def add_rerank_command(commands):
     rerank.add_argument("--top-k", "-k", type=int, default=None, help="print only the k best (default: all)")
     rerank.add_argument("--batch-size", type=int, default=32)
     rerank.set_defaults(function=rerank_command)
+
+
+def print_known_rerankers():
+    from minisbert.known_models import KNOWN_RERANKERS, reranker_is_supported
+
+    print(f"\n{'cross-encoder (minisbert.CrossEncoder, minisbert rerank)':60} {'architecture':12} {'labels':>6}  scores")
+    for known in KNOWN_RERANKERS:
+        note = "" if reranker_is_supported(known) else f"  (not yet: no {known.model_type} forward pass and head)"
+        print(f"{known.hub_id:60} {known.model_type:12} {known.num_labels:6}  {known.activation}(logits){note}")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from minisbert.loading import ModelLoadError, read_json, resolve_model_folder, saved_model_family
-from minisbert.models.heads import classification_head, load_head, num_labels
+from minisbert.models.heads import classification_head, head_for, load_head, num_labels
 from minisbert.models.layers import softmax
 from minisbert.modules import DENSE_ACTIVATIONS, Transformer
 from minisbert.sentence_transformer import SentenceTransformer, batch_starts, check_encode_arguments
@@ -251,6 +251,7 @@ def check_cross_encoder_folder(folder):
             f"{folder / 'config.json'} names the architecture {architectures[0]}, not a *ForSequenceClassification "
             "model: a CrossEncoder needs a sequence classification head"
         )
+    head_for(config.get("model_type"))
 
 
 # Activations a CrossEncoder may save (torch class paths), by class name -> the NumPy function.

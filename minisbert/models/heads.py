@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from minisbert.models import UnsupportedArchitectureError
 from minisbert.models.checkpoint import Checkpoint
 from minisbert.models.layers import ACTIVATIONS, linear
 
@@ -45,15 +46,19 @@ def num_labels(config):
     return config.get("num_labels", 2)
 
 
-def load_head(tensors, config):
-    """The classification head's parameters for config's model_type, from the full checkpoint's tensors."""
-    model_type = config.get("model_type")
+def head_for(model_type):
     if model_type not in HEADS:
-        raise ValueError(
+        raise UnsupportedArchitectureError(
             f"minisbert has no sequence classification head for model_type {model_type!r}; "
             f"it has heads for {', '.join(sorted(HEADS))}"
         )
-    head = HEADS[model_type]
+    return HEADS[model_type]
+
+
+def load_head(tensors, config):
+    """The classification head's parameters for config's model_type, from the full checkpoint's tensors."""
+    model_type = config["model_type"]
+    head = head_for(model_type)
     hidden, labels = config["hidden_size"], num_labels(config)
     checkpoint = Checkpoint(tensors)
     params = {
