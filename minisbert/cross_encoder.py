@@ -197,6 +197,12 @@ class CrossEncoderTrace:
     def num_layers(self):
         return len(self.attentions)
 
+    @property
+    def first_token_attention(self):
+        """(num_layers, seq): how the first token, the one the head reads, spreads its attention over the pair's
+        tokens in each layer (mean over heads)."""
+        return self.attentions[:, :, 0, :].mean(axis=1)
+
 
 def single_pair(inputs):
     """Whether predict's input is one pair rather than a list of pairs, as sentence-transformers decides it:

@@ -293,3 +293,20 @@ def test_unsupported_saved_activation_names_file_and_key(tiny_cross_encoder, tmp
     (copy / "config_sentence_transformers.json").write_text(json.dumps(settings))
     with pytest.raises(ModelLoadError, match="config_sentence_transformers.json: activation_fn .*Hardshrink"):
         CrossEncoder(copy)
+
+
+def test_predict_and_rank_import_no_torch(tiny_cross_encoder):
+    import subprocess
+    import sys
+
+    folder, _, _ = tiny_cross_encoder("xlm-roberta", 1)
+    check = (
+        "import sys, minisbert\n"
+        f"model = minisbert.CrossEncoder({str(folder)!r})\n"
+        "model.predict([('a query', 'a document')]); model.rank('a query', ['one', 'two'])\n"
+        "heavy = sorted({name.split('.')[0] for name in sys.modules} & {'torch', 'transformers', 'sentence_transformers'})\n"
+        "print('imported:', heavy)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "imported: []" in result.stdout
