@@ -260,10 +260,6 @@ def check_cross_encoder_folder(folder):
     head_for(config.get("model_type"))
 
 
-# Activations a CrossEncoder may save (torch class paths), by class name -> the NumPy function.
-ACTIVATIONS = DENSE_ACTIVATIONS
-
-
 def saved_activation(folder, settings, config, labels):
     """The activation sentence-transformers picks for a saved model: activation_fn in
     config_sentence_transformers.json, else in config.json (sentence_transformers.activation_fn, or the
@@ -281,9 +277,9 @@ def saved_activation(folder, settings, config, labels):
             logger.warning("activation %r in %s is not a torch class: using the default activation", path, file)
             continue
         name = path.rsplit(".", 1)[-1]
-        if name not in ACTIVATIONS:
+        if name not in DENSE_ACTIVATIONS:  # torch activation class name -> the NumPy function
             raise ModelLoadError(
-                f"{folder / file}: {key} {path!r} is not supported; minisbert has {sorted(ACTIVATIONS)}"
+                f"{folder / file}: {key} {path!r} is not supported; minisbert has {sorted(DENSE_ACTIVATIONS)}"
             )
-        return ACTIVATIONS[name]
-    return ACTIVATIONS["Sigmoid"] if labels == 1 else ACTIVATIONS["Identity"]
+        return DENSE_ACTIVATIONS[name]
+    return DENSE_ACTIVATIONS["Sigmoid"] if labels == 1 else DENSE_ACTIVATIONS["Identity"]

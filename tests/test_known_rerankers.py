@@ -11,9 +11,9 @@ import torch
 from tiny_models import CROSS_ENCODER_ARCHITECTURES, max_relative_difference
 
 from minisbert import CrossEncoder
-from minisbert.cross_encoder import ACTIVATIONS
 from minisbert.known_models import KNOWN_RERANKERS, reranker_is_supported
 from minisbert.models import UnsupportedArchitectureError
+from minisbert.modules import DENSE_ACTIVATIONS
 
 PAIRS = [("how many people live in berlin?", "Berlin had a population of 3,520,031 in 2019."),
          ("how many people live in berlin?", "Berlin is well known for its museums."),
@@ -35,7 +35,7 @@ def test_tiny_reranker_of_the_same_kind_matches_reference(tiny_cross_encoder, kn
     assert model.num_labels == known.num_labels
     assert type(reference.activation_fn).__name__ == known.activation
     logits = model.predict(PAIRS, activation_fn=lambda x: x)
-    np.testing.assert_array_equal(model.predict(PAIRS), ACTIVATIONS[known.activation](logits))
+    np.testing.assert_array_equal(model.predict(PAIRS), DENSE_ACTIVATIONS[known.activation](logits))
     assert max_relative_difference(model.predict(PAIRS), reference.predict(PAIRS)) <= 1e-5
 
 
