@@ -28,7 +28,7 @@ def reference_outputs(folder, architecture, trace):
     classifier = model.get_submodule(HEADS[architecture].classifier)
     classifier.register_forward_hook(lambda module, inputs, output: classifier_inputs.append(inputs[0]))
     features = {"input_ids": torch.tensor(trace.input_ids[None])}
-    if architecture in ("bert",):
+    if architecture in ("bert", "electra"):
         features["token_type_ids"] = torch.tensor(trace.token_type_ids[None])
     with torch.no_grad():
         outputs = model(**features, output_hidden_states=True, output_attentions=True)
@@ -41,7 +41,7 @@ def reference_outputs(folder, architecture, trace):
 
 
 @pytest.mark.parametrize("name", PAIRS)
-@pytest.mark.parametrize("architecture", ["bert", "roberta", "distilbert"])
+@pytest.mark.parametrize("architecture", ["bert", "roberta", "distilbert", "electra"])
 def test_trace_matches_transformers_and_predict(tiny_cross_encoder, architecture, name):
     folder, model, _ = tiny_cross_encoder(architecture, 3)
     query, document = PAIRS[name]

@@ -88,7 +88,7 @@ def transformers_model_and_tokenizer(architecture, hf_folder):
     import transformers
 
     sizes = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37)
-    if architecture in ("bert", "distilbert"):
+    if architecture in ("bert", "distilbert", "electra"):
         for name in TOKENIZER_FILES:
             shutil.copy(bundled_folder() / name, hf_folder / name)
         tokenizer = None
@@ -109,6 +109,10 @@ def transformers_model_and_tokenizer(architecture, hf_folder):
     elif architecture == "distilbert":
         config = transformers.DistilBertConfig(
             vocab_size=vocab_size, max_position_embeddings=MAX_POSITIONS, dim=32, n_layers=2, n_heads=4, hidden_dim=37
+        )
+    elif architecture == "electra":  # embeddings narrower than the layers: embeddings_project between them
+        config = transformers.ElectraConfig(
+            vocab_size=vocab_size, max_position_embeddings=MAX_POSITIONS, embedding_size=16, **sizes
         )
     elif architecture == "roberta":
         config = transformers.RobertaConfig(vocab_size=vocab_size, max_position_embeddings=MAX_POSITIONS + 2, **sizes)
@@ -193,7 +197,7 @@ def _numpy(x):
     return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
 
 
-CROSS_ENCODER_ARCHITECTURES = ("bert", "roberta", "xlm-roberta", "mpnet", "distilbert")
+CROSS_ENCODER_ARCHITECTURES = ("bert", "roberta", "xlm-roberta", "mpnet", "distilbert", "electra")
 
 
 def build_cross_encoder(folder, architecture, num_labels=1, activation_fn=None, legacy=False):
