@@ -35,12 +35,17 @@ class CrossEncoder:
         check_cross_encoder_folder(self.folder)
         self.transformer = Transformer(self.folder)
         if max_length is not None:
+            if isinstance(max_length, bool) or not isinstance(max_length, (int, np.integer)) or max_length <= 0:
+                raise ValueError(f"max_length must be a positive integer or None, got {max_length!r}")
             self.tokenizer.set_max_length(max_length)
         self.head = load_head(load_weights(self.folder), self.config)
         self.num_labels = num_labels(self.config)
         settings = read_json(self.folder / "config_sentence_transformers.json", required=False) or {}
-        self.activation_fn = activation_fn or saved_activation(self.folder, settings, self.config, self.num_labels)
-        self.prompts = {**(settings.get("prompts") or {}), **(prompts or {})}
+        if activation_fn is None:
+            activation_fn = saved_activation(self.folder, settings, self.config, self.num_labels)
+        self.activation_fn = activation_fn
+        saved_prompts = {name: text or "" for name, text in (settings.get("prompts") or {}).items()}
+        self.prompts = {**saved_prompts, **(prompts or {})}
         self.default_prompt_name = default_prompt_name or settings.get("default_prompt_name")
         if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
             raise ValueError(
@@ -250,6 +255,14 @@ def check_cross_encoder_folder(folder):
             f"{folder} holds a {family} model (config_sentence_transformers.json, modules.json), not a "
             f"CrossEncoder: it has no classification head to score pairs with. Load it with minisbert.{family}."
         )
+    if family is not None:  # a CrossEncoder save: the classification model alone, at the folder's root
+        modules = read_json(folder / "modules.json")
+        types = [str(module.get("type", "")).rsplit(".", 1)[-1] for module in modules if isinstance(module, dict)]
+        if types != ["Transformer"] or modules[0].get("path", "") not in ("", "."):
+            raise ModelLoadError(
+                f"{folder / 'modules.json'} chains {types or modules}: minisbert's CrossEncoder reads one "
+                "Transformer module (a *ForSequenceClassification model) at the folder's root"
+            )
     config = read_json(folder / "config.json")
     architectures = config.get("architectures") or []
     if architectures and not any(name.endswith("ForSequenceClassification") for name in architectures):

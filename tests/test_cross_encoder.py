@@ -310,3 +310,46 @@ def test_predict_and_rank_import_no_torch(tiny_cross_encoder):
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "imported: []" in result.stdout
+
+
+def test_a_cross_encoder_with_more_modules_is_refused(tiny_cross_encoder, tmp_path):
+    # e.g. a Dense module writing the scores: minisbert would silently skip it, so it refuses the folder
+    import json
+    import shutil
+
+    folder, _, _ = tiny_cross_encoder("bert", 1)
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    modules = json.loads((copy / "modules.json").read_text())
+    modules.append({"idx": 1, "name": "1", "path": "1_Dense", "type": "sentence_transformers.base.modules.Dense"})
+    (copy / "modules.json").write_text(json.dumps(modules))
+    with pytest.raises(ModelLoadError, match="modules.json chains \\['Transformer', 'Dense'\\]"):
+        CrossEncoder(copy)
+
+
+@pytest.mark.parametrize("max_length", [0, -5, 2.5])
+def test_bad_max_length(tiny_cross_encoder, max_length):
+    folder, _, _ = tiny_cross_encoder("bert", 1)
+    with pytest.raises(ValueError, match="max_length must be a positive integer"):
+        CrossEncoder(folder, max_length=max_length)
+
+
+def test_saved_default_prompt_is_applied_as_in_reference(tiny_cross_encoder, tmp_path):
+    import json
+    import shutil
+
+    from sentence_transformers import CrossEncoder as ReferenceCrossEncoder
+
+    folder, _, _ = tiny_cross_encoder("bert", 1)
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    settings = json.loads((copy / "config_sentence_transformers.json").read_text())
+    settings.update(prompts={"query": "query: ", "none": None}, default_prompt_name="query")
+    (copy / "config_sentence_transformers.json").write_text(json.dumps(settings))
+    model, reference = CrossEncoder(copy), ReferenceCrossEncoder(str(copy), device="cpu")
+    assert model.prompts == {"query": "query: ", "none": ""}
+    identity_torch = torch.nn.Identity()
+    assert max_relative_difference(model.predict(PAIRS, activation_fn=identity),
+                                   reference.predict(PAIRS, activation_fn=identity_torch)) <= 1e-5
+    np.testing.assert_array_equal(model.predict(PAIRS, activation_fn=identity),
+                                  model.predict(PAIRS, prompt="query: ", activation_fn=identity))
