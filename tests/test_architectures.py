@@ -78,7 +78,7 @@ def test_distilbert_config_names_map_onto_shared_ones():
 
 
 def test_unknown_model_type_error_lists_supported_ones():
-    with pytest.raises(UnsupportedArchitectureError, match="'t5'.*bert, distilbert, mpnet, roberta, xlm-roberta"):
+    with pytest.raises(UnsupportedArchitectureError, match="'t5'.*bert, distilbert, electra, mpnet, roberta, xlm-roberta"):
         architecture_for({"model_type": "t5"})
 
 
