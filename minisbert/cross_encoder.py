@@ -257,7 +257,9 @@ def check_cross_encoder_folder(folder):
         )
     if family is not None:  # a CrossEncoder save: the classification model alone, at the folder's root
         modules = read_json(folder / "modules.json")
-        types = [str(module.get("type", "")).rsplit(".", 1)[-1] for module in modules if isinstance(module, dict)]
+        if not (isinstance(modules, list) and all(isinstance(module, dict) for module in modules)):
+            raise ModelLoadError(f"corrupt {folder / 'modules.json'}: expected a list of modules")
+        types = [str(module.get("type", "")).rsplit(".", 1)[-1] for module in modules]
         if types != ["Transformer"] or modules[0].get("path", "") not in ("", "."):
             raise ModelLoadError(
                 f"{folder / 'modules.json'} chains {types or modules}: minisbert's CrossEncoder reads one "

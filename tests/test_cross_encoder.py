@@ -353,3 +353,23 @@ def test_saved_default_prompt_is_applied_as_in_reference(tiny_cross_encoder, tmp
                                    reference.predict(PAIRS, activation_fn=identity_torch)) <= 1e-5
     np.testing.assert_array_equal(model.predict(PAIRS, activation_fn=identity),
                                   model.predict(PAIRS, prompt="query: ", activation_fn=identity))
+
+
+def test_v4_config_activation_is_used_as_in_reference(tiny_cross_encoder, tmp_path):
+    # sentence-transformers 4 and 5 saved a CrossEncoder as a transformers folder whose config.json holds
+    # {"sentence_transformers": {"activation_fn": ...}}
+    import json
+    import shutil
+
+    from sentence_transformers import CrossEncoder as ReferenceCrossEncoder
+
+    folder, _, _ = tiny_cross_encoder("roberta", 1, None, True)
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["sentence_transformers"] = {"activation_fn": "torch.nn.modules.activation.Tanh", "version": "4.0.1"}
+    (copy / "config.json").write_text(json.dumps(config))
+    model, reference = CrossEncoder(copy), ReferenceCrossEncoder(str(copy), device="cpu")
+    assert isinstance(reference.activation_fn, torch.nn.Tanh)
+    np.testing.assert_array_equal(model.predict(PAIRS), np.tanh(model.predict(PAIRS, activation_fn=identity)))
+    assert max_relative_difference(model.predict(PAIRS), reference.predict(PAIRS)) <= 1e-5
