@@ -37,6 +37,9 @@ class CrossEncoder:
         if max_length is not None:
             if isinstance(max_length, bool) or not isinstance(max_length, (int, np.integer)) or max_length <= 0:
                 raise ValueError(f"max_length must be a positive integer or None, got {max_length!r}")
+            special = self.tokenizer.backend.num_special_tokens_to_add(is_pair=True)
+            if max_length <= special:  # the tokenizers library would then not truncate at all
+                raise ValueError(f"max_length {max_length} leaves no room for text: a pair takes {special} special tokens")
             self.tokenizer.set_max_length(max_length)
         self.head = load_head(load_weights(self.folder), self.config)
         self.num_labels = num_labels(self.config)

@@ -327,11 +327,16 @@ def test_a_cross_encoder_with_more_modules_is_refused(tiny_cross_encoder, tmp_pa
         CrossEncoder(copy)
 
 
-@pytest.mark.parametrize("max_length", [0, -5, 2.5])
-def test_bad_max_length(tiny_cross_encoder, max_length):
+@pytest.mark.parametrize(
+    "max_length, message",
+    [(0, "must be a positive integer"), (-5, "must be a positive integer"), (2.5, "must be a positive integer"),
+     (3, "max_length 3 leaves no room for text: a pair takes 3 special tokens")],
+)
+def test_bad_max_length(tiny_cross_encoder, max_length, message):
     folder, _, _ = tiny_cross_encoder("bert", 1)
-    with pytest.raises(ValueError, match="max_length must be a positive integer"):
+    with pytest.raises(ValueError, match=message):
         CrossEncoder(folder, max_length=max_length)
+    assert CrossEncoder(folder, max_length=4).tokenizer([("a b c", "d e f")])["input_ids"].shape == (1, 4)
 
 
 def test_saved_default_prompt_is_applied_as_in_reference(tiny_cross_encoder, tmp_path):
