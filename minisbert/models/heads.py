@@ -3,7 +3,8 @@ encoder, and so what a cross-encoder turns token embeddings into scores with.
 
 Every head here has the same shape: the first token's vector ([CLS] or <s>), one dense layer of hidden size
 and an activation (the "pooled" vector the classifier reads), then a linear layer to the labels' logits. They
-differ in tensor names and activation, one table each (HEADS); dropout is off at inference.
+differ in tensor names and activation, one table each (HEADS); dropout is off at inference. A head is usable
+once minisbert also has its architecture's forward pass (minisbert.models.ARCHITECTURES).
 """
 
 from dataclasses import dataclass
@@ -12,14 +13,15 @@ import numpy as np
 
 from minisbert.models import UnsupportedArchitectureError
 from minisbert.models.checkpoint import Checkpoint
-from minisbert.models.layers import ACTIVATIONS, linear
+from minisbert.models.layers import activation, linear
 
 
 @dataclass(frozen=True)
 class Head:
     dense: str  # tensor name prefix of the dense layer (hidden -> hidden) that reads the first token
-    activation: str  # its activation, a models.layers.ACTIVATIONS name
+    activation: str  # its activation's name (models.layers.ACTIVATIONS)
     classifier: str  # tensor name prefix of the output layer (hidden -> num_labels)
+    activation_key: str = None  # the config key that names the activation instead, if the model has one
 
 
 # config.json's model_type -> transformers' classification head for it.
@@ -35,6 +37,10 @@ HEADS = {
     "mpnet": Head(dense="classifier.dense", activation="tanh", classifier="classifier.out_proj"),
     # ElectraClassificationHead: as RoBERTa's but with (exact) GELU, "although BERT uses tanh here".
     "electra": Head(dense="classifier.dense", activation="gelu", classifier="classifier.out_proj"),
+    # DeBERTa(-v2/-v3)'s ContextPooler (`pooler.dense` + config.pooler_hidden_act on [CLS]), then `classifier`.
+    "deberta-v2": Head(
+        dense="pooler.dense", activation="gelu", classifier="classifier", activation_key="pooler_hidden_act"
+    ),
 }
 
 
@@ -61,10 +67,11 @@ def load_head(tensors, config):
     head = head_for(model_type)
     hidden, labels = config["hidden_size"], num_labels(config)
     checkpoint = Checkpoint(tensors)
+    activation_name = config.get(head.activation_key, head.activation) if head.activation_key else head.activation
     params = {
         "dense": checkpoint.linear(head.dense, hidden, hidden),
+        "activation": activation(activation_name),  # the function; an unsupported name is an error naming it
         "classifier": checkpoint.linear(head.classifier, hidden, labels),
-        "activation": head.activation,
     }
     checkpoint.check(f"{model_type} sequence classification head")
     return params
@@ -74,6 +81,6 @@ def classification_head(params, token_embeddings):
     # token_embeddings (batch, seq, hidden) -> pooled (batch, hidden), the vector the classifier reads,
     # and logits (batch, num_labels)
     first_token = token_embeddings[:, 0]  # (batch, hidden): [CLS] / <s>, always a real token (right padding)
-    pooled = ACTIVATIONS[params["activation"]](linear(first_token, params["dense"]))  # (batch, hidden)
+    pooled = params["activation"](linear(first_token, params["dense"]))  # (batch, hidden)
     logits = linear(pooled, params["classifier"])  # (batch, num_labels)
     return pooled.astype(np.float32, copy=False), logits.astype(np.float32, copy=False)
