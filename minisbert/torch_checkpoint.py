@@ -146,7 +146,11 @@ def tensors_from_state_dict(state_dict):
             f"its non-contiguous tensors claim {claimed} elements in all, more than their storages' "
             f"{sum(storages.values())}"
         )
-    return {name: tensor.to_array() for name, tensor in state_dict.items()}
+    arrays = {}  # one array per layout: a tensor saved twice is built once
+    for tensor in state_dict.values():
+        if tensor.layout() not in arrays:
+            arrays[tensor.layout()] = tensor.to_array()
+    return {name: arrays[tensor.layout()] for name, tensor in state_dict.items()}
 
 
 ALLOWED_GLOBALS = {
