@@ -7,7 +7,7 @@ import logging
 
 import numpy as np
 
-from minisbert.loading import read_json, resolve_model_folder
+from minisbert.loading import TEXT, TEXT_BY_NAME, read_config, resolve_model_folder
 from minisbert.modules import Transformer, load_modules
 from minisbert.quantization import check_precision, quantize_embeddings
 from minisbert.similarity import SIMILARITY_FUNCTIONS, similarity_function_name
@@ -18,6 +18,8 @@ logger = logging.getLogger(__name__)
 OUTPUT_VALUES = ("sentence_embedding", "token_embeddings", None)
 # sentence-transformers gives every model these (empty) prompts; a model's config may fill them in.
 DEFAULT_PROMPTS = {"query": "", "document": ""}
+# The keys of config_sentence_transformers.json minisbert reads.
+SETTINGS_CHECKS = {"prompts": TEXT_BY_NAME, "default_prompt_name": TEXT, "similarity_fn_name": TEXT}
 
 
 class SentenceTransformer:
@@ -33,7 +35,7 @@ class SentenceTransformer:
     ):
         self.folder = resolve_model_folder(model_name_or_path, cache_folder)
         self.modules = load_modules(self.folder)
-        settings = read_json(self.folder / "config_sentence_transformers.json", required=False) or {}
+        settings = read_config(self.folder / "config_sentence_transformers.json", SETTINGS_CHECKS, required=False) or {}
         saved_prompts = {name: text or "" for name, text in (settings.get("prompts") or {}).items()}
         self.prompts = {**DEFAULT_PROMPTS, **saved_prompts, **(prompts or {})}
         self.default_prompt_name = default_prompt_name or settings.get("default_prompt_name")

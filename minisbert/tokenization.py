@@ -11,7 +11,17 @@ from tokenizers import AddedToken, normalizers, pre_tokenizers, processors
 from tokenizers import Tokenizer as BackendTokenizer
 from tokenizers.models import WordPiece
 
-from minisbert.loading import ModelLoadError, read_json
+from minisbert.loading import FLAG, TEXT, TOKEN, ModelLoadError, read_config
+
+# The keys of tokenizer_config.json minisbert reads.
+TOKENIZER_CONFIG_CHECKS = {
+    "model_max_length": ("a number", lambda value: type(value) in (int, float)),
+    "do_lower_case": FLAG,
+    "tokenize_chinese_chars": FLAG,
+    "strip_accents": FLAG,
+    "tokenizer_class": TEXT,
+    **dict.fromkeys(("pad_token", "unk_token", "cls_token", "sep_token", "mask_token"), TOKEN),
+}
 
 
 class Tokenizer:
@@ -28,7 +38,7 @@ class Tokenizer:
     def from_folder(cls, folder, max_seq_length, do_lower_case=False):
         folder = Path(folder)
         path = folder / "tokenizer.json"
-        tokenizer_config = read_json(folder / "tokenizer_config.json", required=False) or {}
+        tokenizer_config = read_config(folder / "tokenizer_config.json", TOKENIZER_CONFIG_CHECKS, required=False) or {}
         if path.is_file():
             try:
                 backend = BackendTokenizer.from_file(str(path))
