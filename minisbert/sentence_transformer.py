@@ -100,12 +100,12 @@ class SentenceTransformer:
         precision "int8", "uint8", "binary" or "ubinary" quantizes the (n, dim) array (minisbert.quantization)."""
         is_single_text = isinstance(sentences, str)
         texts = texts_from(sentences)
-        check_encode_arguments(batch_size, output_value)
         quantize = precision is not None and check_precision(precision) != "float32"
         if quantize and not (output_value == "sentence_embedding" and convert_to_numpy):
             raise ValueError(f"precision={precision!r} needs output_value='sentence_embedding', convert_to_numpy=True")
         prompt = self.resolve_prompt(prompt, prompt_name)
         truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
+        check_encode_arguments(batch_size, output_value, truncate_dim, prompt)
         if show_progress_bar is None:
             show_progress_bar = logger.getEffectiveLevel() in (logging.INFO, logging.DEBUG)
         prompt_length = None
@@ -113,10 +113,12 @@ class SentenceTransformer:
             texts = [prompt + text for text in texts]
             prompt_length = self.tokenizer.prompt_length(prompt)
 
+        # Each distinct text once (10,000 empty strings are one forward pass), when the result is one array.
         # Longest texts first, so that each batch holds texts of similar length and pads little. Each batch's
         # outputs go straight to their texts' places: nothing per corpus is kept but the result itself.
-        order = np.argsort([-len(text) for text in texts], kind="stable")
         returns_array = output_value == "sentence_embedding" and convert_to_numpy
+        texts, rows = distinct(texts) if returns_array else (texts, None)
+        order = np.argsort([-len(text) for text in texts], kind="stable")
         embeddings, results = None, [None] * len(texts)
         for start in batch_starts(len(texts), batch_size, show_progress_bar):
             indices = order[start : start + batch_size]
@@ -133,9 +135,11 @@ class SentenceTransformer:
                     results[index] = output
 
         if returns_array:
-            if embeddings is None:
-                dimension = self.get_sentence_embedding_dimension() if truncate_dim is None else truncate_dim
-                embeddings = np.empty((0, dimension), dtype=np.float32)
+            if embeddings is None:  # no text: the width a text would have had
+                dimension = self.get_sentence_embedding_dimension()
+                embeddings = np.empty((0, dimension if truncate_dim is None else min(dimension, truncate_dim)), np.float32)
+            elif len(texts) < len(rows):
+                embeddings = embeddings[rows]
             if quantize:
                 embeddings = quantize_embeddings(embeddings, precision)
             return embeddings[0] if is_single_text else embeddings
@@ -188,13 +192,25 @@ def texts_from(sentences):
     return texts
 
 
-def check_encode_arguments(batch_size, output_value):
+def distinct(texts):
+    """(each distinct text once, in first-seen order; rows (n,): each text's place among them)."""
+    places = {}
+    rows = np.array([places.setdefault(text, len(places)) for text in texts], dtype=np.int64)
+    return list(places), rows
+
+
+def check_encode_arguments(batch_size, output_value, truncate_dim=None, prompt=None):
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
         raise TypeError(f"batch_size must be a positive integer, got {batch_size!r}")
     if batch_size <= 0:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
     if output_value not in OUTPUT_VALUES:
         raise ValueError(f"output_value must be one of {OUTPUT_VALUES}, got {output_value!r}")
+    if truncate_dim is not None and (isinstance(truncate_dim, bool) or not isinstance(truncate_dim, (int, np.integer))
+                                     or truncate_dim < 1):
+        raise ValueError(f"truncate_dim must be a positive integer or None, got {truncate_dim!r}")
+    if prompt is not None and not isinstance(prompt, str):
+        raise TypeError(f"prompt must be a string, got {type(prompt).__name__}")
 
 
 def batch_starts(count, batch_size, show_progress_bar):
