@@ -182,7 +182,11 @@ def search_command(arguments):
 
     corpus_path = Path(arguments.corpus)
     corpus_bytes = corpus_path.read_bytes()
-    lines = [(number, line) for number, line in enumerate(corpus_bytes.decode("utf-8").splitlines(), 1) if line.strip()]
+    try:
+        text = corpus_bytes.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise SystemExit(f"minisbert: the corpus {corpus_path} is not UTF-8 text ({error})") from None
+    lines = [(number, line) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
     if not lines:
         raise SystemExit(f"minisbert: the corpus {corpus_path} has no non-empty line to search")
     model = load_model(arguments)

@@ -131,7 +131,10 @@ class Pooling:
         mode = config.get("pooling_mode")
         if mode is None:  # legacy keys: the enabled modes in sentence-transformers' order, mean if none
             mode = tuple(name for key, name in LEGACY_POOLING_KEYS.items() if config.get(key)) or "mean"
-        return cls(dimension, mode, config.get("include_prompt", True))
+        try:
+            return cls(dimension, mode, config.get("include_prompt", True))
+        except ModelLoadError as error:
+            raise ModelLoadError(f"{Path(folder) / 'config.json'}: {error}") from None
 
     def __call__(self, features):
         token_embeddings = features["token_embeddings"]  # (batch, seq, hidden)
@@ -210,7 +213,10 @@ class Dense:
         config = read_config(folder / "config.json", DENSE_CONFIG_CHECKS)
         require_keys(config, folder / "config.json", ("in_features", "out_features"))
         self.in_features, self.out_features = config["in_features"], config["out_features"]
-        self.activation = dense_activation(config.get("activation_function", "torch.nn.modules.activation.Tanh"))
+        try:
+            self.activation = dense_activation(config.get("activation_function", "torch.nn.modules.activation.Tanh"))
+        except ModelLoadError as error:
+            raise ModelLoadError(f"{folder / 'config.json'}: {error}") from None
         self.input_name = config.get("module_input_name", "sentence_embedding")
         self.output_name = config.get("module_output_name") or self.input_name
         self.use_residual = config.get("use_residual", False)
