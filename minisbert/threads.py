@@ -28,14 +28,12 @@ def core_count():
 class ProcessState:
     """What belongs to one process: its pool and the BLAS limit's count (replaced in a forked child)."""
 
-    def __init__(self, inherited=None):
-        self.lock = threading.Lock()
+    def __init__(self):
+        self.lock = threading.Lock()  # a new one in a child: the parent's may have been held by another thread
         self.pool = None
-        self.blas_users = 0
-        # A child forked while the parent was inside the limit inherits one BLAS thread: it keeps the parent's
-        # limiter, so that the child's first caller to leave gives the original count back.
-        self.limiter = inherited.limiter if inherited else None
-        self.original_threads = inherited.original_threads if inherited else None
+        self.blas_users = 0  # callers inside the BLAS limit (the child has none: only the forking thread lives)
+        self.limiter = None
+        self.original_threads = None
 
 
 state = ProcessState()
@@ -43,7 +41,7 @@ state = ProcessState()
 
 def _after_fork_in_child():
     global state
-    state = ProcessState(inherited=state)
+    state = ProcessState()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -108,7 +108,7 @@ REFUSALS = [
     Refusal(E, "truncate_dim 0", ValueError, "truncate_dim must be a positive integer or None, got 0", encode(truncate_dim=0)),
     Refusal(E, "negative truncate_dim", ValueError, "truncate_dim must be a positive integer or None, got -1",
             encode(truncate_dim=-1)),
-    Refusal(E, "truncate_dim as a string", ValueError, "truncate_dim must be a positive integer or None, got '10'",
+    Refusal(E, "truncate_dim as a string", TypeError, "truncate_dim must be a positive integer or None, got '10'",
             encode(truncate_dim="10")),
     Refusal(E, "unknown precision", ValueError, "precision 'int4' is not supported", encode(precision="int4")),
     Refusal(E, "precision with token embeddings", ValueError, "needs output_value='sentence_embedding'",

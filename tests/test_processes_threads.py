@@ -200,6 +200,46 @@ def test_the_blas_limit_is_given_back_by_the_last_caller_to_leave(two_blas_threa
     assert set(blas_counts()) == {2}
 
 
+def child_blas_after_encode(queue, texts):
+    try:
+        inherited = min(blas_counts())
+        CHILD_MODEL.encode(texts)
+        queue.put({"inherited": inherited, "after": min(blas_counts())})
+    except BaseException as error:
+        queue.put(repr(error))
+
+
+def test_a_child_forked_while_another_thread_holds_the_limit_encodes_and_keeps_its_threads(model, texts, two_blas_threads):
+    # the parent's limit is held by another thread at fork time (OpenBLAS gives the child its default count
+    # back); the child's encode does not wait on the parent's lock or callers, and leaves the count it found
+    global CHILD_MODEL
+    holding, release = threading.Event(), threading.Event()
+
+    def hold():
+        with minisbert_threads.blas_limited_to_one_thread():
+            holding.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    holding.wait(60)
+    CHILD_MODEL = model
+    try:
+        context = multiprocessing.get_context("fork")
+        queue = context.Queue()
+        child = context.Process(target=child_blas_after_encode, args=(queue, texts))
+        child.start()
+        result = queue.get(timeout=CHILD_TIMEOUT)
+        child.join(10)
+    finally:
+        CHILD_MODEL = None
+        release.set()
+        holder.join()
+    assert isinstance(result, dict), result
+    assert result["after"] == result["inherited"]
+    assert set(blas_counts()) == {2}
+
+
 def test_a_user_limit_set_between_calls_is_respected(model, texts, two_blas_threads):
     with threadpool_limits(limits=1, user_api="blas"):
         assert minisbert_threads.blas_thread_count() == 1
