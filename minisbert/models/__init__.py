@@ -5,11 +5,12 @@ Each architecture module has ``CONFIG_DEFAULTS``, ``load_parameters(tensors, con
 config.json names things its own way maps them with ``CONFIG_ALIASES`` (shared name -> its name).
 """
 
-from minisbert.models import bert, distilbert, mpnet, roberta
+from minisbert.models import bert, distilbert, modernbert, mpnet, roberta
 
 ARCHITECTURES = {
     "bert": bert,
     "distilbert": distilbert,
+    "modernbert": modernbert,
     "mpnet": mpnet,
     "roberta": roberta,
     "xlm-roberta": roberta,

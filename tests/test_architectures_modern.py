@@ -1,0 +1,128 @@
+"""Today's architectures match transformers + sentence-transformers on tiny random models (tests/tiny_modern_models.py):
+tokenization, sentence embeddings on the hard inputs at several batch sizes and both padding sides, prompts,
+and the recorded hidden states and attentions against transformers' eager outputs."""
+
+import numpy as np
+import pytest
+from inputs import HARD_TEXTS
+from tiny_modern_models import GEMMA_PROMPTS, QWEN3_PROMPTS, build_modern_sentence_transformer
+from tiny_models import max_relative_difference
+
+from minisbert.models import architecture_for
+
+TOLERANCE = 1e-5  # relative to the largest value of the reference output
+TRACE_TOLERANCE = 1e-4  # hidden states and attentions against transformers' eager attention
+
+# Each real model's module chain, on a tiny model: (architecture, build options).
+MODELS = {
+    "modernbert": ("modernbert", dict(pooling_mode="mean", normalize=True)),
+    "modernbert-left": ("modernbert", dict(pooling_mode="cls", padding_side="left")),
+    "qwen3": ("qwen3", dict(pooling_mode="lasttoken", normalize=True, padding_side="left", prompts=QWEN3_PROMPTS)),
+    "qwen3-right": ("qwen3", dict(pooling_mode="lasttoken", normalize=True, padding_side="right")),
+}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """built(name) -> (minisbert model, sentence-transformers model, transformers folder), each built once."""
+    from sentence_transformers import SentenceTransformer as ReferenceModel
+
+    from minisbert import SentenceTransformer
+
+    cache = {}
+
+    def build(name):
+        if name not in cache:
+            architecture, options = MODELS[name]
+            folder = tmp_path_factory.mktemp("modern") / name
+            folder, hf_folder = build_modern_sentence_transformer(folder, architecture, **options)
+            cache[name] = SentenceTransformer(folder), ReferenceModel(str(folder), device="cpu"), hf_folder
+        return cache[name]
+
+    return build
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_tokenization_matches_reference(built, name):
+    model, reference, _ = built(name)
+    texts = HARD_TEXTS[:12]
+    expected = reference.preprocess(texts)
+    actual = model.tokenize(texts)
+    assert actual["input_ids"].tolist() == expected["input_ids"].tolist()
+    assert actual["attention_mask"].tolist() == expected["attention_mask"].tolist()
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 32])
+@pytest.mark.parametrize("name", MODELS)
+def test_sentence_embeddings_match_reference(built, name, batch_size):
+    model, reference, _ = built(name)
+    expected = reference.encode(HARD_TEXTS, batch_size=batch_size)
+    actual = model.encode(HARD_TEXTS, batch_size=batch_size)
+    assert actual.shape == expected.shape
+    assert max_relative_difference(actual, expected) <= TOLERANCE
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_token_embeddings_match_reference(built, name):
+    model, reference, _ = built(name)
+    expected = reference.encode(HARD_TEXTS, output_value="token_embeddings", batch_size=16)
+    actual = model.encode(HARD_TEXTS, output_value="token_embeddings", batch_size=16)
+    # with left padding both keep the padding in front of a text; its rows are compared by shape only (a padding
+    # query attends to nothing: transformers' sdpa and eager attention disagree on it too)
+    for text, tokens, expected_tokens in zip(HARD_TEXTS, actual, expected):
+        real = int(model.tokenize([text])["attention_mask"].sum())
+        assert tokens.shape == expected_tokens.shape
+        assert max_relative_difference(tokens[-real:], expected_tokens[-real:]) <= TOLERANCE
+
+
+@pytest.mark.parametrize("name", [name for name, (_, options) in MODELS.items() if options.get("prompts")])
+def test_prompts_match_reference(built, name):
+    model, reference, _ = built(name)
+    texts = HARD_TEXTS[40:46]
+    assert max_relative_difference(model.encode_query(texts), reference.encode_query(texts)) <= TOLERANCE
+    assert max_relative_difference(model.encode_document(texts), reference.encode_document(texts)) <= TOLERANCE
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_trace_matches_transformers_eager(built, name):
+    import torch
+    import transformers
+
+    model, _, hf_folder = built(name)
+    text = HARD_TEXTS[40]  # past the sliding window, within max_seq_length
+    trace = model.trace(text)
+    reference = transformers.AutoModel.from_pretrained(hf_folder, attn_implementation="eager").eval()
+    with torch.no_grad():
+        outputs = reference(
+            torch.tensor(trace.input_ids[None]), output_hidden_states=True, output_attentions=True
+        )
+    assert len(trace.input_ids) > 2 * 8 + 1
+    expected_hidden = np.stack([h[0].numpy() for h in outputs.hidden_states])
+    expected_attentions = np.stack([a[0].numpy() for a in outputs.attentions])
+    assert max_relative_difference(trace.hidden_states, expected_hidden) <= TRACE_TOLERANCE
+    assert max_relative_difference(trace.attentions, expected_attentions) <= TRACE_TOLERANCE
+
+
+def test_left_and_right_padding_give_the_same_embeddings(built):
+    # the same model padded on either side: lasttoken pooling and the masks must follow the real tokens
+    left, _, _ = built("qwen3")
+    right, _, _ = built("qwen3-right")
+    texts = HARD_TEXTS[:10]
+    assert max_relative_difference(left.encode(texts, batch_size=10), right.encode(texts, batch_size=1)) <= TOLERANCE
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"model_type": "modernbert", "rope_scaling": {"rope_type": "yarn", "factor": 4.0}}, "rope_scaling.rope_type = 'yarn'"),
+        ({"model_type": "modernbert", "layer_types": ["chunked_attention", "full_attention"]}, "layer_types = 'chunked_attention'"),
+        ({"model_type": "modernbert", "mlp_bias": True}, "mlp_bias = True"),
+    ],
+)
+def test_unsupported_options_are_errors_naming_key_and_value(config, message):
+    from minisbert.models.modern_layers import UnsupportedConfigError
+
+    base = {"hidden_size": 32, "intermediate_size": 40, "num_attention_heads": 4, "num_hidden_layers": 2, "vocab_size": 10}
+    module, full_config = architecture_for({**base, **config})
+    with pytest.raises(UnsupportedConfigError, match=message.replace("[", r"\[").replace("?", r"\?")):
+        module.load_parameters({}, full_config)
