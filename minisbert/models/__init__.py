@@ -5,13 +5,14 @@ Each architecture module has ``CONFIG_DEFAULTS``, ``load_parameters(tensors, con
 config.json names things its own way maps them with ``CONFIG_ALIASES`` (shared name -> its name).
 """
 
-from minisbert.models import bert, distilbert, modernbert, mpnet, roberta
+from minisbert.models import bert, distilbert, modernbert, mpnet, qwen3, roberta
 
 ARCHITECTURES = {
     "bert": bert,
     "distilbert": distilbert,
     "modernbert": modernbert,
     "mpnet": mpnet,
+    "qwen3": qwen3,
     "roberta": roberta,
     "xlm-roberta": roberta,
 }

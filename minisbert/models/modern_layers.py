@@ -86,6 +86,9 @@ def rope_settings(config, layer_type, model_type, legacy_theta_keys, default_the
         rope_type = source.get("rope_type", source.get("type", "default"))
         if rope_type != "default":
             raise unsupported(model_type, f"{key}.rope_type", rope_type, "only the default (unscaled) rotary embedding")
+    factor = parameters.get("partial_rotary_factor", config.get("partial_rotary_factor"))
+    if factor not in (None, 1, 1.0):
+        raise unsupported(model_type, "partial_rotary_factor", factor, "rotary embeddings over the whole head")
     if "rope_theta" in parameters:
         return float(parameters["rope_theta"])
     for key in legacy_theta_keys:
@@ -133,6 +136,46 @@ def grouped_query_attention(query, key, value, bias, scaling):
     scores = query @ key.transpose(0, 1, 3, 2) * np.float32(scaling)  # (batch, heads, seq, seq)
     probabilities = softmax(scores + bias)
     return probabilities @ value, probabilities
+
+
+def rotary_self_attention(x, layer, bias, cos, sin, head_dim, scaling, qk_norm=None):
+    # x (batch, seq, hidden) normed, layer {"query", "key", "value", "output"} weights (out, in) and optionally
+    # "query_norm"/"key_norm" (head_dim,) read by qk_norm(x, weight), bias (batch, 1, seq, seq), cos/sin
+    # (seq, head_dim) -> (batch, seq, hidden), probabilities (batch, heads, seq, seq)
+    query, key, value = (
+        split_heads(linear_without_bias(x, layer[name]), head_dim) for name in ("query", "key", "value")
+    )  # (batch, heads or kv_heads, seq, head_dim)
+    if qk_norm is not None:  # each head's query and key normalised on their own (Qwen3, Gemma 3)
+        query, key = qk_norm(query, layer["query_norm"]), qk_norm(key, layer["key_norm"])
+    query, key = apply_rotary(query, cos, sin), apply_rotary(key, cos, sin)
+    context, probabilities = grouped_query_attention(query, key, value, bias, scaling)
+    return linear_without_bias(merge_heads(context), layer["output"]), probabilities
+
+
+def attention_weights(checkpoint, name, config, head_dim, norms=True):
+    """A layer's q/k/v/o projections (transformers' Llama naming: {name}.q_proj ...) and its per-head q/k
+    norms, from a models.checkpoint.Checkpoint."""
+    hidden, heads = config["hidden_size"], config["num_attention_heads"]
+    kv_heads = config.get("num_key_value_heads") or heads  # transformers' default: one per query head
+    weights = {
+        "query": checkpoint.take(f"{name}.q_proj.weight", (heads * head_dim, hidden)),
+        "key": checkpoint.take(f"{name}.k_proj.weight", (kv_heads * head_dim, hidden)),
+        "value": checkpoint.take(f"{name}.v_proj.weight", (kv_heads * head_dim, hidden)),
+        "output": checkpoint.take(f"{name}.o_proj.weight", (hidden, heads * head_dim)),
+    }
+    if norms:
+        weights["query_norm"] = checkpoint.take(f"{name}.q_norm.weight", (head_dim,))
+        weights["key_norm"] = checkpoint.take(f"{name}.k_norm.weight", (head_dim,))
+    return weights
+
+
+def gated_mlp_weights(checkpoint, name, config):
+    hidden, intermediate = config["hidden_size"], config["intermediate_size"]
+    return {
+        "gate": checkpoint.take(f"{name}.gate_proj.weight", (intermediate, hidden)),
+        "up": checkpoint.take(f"{name}.up_proj.weight", (intermediate, hidden)),
+        "down": checkpoint.take(f"{name}.down_proj.weight", (hidden, intermediate)),
+    }
 
 
 def split_heads(x, head_dim):
