@@ -18,6 +18,11 @@ MODELS = {
     "modernbert": ("modernbert", dict(pooling_mode="mean", normalize=True)),
     "modernbert-left": ("modernbert", dict(pooling_mode="cls", padding_side="left")),
     "qwen3": ("qwen3", dict(pooling_mode="lasttoken", normalize=True, padding_side="left", prompts=QWEN3_PROMPTS)),
+    "gemma3": (
+        "gemma3_text",
+        dict(pooling_mode="mean", dense=[(64, "Identity", False), (32, "Identity", False)], normalize=True, prompts=GEMMA_PROMPTS),
+    ),
+    "gemma3-causal": ("gemma3_text-causal", dict(pooling_mode="lasttoken", padding_side="left")),
     "qwen3-right": ("qwen3", dict(pooling_mode="lasttoken", normalize=True, padding_side="right")),
 }
 

@@ -67,6 +67,19 @@ def tokenizer_and_config(architecture, padding_side):
             vocab_size=backend.get_vocab_size(), num_hidden_layers=3, num_key_value_heads=2, head_dim=16,
             rope_theta=1000000.0, tie_word_embeddings=True, pad_token_id=0, eos_token_id=0, **sizes,
         )
+    elif architecture in ("gemma3_text", "gemma3_text-causal"):
+        backend = byte_level_bpe(["<pad>", "<eos>", "<bos>", "<unk>", "<mask>"], "<bos> $A <eos>")
+        tokenizer = transformers.PreTrainedTokenizerFast(
+            tokenizer_object=backend, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>",
+            mask_token="<mask>", **common,
+        )
+        config = transformers.Gemma3TextConfig(
+            vocab_size=backend.get_vocab_size(), num_hidden_layers=4, num_key_value_heads=1, head_dim=16,
+            query_pre_attn_scalar=16, sliding_window=2 * WINDOW,
+            layer_types=["sliding_attention", "full_attention", "sliding_attention", "sliding_attention"],
+            use_bidirectional_attention=architecture == "gemma3_text", pad_token_id=0, eos_token_id=1, bos_token_id=2,
+            **sizes,
+        )
     else:
         raise ValueError(architecture)
     return tokenizer, config
@@ -77,7 +90,7 @@ def build_modern_sentence_transformer(
     include_prompt=True,
 ):
     """Saves a tiny sentence-transformers model of ``architecture`` in ``folder``; returns (folder, the folder of
-    the bare transformers model). dense: (out_features, torch activation, bias) of each Dense module."""
+    the bare transformers model). dense: (out_features, torch.nn activation class name, bias) of each Dense module."""
     import torch
     import transformers
     from sentence_transformers import SentenceTransformer
@@ -97,7 +110,7 @@ def build_modern_sentence_transformer(
     in_features = pooling.get_embedding_dimension()
     generator = torch.Generator().manual_seed(1)
     for out_features, activation, bias in dense:
-        layer = Dense(in_features, out_features, bias=bias, activation_function=activation)
+        layer = Dense(in_features, out_features, bias=bias, activation_function=getattr(torch.nn, activation)())
         with torch.no_grad():
             for parameter in layer.parameters():
                 parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.3)

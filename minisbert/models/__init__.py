@@ -5,11 +5,12 @@ Each architecture module has ``CONFIG_DEFAULTS``, ``load_parameters(tensors, con
 config.json names things its own way maps them with ``CONFIG_ALIASES`` (shared name -> its name).
 """
 
-from minisbert.models import bert, distilbert, modernbert, mpnet, qwen3, roberta
+from minisbert.models import bert, distilbert, gemma3, modernbert, mpnet, qwen3, roberta
 
 ARCHITECTURES = {
     "bert": bert,
     "distilbert": distilbert,
+    "gemma3_text": gemma3,
     "modernbert": modernbert,
     "mpnet": mpnet,
     "qwen3": qwen3,
