@@ -23,6 +23,8 @@ MODELS = {
         dict(pooling_mode="mean", dense=[(64, "Identity", False), (32, "Identity", False)], normalize=True, prompts=GEMMA_PROMPTS),
     ),
     "gemma3-causal": ("gemma3_text-causal", dict(pooling_mode="lasttoken", padding_side="left")),
+    "sentence-t5": ("t5", dict(pooling_mode="mean", dense=[(32, "Identity", False)], normalize=True)),
+    "gtr-t5-gated": ("t5-gated", dict(pooling_mode="mean", dense=[(32, "Identity", False)], normalize=True)),
     "qwen3-right": ("qwen3", dict(pooling_mode="lasttoken", normalize=True, padding_side="right")),
 }
 
@@ -96,7 +98,8 @@ def test_trace_matches_transformers_eager(built, name):
     model, _, hf_folder = built(name)
     text = HARD_TEXTS[40]  # past the sliding window, within max_seq_length
     trace = model.trace(text)
-    reference = transformers.AutoModel.from_pretrained(hf_folder, attn_implementation="eager").eval()
+    architecture = transformers.AutoConfig.from_pretrained(hf_folder).architectures[0]  # T5EncoderModel for T5
+    reference = getattr(transformers, architecture).from_pretrained(hf_folder, attn_implementation="eager").eval()
     with torch.no_grad():
         outputs = reference(
             torch.tensor(trace.input_ids[None]), output_hidden_states=True, output_attentions=True

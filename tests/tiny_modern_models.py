@@ -80,6 +80,17 @@ def tokenizer_and_config(architecture, padding_side):
             use_bidirectional_attention=architecture == "gemma3_text", pad_token_id=0, eos_token_id=1, bos_token_id=2,
             **sizes,
         )
+    elif architecture in ("t5", "t5-gated"):
+        backend = byte_level_bpe(["<pad>", "</s>", "<unk>"], "$A </s>")
+        tokenizer = transformers.PreTrainedTokenizerFast(
+            tokenizer_object=backend, eos_token="</s>", pad_token="<pad>", unk_token="<unk>", **common
+        )
+        config = transformers.T5Config(
+            vocab_size=backend.get_vocab_size(), d_model=32, d_kv=16, d_ff=40, num_layers=3, num_heads=4,
+            relative_attention_num_buckets=16, relative_attention_max_distance=20,
+            feed_forward_proj="gated-gelu" if architecture == "t5-gated" else "relu", pad_token_id=0,
+            eos_token_id=1, decoder_start_token_id=0,
+        )
     else:
         raise ValueError(architecture)
     return tokenizer, config
@@ -101,7 +112,9 @@ def build_modern_sentence_transformer(
     hf_folder.mkdir(parents=True, exist_ok=True)
     tokenizer, config = tokenizer_and_config(architecture, padding_side)
     torch.manual_seed(0)
-    model = random_model(transformers.AutoModel.from_config(config))
+    # sentence-transformers loads T5 as T5EncoderModel; saved as one, so the folder names that class
+    model_class = transformers.T5EncoderModel if config.model_type == "t5" else transformers.AutoModel
+    model = random_model(model_class.from_config(config) if model_class is transformers.AutoModel else model_class(config))
     model.save_pretrained(hf_folder)
     tokenizer.save_pretrained(hf_folder)
     transformer = Transformer(str(hf_folder), max_seq_length=MAX_SEQ_LENGTH)

@@ -5,7 +5,7 @@ Each architecture module has ``CONFIG_DEFAULTS``, ``load_parameters(tensors, con
 config.json names things its own way maps them with ``CONFIG_ALIASES`` (shared name -> its name).
 """
 
-from minisbert.models import bert, distilbert, gemma3, modernbert, mpnet, qwen3, roberta
+from minisbert.models import bert, distilbert, gemma3, modernbert, mpnet, qwen3, roberta, t5
 
 ARCHITECTURES = {
     "bert": bert,
@@ -15,6 +15,8 @@ ARCHITECTURES = {
     "mpnet": mpnet,
     "qwen3": qwen3,
     "roberta": roberta,
+    "t5": t5,
+    "mt5": t5,
     "xlm-roberta": roberta,
 }
 
