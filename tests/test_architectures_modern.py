@@ -25,6 +25,8 @@ MODELS = {
     "gemma3-causal": ("gemma3_text-causal", dict(pooling_mode="lasttoken", padding_side="left")),
     "sentence-t5": ("t5", dict(pooling_mode="mean", dense=[(32, "Identity", False)], normalize=True)),
     "gtr-t5-gated": ("t5-gated", dict(pooling_mode="mean", dense=[(32, "Identity", False)], normalize=True)),
+    "deberta-v3": ("deberta-v3", dict(pooling_mode="mean")),
+    "deberta-v2": ("deberta-v2", dict(pooling_mode="cls")),
     "qwen3-right": ("qwen3", dict(pooling_mode="lasttoken", normalize=True, padding_side="right")),
 }
 
@@ -134,3 +136,30 @@ def test_unsupported_options_are_errors_naming_key_and_value(config, message):
     module, full_config = architecture_for({**base, **config})
     with pytest.raises(UnsupportedConfigError, match=message.replace("[", r"\[").replace("?", r"\?")):
         module.load_parameters({}, full_config)
+
+
+@pytest.mark.parametrize("bucket_size, max_position", [(256, 512), (16, 64), (32, 128)])
+def test_deberta_log_buckets_match_transformers(bucket_size, max_position):
+    import torch
+    from transformers.models.deberta_v2.modeling_deberta_v2 import make_log_bucket_position
+
+    from minisbert.models.deberta_v2 import log_bucket_position
+
+    positions = np.arange(700)
+    relative = positions[:, None] - positions[None, :]  # every distance from -699 to 699
+    expected = make_log_bucket_position(torch.tensor(relative), bucket_size, max_position).long().numpy()
+    assert np.array_equal(log_bucket_position(relative, bucket_size, max_position), expected)
+
+
+def test_t5_buckets_reach_their_logarithmic_range_in_the_tests():
+    # the tiny T5 has 16 buckets up to distance 20: texts of 48 tokens use the log-spaced and the last bucket
+    import torch
+    from transformers.models.t5.modeling_t5 import T5Attention
+
+    from minisbert.models.mpnet import relative_position_bucket
+
+    positions = np.arange(48)
+    relative = positions[None, :] - positions[:, None]
+    expected = T5Attention._relative_position_bucket(torch.tensor(relative), True, 16, 20).numpy()
+    actual = relative_position_bucket(relative, 16, 20)
+    assert np.array_equal(actual, expected) and actual.max() == 15

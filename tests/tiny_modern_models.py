@@ -91,6 +91,26 @@ def tokenizer_and_config(architecture, padding_side):
             feed_forward_proj="gated-gelu" if architecture == "t5-gated" else "relu", pad_token_id=0,
             eos_token_id=1, decoder_start_token_id=0,
         )
+    elif architecture in ("deberta-v3", "deberta-v2"):
+        backend = byte_level_bpe(["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"], "[CLS] $A [SEP]")
+        tokenizer = transformers.PreTrainedTokenizerFast(
+            tokenizer_object=backend, cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]", unk_token="[UNK]",
+            mask_token="[MASK]", **common,
+        )
+        if architecture == "deberta-v3":  # deberta-v3-base's options: shared keys, log buckets, no absolute positions
+            options = dict(
+                position_buckets=16, max_relative_positions=-1, pos_att_type="p2c|c2p", norm_rel_ebd="layer_norm",
+                share_att_key=True, position_biased_input=False, type_vocab_size=0,
+            )
+        else:  # deberta-v2's older options: own position projections, no buckets, absolute positions, token types
+            options = dict(
+                max_relative_positions=12, pos_att_type=["c2p", "p2c"], share_att_key=False,
+                position_biased_input=True, type_vocab_size=2,
+            )
+        config = transformers.DebertaV2Config(
+            vocab_size=backend.get_vocab_size(), num_hidden_layers=2, relative_attention=True, pad_token_id=0,
+            **options, **sizes,
+        )
     else:
         raise ValueError(architecture)
     return tokenizer, config
