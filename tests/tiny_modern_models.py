@@ -118,10 +118,11 @@ def tokenizer_and_config(architecture, padding_side):
 
 def build_modern_sentence_transformer(
     folder, architecture, padding_side="right", pooling_mode="mean", dense=(), normalize=False, prompts=None,
-    include_prompt=True,
+    include_prompt=True, dtype=None,
 ):
     """Saves a tiny sentence-transformers model of ``architecture`` in ``folder``; returns (folder, the folder of
-    the bare transformers model). dense: (out_features, torch.nn activation class name, bias) of each Dense module."""
+    the bare transformers model). dense: (out_features, torch.nn activation class name, bias) of each Dense module;
+    dtype: "bfloat16" or "float16" to save the transformer's weights in that type (as the real models ship)."""
     import torch
     import transformers
     from sentence_transformers import SentenceTransformer
@@ -135,6 +136,8 @@ def build_modern_sentence_transformer(
     # sentence-transformers loads T5 as T5EncoderModel; saved as one, so the folder names that class
     model_class = transformers.T5EncoderModel if config.model_type == "t5" else transformers.AutoModel
     model = random_model(model_class.from_config(config) if model_class is transformers.AutoModel else model_class(config))
+    if dtype is not None:
+        model = model.to(getattr(torch, dtype))
     model.save_pretrained(hf_folder)
     tokenizer.save_pretrained(hf_folder)
     transformer = Transformer(str(hf_folder), max_seq_length=MAX_SEQ_LENGTH)
