@@ -12,8 +12,8 @@ import numpy as np
 from minisbert.models.checkpoint import Checkpoint
 from minisbert.models.layers import activation, embedding_lookup
 from minisbert.models.modern_layers import (
-    attention_bias,
     attention_weights,
+    batch_layout,
     check_layer_types,
     gated_mlp,
     gated_mlp_weights,
@@ -65,12 +65,12 @@ def attention_masks(config):
     return {"full_attention": (True, None), "sliding_attention": (True, config["sliding_window"] - 1)}
 
 
-def decoder_layer(x, layer, bias, cos, sin, config):
-    # x (batch, seq, hidden) -> (batch, seq, hidden), probabilities (batch, heads, seq, seq)
+def decoder_layer(x, layer, attend, cos, sin, config):
+    # x (batch, seq, hidden) -> (batch, seq, hidden), probabilities (batch, heads, seq, seq) or None
     eps = config["rms_norm_eps"]
     attention_output, probabilities = rotary_self_attention(
-        gemma_rms_norm(x, layer["input_norm"], eps), layer["attention"], bias, cos, sin, config["head_dim"],
-        config["query_pre_attn_scalar"] ** -0.5, qk_norm=lambda heads, weight: gemma_rms_norm(heads, weight, eps),
+        gemma_rms_norm(x, layer["input_norm"], eps), layer["attention"], attend, cos, sin, config["head_dim"],
+        qk_norm=lambda heads, weight: gemma_rms_norm(heads, weight, eps),
     )
     x = x + gemma_rms_norm(attention_output, layer["post_attention_norm"], eps)
     mlp = layer["mlp"]
@@ -80,22 +80,23 @@ def decoder_layer(x, layer, bias, cos, sin, config):
 
 
 def forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None):
-    # input_ids, attention_mask (batch, seq) -> token embeddings (batch, seq, hidden)
+    # input_ids, attention_mask (batch, seq) -> token embeddings (batch, seq, hidden); packed unless recording
+    batch = batch_layout(input_ids, attention_mask, record)
     scale = np.float32(config["hidden_size"] ** 0.5)
-    x = embedding_lookup(params["word"], input_ids, "word embedding") * scale  # (batch, seq, hidden)
-    seq = input_ids.shape[1]
-    biases = {kind: attention_bias(attention_mask, causal, window) for kind, (causal, window) in params["masks"].items()}
-    tables = {kind: rotary_tables(frequencies, seq) for kind, frequencies in params["rotary"].items()}
+    x = embedding_lookup(params["word"], batch.ids, "word embedding") * scale  # (batch, seq, hidden) or (1, tokens, hidden)
+    scaling = config["query_pre_attn_scalar"] ** -0.5
+    attends = {kind: batch.attention(scaling, causal, window) for kind, (causal, window) in params["masks"].items()}
+    tables = {kind: rotary_tables(frequencies, batch.positions) for kind, frequencies in params["rotary"].items()}
     record_layer(record, "hidden_states", x)
     for layer in params["layers"]:
         kind = layer["attention_type"]
-        x, probabilities = decoder_layer(x, layer, biases[kind], *tables[kind], config)
+        x, probabilities = decoder_layer(x, layer, attends[kind], *tables[kind], config)
         record_layer(record, "hidden_states", x)
         record_layer(record, "attentions", probabilities)
     x = gemma_rms_norm(x, params["final_norm"], config["rms_norm_eps"])
     if record is not None:  # transformers' last hidden state is the final norm's output
         record["hidden_states"][-1] = x
-    return x
+    return batch.unpack(x)
 
 
 def load_parameters(tensors, config):

@@ -10,6 +10,7 @@ ModernBERT's ``global_rope_theta``...), with an error naming the key and value o
 
 import numpy as np
 
+from minisbert.kernels.masked_attention import packed_masked_attention
 from minisbert.models.layers import activation, softmax
 
 
@@ -58,16 +59,17 @@ def rotary_inverse_frequencies(theta, head_dim):
     return (np.float32(1.0) / np.power(np.float32(theta), exponents)).astype(np.float32)
 
 
-def rotary_tables(inverse_frequencies, seq_len):
-    # -> cos, sin (seq, head_dim): position p's angles p * frequency, each frequency twice (halves, not pairs)
-    angles = np.arange(seq_len, dtype=np.float32)[:, None] * inverse_frequencies[None, :]  # (seq, head_dim / 2)
+def rotary_tables(inverse_frequencies, positions):
+    # positions (seq,) -> cos, sin (seq, head_dim): position p's angles p * frequency, each frequency twice
+    # (halves, not pairs)
+    angles = positions.astype(np.float32)[:, None] * inverse_frequencies[None, :]  # (seq, head_dim / 2)
     angles = np.concatenate([angles, angles], axis=-1)  # (seq, head_dim)
     return np.cos(angles), np.sin(angles)
 
 
 def apply_rotary(x, cos, sin):
     # x (batch, heads, seq, head_dim), cos/sin (seq, head_dim) -> x rotated: each pair (x_i, x_{i + head_dim/2})
-    # turned by its position's angle
+    # turned by its token's position's angle
     half = x.shape[-1] // 2
     rotated_half = np.concatenate([-x[..., half:], x[..., :half]], axis=-1)
     return x * cos + rotated_half * sin
@@ -110,7 +112,58 @@ def check_layer_types(config, model_type):
     return list(layer_types)
 
 
-# --- attention masks and grouped-query attention ---
+# --- the two layouts of a batch, attention masks and grouped-query attention ---
+
+
+class PaddedBatch:
+    """The reference layout: the batch as the tokenizer padded it, x (batch, seq, hidden); attention over every
+    position with the masks as additive biases (models.layers' way), recording its probabilities."""
+
+    def __init__(self, input_ids, attention_mask):
+        self.ids = input_ids  # (batch, seq)
+        self.attention_mask = attention_mask
+        self.positions = np.arange(input_ids.shape[1])  # (seq,) each column's position, for rotary tables
+
+    def attention(self, scaling, causal=False, window=None):
+        # -> attend(query, key, value) -> context (batch, heads, seq, head_dim), probabilities
+        bias = attention_bias(self.attention_mask, causal, window)  # (batch, 1, seq, seq)
+        return lambda query, key, value: grouped_query_attention(query, key, value, bias, scaling)
+
+    def unpack(self, x):
+        return x
+
+
+class PackedBatch:
+    """The fast layout: the real tokens of the batch side by side, x (1, tokens, hidden), so that no work is
+    spent on padding; attention per sequence in kernels.masked_attention. Positions are each token's column in
+    the padded batch, as transformers counts them (with left padding they start after the padding)."""
+
+    def __init__(self, input_ids, attention_mask):
+        self.shape = input_ids.shape
+        self.token_index = np.nonzero(attention_mask > 0)  # (sequence, column) of each real token
+        self.ids = input_ids[self.token_index][None]  # (1, tokens)
+        self.positions = self.token_index[1]  # (tokens,)
+        self.offsets = np.concatenate([[0], np.cumsum((attention_mask > 0).sum(axis=1))])  # (batch + 1,)
+
+    def attention(self, scaling, causal=False, window=None):
+        # -> attend(query, key, value) -> context (1, heads, tokens, head_dim), None (no probabilities kept)
+        def attend(query, key, value):
+            context = packed_masked_attention(query[0], key[0], value[0], self.offsets, scaling, causal, window)
+            return context[None], None
+
+        return attend
+
+    def unpack(self, x):
+        # x (1, tokens, hidden) -> (batch, seq, hidden), zeros at padding
+        output = np.zeros(self.shape + x.shape[-1:], dtype=x.dtype)
+        output[self.token_index] = x[0]
+        return output
+
+
+def batch_layout(input_ids, attention_mask, record):
+    """The packed (fast) layout, or the padded reference one when intermediate states are to be recorded."""
+    return PaddedBatch(input_ids, attention_mask) if record is not None else PackedBatch(input_ids, attention_mask)
+
 
 
 def attention_bias(attention_mask, causal=False, window=None, dtype=np.float32):
@@ -138,17 +191,17 @@ def grouped_query_attention(query, key, value, bias, scaling):
     return probabilities @ value, probabilities
 
 
-def rotary_self_attention(x, layer, bias, cos, sin, head_dim, scaling, qk_norm=None):
+def rotary_self_attention(x, layer, attend, cos, sin, head_dim, qk_norm=None):
     # x (batch, seq, hidden) normed, layer {"query", "key", "value", "output"} weights (out, in) and optionally
-    # "query_norm"/"key_norm" (head_dim,) read by qk_norm(x, weight), bias (batch, 1, seq, seq), cos/sin
-    # (seq, head_dim) -> (batch, seq, hidden), probabilities (batch, heads, seq, seq)
+    # "query_norm"/"key_norm" (head_dim,) read by qk_norm(x, weight), attend from a layout's attention(...),
+    # cos/sin (seq, head_dim) -> (batch, seq, hidden), probabilities (batch, heads, seq, seq) or None
     query, key, value = (
         split_heads(linear_without_bias(x, layer[name]), head_dim) for name in ("query", "key", "value")
     )  # (batch, heads or kv_heads, seq, head_dim)
     if qk_norm is not None:  # each head's query and key normalised on their own (Qwen3, Gemma 3)
         query, key = qk_norm(query, layer["query_norm"]), qk_norm(key, layer["key_norm"])
     query, key = apply_rotary(query, cos, sin), apply_rotary(key, cos, sin)
-    context, probabilities = grouped_query_attention(query, key, value, bias, scaling)
+    context, probabilities = attend(query, key, value)
     return linear_without_bias(merge_heads(context), layer["output"]), probabilities
 
 

@@ -11,9 +11,8 @@ from minisbert.models.checkpoint import Checkpoint
 from minisbert.models.layers import activation, embedding_lookup
 from minisbert.models.modern_layers import (
     apply_rotary,
-    attention_bias,
+    batch_layout,
     check_layer_types,
-    grouped_query_attention,
     layer_norm_without_bias,
     linear_without_bias,
     merge_heads,
@@ -55,21 +54,24 @@ def layer_types(config):
     return check_layer_types(config, "modernbert")
 
 
-def attention_layer(x, layer, bias, cos, sin, config):
-    # x (batch, seq, hidden) normed -> (batch, seq, hidden), probabilities (batch, heads, seq, seq)
-    head_dim = config["hidden_size"] // config["num_attention_heads"]
+def head_dim(config):
+    return config["hidden_size"] // config["num_attention_heads"]
+
+
+def attention_layer(x, layer, attend, cos, sin, config):
+    # x (batch, seq, hidden) normed -> (batch, seq, hidden), probabilities (batch, heads, seq, seq) or None
     query, key, value = np.split(linear_without_bias(x, layer["qkv"]), 3, axis=-1)  # 3 x (batch, seq, hidden)
-    query, key, value = (split_heads(t, head_dim) for t in (query, key, value))  # (batch, heads, seq, head_dim)
+    query, key, value = (split_heads(t, head_dim(config)) for t in (query, key, value))  # (batch, heads, seq, head_dim)
     query, key = apply_rotary(query, cos, sin), apply_rotary(key, cos, sin)
-    context, probabilities = grouped_query_attention(query, key, value, bias, head_dim**-0.5)
+    context, probabilities = attend(query, key, value)
     return linear_without_bias(merge_heads(context), layer["attention_output"]), probabilities
 
 
-def encoder_layer(x, layer, bias, cos, sin, config):
+def encoder_layer(x, layer, attend, cos, sin, config):
     # x (batch, seq, hidden) -> (batch, seq, hidden), probabilities (batch, heads, seq, seq): pre-norm residuals
     eps = config["norm_eps"]
     normed = x if layer["attention_norm"] is None else layer_norm_without_bias(x, layer["attention_norm"], eps)
-    attention_output, probabilities = attention_layer(normed, layer, bias, cos, sin, config)
+    attention_output, probabilities = attention_layer(normed, layer, attend, cos, sin, config)
     x = x + attention_output
     normed = layer_norm_without_bias(x, layer["mlp_norm"], eps)
     up, gate = np.split(linear_without_bias(normed, layer["mlp_in"]), 2, axis=-1)  # 2 x (batch, seq, intermediate)
@@ -79,23 +81,24 @@ def encoder_layer(x, layer, bias, cos, sin, config):
 
 def forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None):
     # input_ids, attention_mask (batch, seq) -> token embeddings (batch, seq, hidden); positions count from the
-    # first column (as transformers: arange(seq) whatever the padding side)
+    # first column (as transformers: arange(seq) whatever the padding side). Packed unless recording.
     eps = config["norm_eps"]
-    x = embedding_lookup(params["word"], input_ids, "word embedding")  # (batch, seq, hidden)
+    batch = batch_layout(input_ids, attention_mask, record)
+    x = embedding_lookup(params["word"], batch.ids, "word embedding")  # (batch, seq, hidden) or (1, tokens, hidden)
     x = layer_norm_without_bias(x, params["embedding_norm"], eps)
-    seq = input_ids.shape[1]
-    biases = {kind: attention_bias(attention_mask, window=window) for kind, window in params["windows"].items()}
-    tables = {kind: rotary_tables(frequencies, seq) for kind, frequencies in params["rotary"].items()}
+    scaling = head_dim(config) ** -0.5
+    attends = {kind: batch.attention(scaling, window=window) for kind, window in params["windows"].items()}
+    tables = {kind: rotary_tables(frequencies, batch.positions) for kind, frequencies in params["rotary"].items()}
     record_layer(record, "hidden_states", x)
     for layer in params["layers"]:
         kind = layer["attention_type"]
-        x, probabilities = encoder_layer(x, layer, biases[kind], *tables[kind], config)
+        x, probabilities = encoder_layer(x, layer, attends[kind], *tables[kind], config)
         record_layer(record, "hidden_states", x)
         record_layer(record, "attentions", probabilities)
     x = layer_norm_without_bias(x, params["final_norm"], eps)
     if record is not None:  # transformers' last hidden state is the final norm's output
         record["hidden_states"][-1] = x
-    return x
+    return batch.unpack(x)
 
 
 def load_parameters(tensors, config):

@@ -8,8 +8,8 @@ feed-forward block; a final RMSNorm. Qwen3-Embedding pools the last token (its t
 from minisbert.models.checkpoint import Checkpoint
 from minisbert.models.layers import activation, embedding_lookup
 from minisbert.models.modern_layers import (
-    attention_bias,
     attention_weights,
+    batch_layout,
     gated_mlp,
     gated_mlp_weights,
     record_layer,
@@ -38,12 +38,11 @@ def head_dim(config):
     return config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
 
 
-def decoder_layer(x, layer, bias, cos, sin, config):
-    # x (batch, seq, hidden) -> (batch, seq, hidden), probabilities (batch, heads, seq, seq)
+def decoder_layer(x, layer, attend, cos, sin, config):
+    # x (batch, seq, hidden) -> (batch, seq, hidden), probabilities (batch, heads, seq, seq) or None
     eps = config["rms_norm_eps"]
-    size = head_dim(config)
     attention_output, probabilities = rotary_self_attention(
-        rms_norm(x, layer["input_norm"], eps), layer["attention"], bias, cos, sin, size, size**-0.5,
+        rms_norm(x, layer["input_norm"], eps), layer["attention"], attend, cos, sin, head_dim(config),
         qk_norm=lambda heads, weight: rms_norm(heads, weight, eps),
     )
     x = x + attention_output
@@ -54,19 +53,21 @@ def decoder_layer(x, layer, bias, cos, sin, config):
 
 def forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None):
     # input_ids, attention_mask (batch, seq) -> token embeddings (batch, seq, hidden); positions count from the
-    # first column, as transformers' (so left padding shifts them: rotary attention depends only on distances)
-    x = embedding_lookup(params["word"], input_ids, "word embedding")  # (batch, seq, hidden)
-    bias = attention_bias(attention_mask, causal=True)  # (batch, 1, seq, seq)
-    cos, sin = rotary_tables(params["rotary"], input_ids.shape[1])  # (seq, head_dim)
+    # first column, as transformers' (so left padding shifts them: rotary attention depends only on distances).
+    # Packed unless recording.
+    batch = batch_layout(input_ids, attention_mask, record)
+    x = embedding_lookup(params["word"], batch.ids, "word embedding")  # (batch, seq, hidden) or (1, tokens, hidden)
+    attend = batch.attention(head_dim(config) ** -0.5, causal=True)
+    cos, sin = rotary_tables(params["rotary"], batch.positions)  # (seq or tokens, head_dim)
     record_layer(record, "hidden_states", x)
     for layer in params["layers"]:
-        x, probabilities = decoder_layer(x, layer, bias, cos, sin, config)
+        x, probabilities = decoder_layer(x, layer, attend, cos, sin, config)
         record_layer(record, "hidden_states", x)
         record_layer(record, "attentions", probabilities)
     x = rms_norm(x, params["final_norm"], config["rms_norm_eps"])
     if record is not None:  # transformers' last hidden state is the final norm's output
         record["hidden_states"][-1] = x
-    return x
+    return batch.unpack(x)
 
 
 def check_config(config):
