@@ -63,7 +63,8 @@ def models_command(arguments):
         modules = [f"Pooling({'+'.join(known.pooling)})"]
         modules += [f"Dense({out}, {activation})" for out, activation in known.dense]
         modules += ["Normalize"] if known.normalize else []
-        print(f"{known.hub_id:60} {known.model_type:12} {known.dimension:5}  {' -> '.join(modules)}")
+        prompts = f"  prompts: {', '.join(known.prompts)}" if known.prompts else ""
+        print(f"{known.hub_id:60} {known.model_type:12} {known.dimension:5}  {' -> '.join(modules)}{prompts}")
 
 
 def format_similarity_matrix(sentences, scores, function_name):

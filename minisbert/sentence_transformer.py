@@ -234,8 +234,10 @@ def per_text_outputs(features, output_value, normalize_embeddings):
             embeddings = normalize_rows(embeddings)
         return list(embeddings)
     if output_value == "token_embeddings":
-        # Each text's token embeddings up to its last real token, as sentence-transformers trims them.
-        lengths = features["attention_mask"].sum(axis=1)
+        # Each text's token embeddings up to its last real token, as sentence-transformers trims them (with left
+        # padding, the padding in front is kept, as there).
+        mask = features["attention_mask"]
+        lengths = mask.shape[1] - np.argmax(mask[:, ::-1] != 0, axis=1)
         return [tokens[:length] for tokens, length in zip(features["token_embeddings"], lengths)]
     count = len(features["input_ids"])
     # Arrays are split per text; values for the whole batch (prompt_length) are given to each text as they are.
