@@ -43,9 +43,9 @@ class Tokenizer:
         pad_token = special_token_text(tokenizer_config.get("pad_token")) or padding_token_of(backend)
         return cls(backend, max_seq_length, pad_token)
 
-    def __call__(self, texts):
+    def __call__(self, texts, add_special_tokens=True):
         """texts (list of str) -> {"input_ids", "attention_mask", "token_type_ids"}, each int64 (batch, seq)."""
-        encodings = self.backend.encode_batch(texts, add_special_tokens=True)
+        encodings = self.backend.encode_batch(texts, add_special_tokens=add_special_tokens)
         return {
             "input_ids": np.array([e.ids for e in encodings], dtype=np.int64).reshape(len(texts), -1),
             "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64).reshape(len(texts), -1),
