@@ -5,6 +5,7 @@
 
 from minisbert import util
 from minisbert.sentence_transformer import SentenceTransformer
+from minisbert.sparse_encoder import SparseEncoder
 
 __version__ = "0.1.0"
-__all__ = ["SentenceTransformer", "util", "__version__"]
+__all__ = ["SentenceTransformer", "SparseEncoder", "util", "__version__"]
