@@ -286,6 +286,8 @@ def maxsim(a, b, a_mask=None, b_mask=None, length_normalize=False):
 
     queries, documents = scored_tokens(a, a_mask, "a"), scored_tokens(b, b_mask, "b")
     check_same_token_dimension(queries, documents)
+    if not queries or not documents:
+        return np.zeros((len(queries), len(documents)), dtype=np.float32)
     scores = maxsim_kernel(*pack(queries), *pack(documents))
     return scores / query_token_counts(queries)[:, None] if length_normalize else scores
 
