@@ -247,3 +247,32 @@ def test_an_unknown_task_names_the_routes(splade):
     model, _ = splade(architecture="bert", inference_free=True)
     with pytest.raises(ValueError, match="no route for task 'passage'.*query.*document"):
         model.encode(["a"], task="passage")
+
+
+# ------------------------------------------------------------------------------------------------ command line
+
+
+def test_cli_encode_sparse_prints_top_tokens_and_saves_npz(splade, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    model, _ = splade(architecture="bert", inference_free=True)
+    texts = ["The weather is lovely today.", "He drove to the stadium."]
+    command = [sys.executable, "-m", "minisbert", "encode", "--sparse", "--model", str(model.folder), "-k", "4"]
+    result = subprocess.run([*command, *texts], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["sentence"] for line in lines] == texts
+    for line, expected in zip(lines, model.decode(model.encode_document(texts), top_k=4)):
+        assert [token for token, _ in line["tokens"]] == [token for token, _ in expected]
+        np.testing.assert_allclose([w for _, w in line["tokens"]], [w for _, w in expected], atol=1e-5)
+    result = subprocess.run([*command, "--query", texts[1]], capture_output=True, text=True, timeout=300)
+    assert [token for token, _ in json.loads(result.stdout)["tokens"]] == [
+        token for token, _ in model.decode(model.encode_query(texts[1]), top_k=4)
+    ]
+    output = tmp_path / "vectors.npz"
+    result = subprocess.run([*command, "--output", str(output), *texts], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    saved = scipy_sparse.load_npz(output)
+    assert_same_sparse(saved, model.encode_document(texts).toarray())
