@@ -165,3 +165,40 @@ def test_unknown_output_value_is_refused(colbert):
     model, _ = colbert()
     with pytest.raises(ValueError, match="output_value must be 'token_embeddings'"):
         model.encode(["a"], output_value="sentence_embedding")
+
+
+def test_trace_plot(colbert, tmp_path):
+    from minisbert import plots
+
+    model, _ = colbert()
+    trace = model.trace("What is the capital of France?", "Paris is the capital and most populous city of France.")
+    data = plots.plot_maxsim_trace(trace, tmp_path / "maxsim.png").read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 10_000
+
+
+def test_sparse_and_multi_vector_encoders_import_no_torch(colbert, tmp_path_factory):
+    """Both new families, loaded and run in a fresh interpreter, pull in no torch (tests/test_torch_free.py's
+    check, for the modules the default model does not reach)."""
+    import subprocess
+    import sys
+
+    from tiny_retrieval_models import build_splade
+
+    splade_folder = build_splade(tmp_path_factory.mktemp("torch-free") / "splade", inference_free=True)
+    model, _ = colbert()
+    check = f"""
+import sys
+from minisbert import MultiVectorEncoder, SparseEncoder, plots, util
+sparse = SparseEncoder({str(splade_folder)!r})
+vectors = sparse.encode_document(["a sentence", "another one"])
+sparse.similarity(sparse.encode_query(["a query"]), vectors)
+sparse.decode(vectors, top_k=3)
+colbert = MultiVectorEncoder({str(model.folder)!r})
+colbert.similarity(colbert.encode_query(["a query"]), colbert.encode_document(["a sentence"]))
+colbert.trace("a query", "a sentence")
+heavy = sorted({{name.split(".")[0] for name in sys.modules}} & {{"torch", "transformers", "sentence_transformers"}})
+print("imported:", heavy)
+"""
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "imported: []" in result.stdout

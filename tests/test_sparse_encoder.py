@@ -276,3 +276,12 @@ def test_cli_encode_sparse_prints_top_tokens_and_saves_npz(splade, tmp_path):
     assert result.returncode == 0, result.stderr
     saved = scipy_sparse.load_npz(output)
     assert_same_sparse(saved, model.encode_document(texts).toarray())
+
+
+def test_trace_plot(splade, tmp_path):
+    from minisbert import plots
+
+    model, _ = splade(architecture="bert")
+    path = plots.plot_splade_trace(model.trace("The weather is lovely today.", top_k=12), tmp_path / "splade.png")
+    data = path.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 10_000
