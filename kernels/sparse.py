@@ -22,7 +22,9 @@ def sparse_dot_reference(queries, corpus):
 
 
 @numba.njit(inline="always")
-def _score_against_postings(query_indptr, query_indices, query_data, q, posting_indptr, posting_rows, posting_data, out):
+def _score_against_postings(
+    query_indptr, query_indices, query_data, q, posting_indptr, posting_rows, posting_data, out
+):
     # out (m,) zeroed: out[d] = sum over the query's terms t of q_t * corpus[d, t], read from t's posting list
     for position in range(query_indptr[q], query_indptr[q + 1]):
         term, weight = query_indices[position], query_data[position]

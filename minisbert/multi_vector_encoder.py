@@ -47,7 +47,9 @@ def query_expansion_config(expansion, folder):
     if unknown:
         raise ModelLoadError(f"{where} has unknown keys {sorted(unknown)}")
     if expansion.get("strategy") not in EXPANSION_STRATEGIES:
-        raise ModelLoadError(f"{where} strategy must be one of {EXPANSION_STRATEGIES}, got {expansion.get('strategy')!r}")
+        raise ModelLoadError(
+            f"{where} strategy must be one of {EXPANSION_STRATEGIES}, got {expansion.get('strategy')!r}"
+        )
     length = expansion.get("length")
     if isinstance(length, bool) or not isinstance(length, int) or length < 1:
         raise ModelLoadError(f"{where} needs 'length', a positive integer, got {length!r}")
@@ -90,7 +92,8 @@ class LateInteractionTransformer(Transformer):
             fixed = expansion["strategy"] == "fixed"
             max_length = expansion["length"] if fixed else max(self.query_length or self.max_seq_length,
                                                                expansion["length"])
-            self.tokenizers["query"] = tokenizer_with(self.tokenizer, max_length, expansion["length"] if fixed else None)
+            pad_to = expansion["length"] if fixed else None
+            self.tokenizers["query"] = tokenizer_with(self.tokenizer, max_length, pad_to)
             self.expansion_id = self.expansion_token_id(folder, expansion["token"])
 
     def expansion_token_id(self, folder, token):
@@ -266,7 +269,9 @@ class MultiVectorEncoder:
             features = self.forward([texts[i] for i in indices], task=task)
             for index, tokens, mask in zip(indices, features["token_embeddings"], features["scoring_mask"]):
                 vectors = tokens[mask].astype(np.float32, copy=False)  # (scored tokens, dim)
-                results[index] = util.normalize_embeddings(vectors) if normalize_embeddings and len(vectors) else vectors
+                if normalize_embeddings and len(vectors):
+                    vectors = util.normalize_embeddings(vectors)
+                results[index] = vectors
         return results[0] if is_single_text else results
 
     def encode_query(self, sentences, **options):

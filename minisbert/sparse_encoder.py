@@ -427,7 +427,9 @@ class SparseEncoder:
         is_single_text = isinstance(sentences, str)
         texts = texts_from(sentences)
         check_encode_arguments(batch_size, "sentence_embedding")
-        max_active_dims = check_max_active_dims(max_active_dims if max_active_dims is not None else self.max_active_dims)
+        if max_active_dims is None:
+            max_active_dims = self.max_active_dims
+        max_active_dims = check_max_active_dims(max_active_dims)
         prompt = self.resolve_prompt(prompt, prompt_name)
         if prompt:
             texts = [prompt + text for text in texts]

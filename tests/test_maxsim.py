@@ -1,7 +1,8 @@
 """MaxSim: kernels/maxsim.py against its NumPy references, and minisbert.util.maxsim / maxsim_pairwise against
 sentence_transformers.util on odd shapes: empty documents and queries, one token, masks (arrays and lists), padded
 3D input, a single 2D input, length_normalize, float64 input, a block split over many queries. Scores within 1e-5
-relative, or 1e-5 absolute where a sum cancels near 0 (float32 sums in different orders); empty documents score exactly what sentence-transformers gives."""
+relative, or 1e-5 absolute where a sum cancels near 0 (float32 sums in different orders); empty documents score
+exactly what sentence-transformers gives."""
 
 import numpy as np
 import pytest
@@ -28,7 +29,8 @@ SIDES = [  # (query lengths, document lengths)
 def test_kernels_match_their_references(lengths):
     queries, documents = ragged(lengths[0], seed=1), ragged(lengths[1], seed=2)
     expected = kernels.maxsim_reference(queries, documents)
-    np.testing.assert_allclose(kernels.maxsim(*kernels.pack(queries), *kernels.pack(documents)), expected, rtol=1e-5, atol=1e-5)
+    actual = kernels.maxsim(*kernels.pack(queries), *kernels.pack(documents))
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
     pairs = min(len(queries), len(documents))
     np.testing.assert_allclose(
         kernels.maxsim_pairwise(*kernels.pack(queries[:pairs]), *kernels.pack(documents[:pairs])),
@@ -97,7 +99,8 @@ def test_masks_padded_input_and_single_arrays_match_sentence_transformers():
                                rtol=1e-5, atol=1e-5)
     expected = reference.maxsim_pairwise(torch.from_numpy(a[:3]), torch.from_numpy(b[:3]), torch.from_numpy(a_mask),
                                          torch.from_numpy(b_mask[:3]))
-    np.testing.assert_allclose(util.maxsim_pairwise(a[:3], b[:3], a_mask, b_mask[:3]), expected.numpy(), rtol=1e-5, atol=1e-5)
+    actual = util.maxsim_pairwise(a[:3], b[:3], a_mask, b_mask[:3])
+    np.testing.assert_allclose(actual, expected.numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_empty_sides_and_bad_input():

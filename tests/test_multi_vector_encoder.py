@@ -53,7 +53,9 @@ COLBERT_VARIANTS = [
 ]
 
 
-@pytest.mark.parametrize("options", COLBERT_VARIANTS, ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()) or "default")
+@pytest.mark.parametrize(
+    "options", COLBERT_VARIANTS, ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()) or "default"
+)
 @pytest.mark.parametrize("method", ["encode_query", "encode_document", "encode"])
 def test_token_vectors_match_reference(colbert, options, method):
     model, reference = colbert(**options)
@@ -98,7 +100,9 @@ def test_similarity_matches_reference(colbert, function):
     documents = model.encode_document(HARD_TEXTS)
     expected = reference.similarity([torch.from_numpy(q) for q in queries], [torch.from_numpy(d) for d in documents])
     np.testing.assert_allclose(model.similarity(queries, documents), expected.numpy(), rtol=1e-5)
-    pairs = reference.similarity_pairwise([torch.from_numpy(q) for q in queries], [torch.from_numpy(d) for d in documents[:8]])
+    pairs = reference.similarity_pairwise(
+        [torch.from_numpy(q) for q in queries], [torch.from_numpy(d) for d in documents[:8]]
+    )
     np.testing.assert_allclose(model.similarity_pairwise(queries, documents[:8]), pairs.numpy(), rtol=1e-5)
 
 

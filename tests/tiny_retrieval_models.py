@@ -78,7 +78,9 @@ def build_colbert(folder, architecture="bert", query_length=12, document_length=
     transformer = Transformer(
         str(hf_folder), query_length=query_length, document_length=document_length, query_expansion=query_expansion
     )
-    dense = Dense(32, dimension, bias=False, activation_function=torch.nn.Identity(), module_input_name="token_embeddings")
+    dense = Dense(
+        32, dimension, bias=False, activation_function=torch.nn.Identity(), module_input_name="token_embeddings"
+    )
     with torch.no_grad():
         dense.linear.weight.copy_(torch.randn(dense.linear.weight.shape, generator=torch.Generator().manual_seed(4)))
     modules = [transformer, dense, MultiVectorMask(skiplist_words=list(string.punctuation) if skiplist else None)]
