@@ -12,15 +12,17 @@ query_expansion), Dense and Normalize on token embeddings (minisbert.modules), M
 """
 
 import logging
+import string
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tokenizers import AddedToken
 from tokenizers import Tokenizer as BackendTokenizer
 
 from minisbert import util
 from minisbert.loading import ModelLoadError, read_json, resolve_model_folder
-from minisbert.modules import MODULE_TYPES, Dense, Normalize, Transformer
+from minisbert.modules import Dense, Normalize, Transformer
 from minisbert.sentence_transformer import (
     DEFAULT_PROMPTS,
     SentenceTransformer,
@@ -72,10 +74,17 @@ class LateInteractionTransformer(Transformer):
     positions up to the expansion length become [MASK] (or the configured token), which the encoder sees (and,
     with ``attend``, other tokens attend to) and MaxSim scores."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, defaults=None, prefixes=None):
+        """defaults: settings an older save keeps elsewhere (sentence_bert_config.json wins); prefixes: PyLate's
+        query / document prefixes, which may need to become special tokens (legacy_prefix_tokens)."""
         super().__init__(folder)
         folder = Path(folder)
-        config = read_json(folder / "sentence_bert_config.json", required=False) or {}
+        config = {**(defaults or {}), **(read_json(folder / "sentence_bert_config.json", required=False) or {})}
+        prefix_tokens = legacy_prefix_tokens(self.tokenizer, prefixes or {})
+        if prefix_tokens:
+            self.tokenizer.backend.add_special_tokens(
+                [AddedToken(token, special=True, normalized=False) for token in prefix_tokens]
+            )
         task = config.get("transformer_task", "feature-extraction")
         if task != "feature-extraction":
             raise ModelLoadError(f"{folder}: a MultiVectorEncoder needs a feature-extraction Transformer, not {task!r}")
@@ -144,8 +153,7 @@ class MultiVectorMask:
     positions; the skiplist's tokens (punctuation, for ColBERT) dropped for the skiplist's tasks (documents by
     default); for documents, only keep_only_token_ids if given."""
 
-    def __init__(self, folder, tokenizer):
-        config = read_json(Path(folder) / "config.json", required=False) or {}
+    def __init__(self, config, tokenizer):
         tasks = config.get("skiplist_tasks") or ["document"]
         self.skiplist_tasks = [tasks] if isinstance(tasks, str) else list(tasks)
         self.keep_only_token_ids = config.get("keep_only_token_ids")
@@ -169,28 +177,90 @@ class MultiVectorMask:
         return features
 
 
-def load_multi_vector_modules(folder):
-    """The chain of a MultiVectorEncoder folder: Transformer, Dense, MultiVectorMask, Normalize."""
+# ---------------------------------------------------------------------------------------------------------------
+# Older saves: PyLate v3 (config_sentence_transformers.json's model_type "ColBERT") kept the lengths, expansion,
+# prefixes and skiplist in config_sentence_transformers.json and listed only [Transformer, Dense]; sentence-
+# transformers translates them on load, and so does minisbert.
+
+PYLATE_KEYS = ("query_length", "document_length", "query_expansion", "do_query_expansion", "attend_to_expansion_tokens",
+               "attend_to_mask_tokens", "query_prefix", "document_prefix", "skiplist_words")
+
+
+def legacy_prompts(settings):
+    """The prompts, with query_prefix / document_prefix (PyLate) put in front; and those prefixes."""
+    prompts = {name: text or "" for name, text in (settings.get("prompts") or {}).items()}
+    prefixes = {}
+    for key, name in (("query_prefix", "query"), ("document_prefix", "document")):
+        if key in settings:
+            prefixes[name] = settings[key] or ""
+            prompts[name] = prefixes[name] + prompts.get(name, "").removeprefix(prefixes[name])
+    return prompts, prefixes
+
+
+def legacy_transformer_settings(settings):
+    """PyLate's lengths and query expansion as the Transformer's sentence_bert_config.json would hold them."""
+    knobs = {key: settings[key] for key in ("query_length", "document_length") if settings.get(key) is not None}
+    if "query_expansion" in settings:
+        knobs["query_expansion"] = settings["query_expansion"]
+    elif any(key in settings for key in PYLATE_KEYS):  # PyLate expanded queries unless told not to
+        if settings.get("do_query_expansion") is False:
+            knobs["query_expansion"] = None
+        else:
+            attend = settings.get("attend_to_expansion_tokens", settings.get("attend_to_mask_tokens"))
+            length = knobs.pop("query_length", None) or 32
+            knobs["query_expansion"] = {"strategy": "fixed", "attend": bool(attend), "length": length}
+    return knobs
+
+
+def legacy_prefix_tokens(tokenizer, prefixes):
+    """The prefixes (or their first word) the vocabulary holds but the tokenizer splits ("[unused0]" -> "[",
+    "unused", ...): PyLate inserted them as one token, so they become special tokens, as sentence-transformers
+    registers them."""
+    vocabulary = tokenizer.backend.get_vocab(with_added_tokens=True)
+    tokens = []
+    for value in prefixes.values():
+        if not value or not value.split():
+            continue
+        for prefix in (value, value.split(None, 1)[0]):
+            if prefix not in vocabulary:
+                continue
+            if tokenizer.backend.encode(prefix, add_special_tokens=False).tokens != [prefix]:
+                tokens.append(prefix)
+            break
+    return tokens
+
+
+def load_multi_vector_modules(folder, settings):
+    """The chain of a MultiVectorEncoder folder: Transformer, Dense, MultiVectorMask, Normalize (a PyLate v3
+    folder's [Transformer, Dense] get the MultiVectorMask and Normalize PyLate applied inline)."""
     module_list = read_json(folder / "modules.json", required=False)
     if not isinstance(module_list, list) or not module_list:
         raise ModelLoadError(f"{folder} has no modules.json listing a MultiVectorEncoder's modules")
+    _, prefixes = legacy_prompts(settings)
     modules = []
     for entry in module_list:
         class_name = str(entry.get("type", "")).rsplit(".", 1)[-1]
         path = folder / entry.get("path", "")
-        if class_name == "Transformer":
-            modules.append(LateInteractionTransformer(path))
-        elif class_name == "MultiVectorMask":
-            if not modules or not isinstance(modules[0], LateInteractionTransformer):
-                raise ModelLoadError(f"{folder}: MultiVectorMask needs a Transformer before it")
-            modules.append(MultiVectorMask(path, modules[0].tokenizer))
-        elif class_name in ("Dense", "Normalize"):
-            modules.append(MODULE_TYPES[class_name].from_folder(path))
+        if class_name == "Transformer" and not modules:
+            modules.append(LateInteractionTransformer(path, legacy_transformer_settings(settings), prefixes))
+        elif class_name == "MultiVectorMask" and modules:
+            config = read_json(path / "config.json", required=False) or {}
+            modules.append(MultiVectorMask(config, modules[0].tokenizer))
+        elif class_name == "Dense" and modules:
+            dense = Dense.from_folder(path)
+            if "module_input_name" not in read_json(path / "config.json"):  # PyLate's Dense: on token embeddings
+                dense.input_name = dense.output_name = "token_embeddings"
+            modules.append(dense)
+        elif class_name == "Normalize" and modules:
+            modules.append(Normalize.from_folder(path))
         else:
             raise ModelLoadError(f"unsupported module {entry.get('type')!r} in {folder / 'modules.json'} for a "
-                                 f"MultiVectorEncoder; supported: Transformer, Dense, MultiVectorMask, Normalize")
-    if not isinstance(modules[0], LateInteractionTransformer):
-        raise ModelLoadError(f"{folder}: a MultiVectorEncoder's first module must be a Transformer")
+                                 f"MultiVectorEncoder; supported: a Transformer, then Dense, MultiVectorMask, "
+                                 f"Normalize")
+    if settings.get("model_type") == "ColBERT":
+        skiplist = settings.get("skiplist_words")
+        mask_config = {"skiplist_words": list(string.punctuation) if skiplist is None else skiplist}
+        modules += [MultiVectorMask(mask_config, modules[0].tokenizer), Normalize("token_embeddings")]
     for module in modules:
         if isinstance(module, (Dense, Normalize)) and module.input_name != "token_embeddings":
             raise ModelLoadError(f"{folder}: a MultiVectorEncoder's {type(module).__name__} must act on "
@@ -203,9 +273,10 @@ class MultiVectorEncoder:
                  cache_folder=None):
         self.folder = resolve_model_folder(model_name_or_path, cache_folder)
         settings = read_json(self.folder / "config_sentence_transformers.json", required=False) or {}
-        check_family(self.folder, settings, "MultiVectorEncoder")
-        self.modules = load_multi_vector_modules(self.folder)
-        saved_prompts = {name: text or "" for name, text in (settings.get("prompts") or {}).items()}
+        if settings.get("model_type") != "ColBERT":  # PyLate v3's name for it
+            check_family(self.folder, settings, "MultiVectorEncoder")
+        self.modules = load_multi_vector_modules(self.folder, settings)
+        saved_prompts, _ = legacy_prompts(settings)
         self.prompts = {**DEFAULT_PROMPTS, **saved_prompts, **(prompts or {})}
         self.default_prompt_name = default_prompt_name or settings.get("default_prompt_name")
         if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:

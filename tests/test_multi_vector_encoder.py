@@ -206,3 +206,20 @@ print("imported:", heavy)
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "imported: []" in result.stdout
+
+
+@pytest.mark.parametrize("options", [{}, {"attend": True, "skiplist_words": ["!", "?"]}], ids=["default", "attend"])
+def test_pylate_v3_folders_load_as_sentence_transformers_loads_them(tmp_path, options):
+    from sentence_transformers import MultiVectorEncoder as ReferenceMultiVectorEncoder
+    from tiny_retrieval_models import build_pylate_colbert
+
+    from minisbert import MultiVectorEncoder
+
+    folder = build_pylate_colbert(tmp_path / "pylate", **options)
+    model, reference = MultiVectorEncoder(folder), ReferenceMultiVectorEncoder(str(folder), device="cpu")
+    assert model.prompts["query"] == reference.prompts["query"] == "[unused0]"
+    assert model.transformer.tokenizer.tokens("[unused0]a")[1] == "[unused0]"  # one token, as PyLate inserted it
+    for method in ("encode_query", "encode_document"):
+        expected = getattr(reference, method)(HARD_TEXTS, batch_size=16, convert_to_numpy=True)
+        assert_same_token_vectors(getattr(model, method)(HARD_TEXTS, batch_size=7), expected)
+    assert len(model.encode_query("a")) == 16

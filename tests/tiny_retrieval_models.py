@@ -89,3 +89,42 @@ def build_colbert(folder, architecture="bert", query_length=12, document_length=
     model = MultiVectorEncoder(modules=modules, device="cpu", prompts=prompts, similarity_fn_name=similarity_fn_name)
     model.save(str(folder))
     return folder
+
+
+def build_pylate_colbert(folder, architecture="bert", skiplist_words=None, attend=False):
+    """Saves a tiny ColBERT model as PyLate v3 did: modules.json lists [Transformer, pylate Dense] only, the Dense
+    config has no module input name, and config_sentence_transformers.json (model_type "ColBERT") holds the
+    prefixes, lengths, expansion flags and (unless None: punctuation by default) the skiplist."""
+    import torch
+    from sentence_transformers import MultiVectorEncoder
+    from sentence_transformers.base.modules import Dense, Transformer
+
+    folder = Path(folder)
+    hf_folder = folder.parent / f"{folder.name}-transformers"
+    hf_folder.mkdir(parents=True, exist_ok=True)
+    transformers_model_and_tokenizer(architecture, hf_folder)
+    dense = Dense(32, 16, bias=False, activation_function=torch.nn.Identity(), module_input_name="token_embeddings")
+    with torch.no_grad():
+        dense.linear.weight.copy_(torch.randn(dense.linear.weight.shape, generator=torch.Generator().manual_seed(5)))
+    MultiVectorEncoder(modules=[Transformer(str(hf_folder)), dense], device="cpu").save(str(folder))
+    modules = json.loads((folder / "modules.json").read_text())
+    modules[1]["type"] = "pylate.models.Dense.Dense"
+    (folder / "modules.json").write_text(json.dumps(modules))
+    dense_config = json.loads((folder / "1_Dense" / "config.json").read_text())
+    for key in ("module_input_name", "module_output_name"):
+        dense_config.pop(key, None)
+    (folder / "1_Dense" / "config.json").write_text(json.dumps(dense_config))
+    (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 60, "do_lower_case": False}))
+    settings = {
+        "model_type": "ColBERT",
+        "query_prefix": "[unused0]",
+        "document_prefix": "[unused1]",
+        "query_length": 16,
+        "document_length": 40,
+        "attend_to_expansion_tokens": attend,
+        "similarity_fn_name": "MaxSim",
+    }
+    if skiplist_words is not None:
+        settings["skiplist_words"] = skiplist_words
+    (folder / "config_sentence_transformers.json").write_text(json.dumps(settings))
+    return folder
