@@ -6,9 +6,11 @@ above the inputs, in one run.
 
 Engines, each asked for the top 10 of every query:
   - minisbert.sparse_encoder.sparse_search: the numba inverted-index kernel (kernels/sparse.py) over the corpus as
-    CSC (posting lists), one dense (documents,) accumulator per query;
+    CSC (posting lists, built once by inverted_index and timed apart), one dense (documents,) accumulator per
+    query;
   - scipy: queries @ corpus.T as a CSR product, then argpartition (the kernel's reference, done in bulk);
-  - torch.sparse (sentence-transformers' sparse tensors): torch.sparse.mm, then topk, if torch is installed;
+  - torch.sparse (sentence-transformers' sparse tensors): torch.sparse.mm, then topk, if torch is installed (on
+    at most 100 of the queries: it is two orders of magnitude slower);
   - dense: minisbert.util.semantic_search on 384-d float32 embeddings of the same number of documents (what a
     bi-encoder would store for that corpus).
 
@@ -28,7 +30,7 @@ import scipy.sparse
 from search import measure
 
 from minisbert import util
-from minisbert.sparse_encoder import sparse_search
+from minisbert.sparse_encoder import inverted_index, sparse_search
 
 VOCABULARY = 30522
 DENSE_DIMENSION = 384
@@ -89,24 +91,28 @@ def main():
           f"documents, top {k}")
     print(f"sparse corpus: {corpus.nnz / arguments.documents:.0f} non-zeros a document, {sparse_bytes / 2**20:.1f} "
           f"MiB; dense corpus: {dense_corpus.nbytes / 2**20:.1f} MiB")
-    engines = [
-        ("minisbert sparse_search (inverted index)", lambda: sparse_search(queries, corpus, k)),
-        ("scipy CSR product + argpartition", lambda: scipy_search(queries, corpus, k)),
-        ("dense 384-d minisbert.util.semantic_search",
+    everything = arguments.queries
+    index, seconds, peak = measure(lambda: inverted_index(corpus))
+    print(f"building the inverted index: {seconds:.3f} s, {peak / 2**20:.1f} MiB")
+    engines = [  # (name, queries searched, function)
+        ("minisbert sparse_search (inverted index)", everything, lambda: sparse_search(queries, index, k)),
+        ("scipy CSR product + argpartition", everything, lambda: scipy_search(queries, corpus, k)),
+        ("dense 384-d minisbert.util.semantic_search", everything,
          lambda: util.semantic_search(dense_queries, dense_corpus, top_k=k, score_function=util.dot_score)),
     ]
     try:
         import torch  # noqa: F401
 
-        engines.append(("torch.sparse.mm + topk", lambda: torch_sparse_search(queries, corpus, k)))
+        few = min(100, everything)
+        engines.append(("torch.sparse.mm + topk", few, lambda: torch_sparse_search(queries[:few], corpus, k)))
     except ImportError:
         pass
     results = {}
-    print(f"{'engine':48} {'seconds':>9} {'queries/s':>10} {'peak MiB':>9}")
-    for name, function in engines:
+    print(f"{'engine':48} {'queries':>8} {'seconds':>9} {'queries/s':>10} {'peak MiB':>9}")
+    for name, count, function in engines:
         result, seconds, peak = measure(function)
         results[name] = result
-        print(f"{name:48} {seconds:9.3f} {arguments.queries / seconds:10.1f} {peak / 2**20:9.1f}")
+        print(f"{name:48} {count:8} {seconds:9.3f} {count / seconds:10.1f} {peak / 2**20:9.1f}")
     found = np.array([[hit["corpus_id"] for hit in hits] for hits in results[engines[0][0]]])
     scipy_found = results[engines[1][0]]
     print(f"minisbert and scipy agree on {np.mean(found == scipy_found):.4f} of the top-{k} ids (ties aside)")

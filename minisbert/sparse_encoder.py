@@ -566,19 +566,27 @@ def check_same_vocabulary(queries, corpus):
                          f"{corpus.shape[1]}")
 
 
+def inverted_index(corpus_embeddings):
+    """The corpus (n, vocab) as a csc_array: column t lists the documents holding vocabulary entry t (a posting
+    list). Building it costs about as much as a search of a few hundred queries: build it once for many searches."""
+    corpus, _ = as_sparse_matrix(corpus_embeddings)
+    return corpus.tocsc()
+
+
 def sparse_search(query_embeddings, corpus_embeddings, top_k=10):
     """For each query, its top_k corpus rows by dot product, as sentence_transformers.util.semantic_search returns
-    them: [[{"corpus_id", "score"}, ...] per query], best first, over an inverted index of the corpus."""
+    them: [[{"corpus_id", "score"}, ...] per query], best first (ties by corpus_id), over an inverted index of the
+    corpus. corpus_embeddings: sparse or dense (n, vocab), or inverted_index(corpus) built once beforehand."""
     from minisbert.kernels.sparse import sparse_search as search_kernel
     from minisbert.util import check_count, search_results
 
     top_k = check_count(top_k, "top_k", 1)
     queries, _ = as_sparse_matrix(query_embeddings)
-    corpus, _ = as_sparse_matrix(corpus_embeddings)
-    check_same_vocabulary(queries, corpus)
-    postings = corpus.tocsc()
+    is_index = scipy_sparse().issparse(corpus_embeddings) and corpus_embeddings.format == "csc"
+    postings = corpus_embeddings if is_index else inverted_index(corpus_embeddings)
+    check_same_vocabulary(queries, postings)
     scores, indices = search_kernel(queries.indptr, queries.indices, queries.data, postings.indptr, postings.indices,
-                                    postings.data, corpus.shape[0], top_k)
+                                    postings.data, postings.shape[0], top_k)
     return search_results(indices, scores)
 
 
