@@ -108,7 +108,10 @@ class LateInteractionTransformer(Transformer):
     def expansion_token_id(self, folder, token):
         """The id queries are expanded with: the configured token, else the tokenizer's mask token, else its eos."""
         if token is None:
-            tokenizer_config = read_json(Path(folder) / "tokenizer_config.json", required=False) or {}
+            tokenizer_config = {  # older saves name the special tokens in special_tokens_map.json only
+                **(read_json(Path(folder) / "special_tokens_map.json", required=False) or {}),
+                **(read_json(Path(folder) / "tokenizer_config.json", required=False) or {}),
+            }
             candidates = [special_token_text(tokenizer_config.get(key)) for key in ("mask_token", "eos_token")]
             token = next((t for t in candidates if t and self.tokenizer.backend.token_to_id(t) is not None), None)
             if token is None:

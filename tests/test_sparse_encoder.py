@@ -285,3 +285,22 @@ def test_trace_plot(splade, tmp_path):
     path = plots.plot_splade_trace(model.trace("The weather is lovely today.", top_k=12), tmp_path / "splade.png")
     data = path.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 10_000
+
+
+def test_a_fill_mask_module_without_its_head_names_the_missing_tensors(tiny_model, tmp_path):
+    import json
+    import shutil
+
+    from minisbert import SparseEncoder
+    from minisbert.models.checkpoint import CheckpointError
+
+    folder, _, _ = tiny_model("bert")
+    broken = tmp_path / "no-head"
+    shutil.copytree(folder, broken)
+    (broken / "config_sentence_transformers.json").unlink()
+    (broken / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.sparse_encoder.models.MLMTransformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.sparse_encoder.models.SpladePooling"},
+    ]))
+    with pytest.raises(CheckpointError, match="missing tensor 'cls.predictions.transform.dense.weight'"):
+        SparseEncoder(broken)
