@@ -33,6 +33,8 @@ def load_model(arguments):
 
 
 def encode_command(arguments):
+    if arguments.sparse:
+        return sparse_encode_command(arguments)
     sentences = read_sentences(arguments)
     model = load_model(arguments)
     embeddings = model.encode(sentences, batch_size=arguments.batch_size, normalize_embeddings=arguments.normalize)
@@ -264,6 +266,7 @@ def build_parser():
     explain.set_defaults(function=explain_command)
     commands.add_parser("models", help="list the hub models known to work").set_defaults(function=models_command)
     add_search_commands(commands)
+    add_sparse_options(commands.choices["encode"])
     return parser
 
 
@@ -273,6 +276,33 @@ def main(argv=None):
         arguments.function(arguments)
     except (ValueError, TypeError, OSError) as error:
         raise SystemExit(f"minisbert: {error}") from None
+
+
+def add_sparse_options(encode):
+    encode.add_argument("--sparse", action="store_true",
+                        help="a SparseEncoder (SPLADE) model: print each text's top weighted vocabulary entries")
+    encode.add_argument("--top-k", "-k", type=int, default=10, help="with --sparse: entries shown per text")
+    encode.add_argument("--query", action="store_true", help="with --sparse: encode as queries (encode_query)")
+
+
+def sparse_encode_command(arguments):
+    """JSON lines {"sentence", "tokens": [[token, weight], ...]} (top-k, heaviest first); --output FILE.npz saves
+    the whole csr_array with scipy.sparse.save_npz."""
+    from minisbert import SparseEncoder
+    from minisbert.sparse_encoder import scipy_sparse
+
+    sentences = read_sentences(arguments)
+    model = SparseEncoder(arguments.model)
+    encode = model.encode_query if arguments.query else model.encode_document
+    embeddings = encode(sentences, batch_size=arguments.batch_size)
+    if arguments.output:
+        scipy_sparse().save_npz(arguments.output, embeddings)
+        print(f"wrote {embeddings.shape[0]} x {embeddings.shape[1]} sparse embeddings ({embeddings.nnz} non-zeros) "
+              f"to {arguments.output}")
+        return
+    for sentence, tokens in zip(sentences, model.decode(embeddings, top_k=arguments.top_k)):
+        print(json.dumps({"sentence": sentence, "tokens": [[token, round(weight, 5)] for token, weight in tokens]},
+                         ensure_ascii=False))
 
 
 if __name__ == "__main__":

@@ -59,9 +59,9 @@ class Tokenizer:
         sides = {key: tokenizer_config.get(key) or "right" for key in ("padding_side", "truncation_side")}
         return cls(backend, max_seq_length, pad_token, **sides)
 
-    def __call__(self, texts):
+    def __call__(self, texts, add_special_tokens=True):
         """texts (list of str) -> {"input_ids", "attention_mask", "token_type_ids"}, each int64 (batch, seq)."""
-        encodings = self.backend.encode_batch(texts, add_special_tokens=True)
+        encodings = self.backend.encode_batch(texts, add_special_tokens=add_special_tokens)
         return {
             "input_ids": np.array([e.ids for e in encodings], dtype=np.int64).reshape(len(texts), -1),
             "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64).reshape(len(texts), -1),
