@@ -4,7 +4,8 @@ the loss and its gradient with respect to those embeddings (and to the loss's ow
 Every function takes ``embeddings``, a list with one (batch, dim) array per text column of the data (anchor,
 positive, negative...), and ``labels`` (batch,) or None; it returns ``(loss, [d_embeddings per column])``.
 The classes (``CoSENTLoss(model)``...) mirror sentence_transformers.losses' names and arguments for
-minisbert.training.fit; calling one gives ``(loss, d_embeddings, d_params)``.
+minisbert.training.fit; calling one gives ``(loss, d_embeddings, d_params)``. They compute in float64 (a
+batch's embeddings are small) and give the gradients back in the embeddings' dtype.
 """
 
 import numpy as np
@@ -240,8 +241,16 @@ class Loss:
         raise NotImplementedError
 
     def __call__(self, embeddings, labels):
-        loss, d_embeddings = self.function(embeddings, labels, **self.options)
-        return loss, d_embeddings, {}
+        loss, d_embeddings = self.function(widened(embeddings), labels, **self.options)
+        return loss, narrowed(d_embeddings, embeddings), {}
+
+
+def widened(embeddings):
+    return [np.asarray(e, dtype=np.float64) for e in embeddings]
+
+
+def narrowed(gradients, embeddings):
+    return [g.astype(e.dtype, copy=False) for g, e in zip(gradients, embeddings)]
 
 
 def _loss_class(name, function, columns, needs_labels):
@@ -273,7 +282,10 @@ class SoftmaxLoss(Loss):
         }
 
     def __call__(self, embeddings, labels):
-        return softmax_loss(embeddings, labels, self.params)
+        classifier = {name: value.astype(np.float64) for name, value in self.params.items()}
+        loss, d_embeddings, d_classifier = softmax_loss(widened(embeddings), labels, classifier)
+        d_classifier = {name: value.astype(self.params[name].dtype) for name, value in d_classifier.items()}
+        return loss, narrowed(d_embeddings, embeddings), d_classifier
 
 
 class MatryoshkaLoss(Loss):
@@ -293,8 +305,8 @@ class MatryoshkaLoss(Loss):
             loss, d_embeddings, _ = self.loss(truncated, dim_labels)
             return loss, d_embeddings
 
-        loss, d_embeddings = matryoshka_loss(embeddings, labels, inner, self.dims, self.weights)
-        return loss, d_embeddings, {}
+        loss, d_embeddings = matryoshka_loss(widened(embeddings), labels, inner, self.dims, self.weights)
+        return loss, narrowed(d_embeddings, embeddings), {}
 
 
 # The names the command line accepts.
