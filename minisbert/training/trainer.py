@@ -96,7 +96,13 @@ def check_examples(examples, loss):
             raise TrainingError(f"example {index} has no label; {type(loss).__name__} needs one per example")
     labels = None
     if loss.needs_labels:
-        labels = np.asarray([example.label for example in examples], dtype=np.float64)
+        try:
+            labels = np.asarray([example.label for example in examples], dtype=np.float64)
+        except (TypeError, ValueError):
+            shapes = {np.shape(example.label) for example in examples}
+            raise TrainingError(f"the labels must be numbers (or vectors of one length), got shapes {sorted(shapes)[:4]}") from None
+        if not np.isfinite(labels).all():
+            raise TrainingError(f"example {int(np.argwhere(~np.isfinite(labels))[0][0])} has a non-finite label")
     return [[example.texts[c] for example in examples] for c in range(columns)], labels
 
 
