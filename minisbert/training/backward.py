@@ -29,10 +29,17 @@ from minisbert.models.layers import (
 # ---------------------------------------------------------------------------------------------- pieces
 
 
+def linear_forward(x, layer):
+    # x (..., in) -> (..., out): models.layers.linear over the tokens as rows of one matrix (numpy runs a
+    # (batch, seq, in) @ (in, out) product as one BLAS call per text, several times slower)
+    return linear(x.reshape(-1, x.shape[-1]), layer).reshape(*x.shape[:-1], -1)
+
+
 def linear_backward(d_out, x, layer):
     # d_out (..., out), x (..., in), layer["weight"] (out, in) -> d_x (..., in), {"weight" (out, in), "bias" (out,)}
     d_flat, x_flat = d_out.reshape(-1, d_out.shape[-1]), x.reshape(-1, x.shape[-1])  # (n, out), (n, in)
-    return d_out @ layer["weight"], {"weight": d_flat.T @ x_flat, "bias": d_flat.sum(axis=0)}
+    d_x = (d_flat @ layer["weight"]).reshape(x.shape)
+    return d_x, {"weight": d_flat.T @ x_flat, "bias": d_flat.sum(axis=0)}
 
 
 def layer_norm_backward(d_out, x, layer, eps):
@@ -128,7 +135,7 @@ def embedding_backward(d_out, ids, rows):
 def attention_forward(x, layer, mask, num_heads, position_bias, dropout_rate, rng):
     # x (batch, seq, hidden), mask (batch, 1, 1, seq) additive, position_bias (1, heads, seq, seq) or None
     # -> output (batch, seq, hidden), cache; as models.layers.self_attention, with dropout on the probabilities
-    query, key, value = np.split(linear(x, layer["qkv"]), 3, axis=-1)  # 3 x (batch, seq, hidden)
+    query, key, value = np.split(linear_forward(x, layer["qkv"]), 3, axis=-1)  # 3 x (batch, seq, hidden)
     query, key, value = (split_heads(t, num_heads) for t in (query, key, value))  # (batch, heads, seq, head_dim)
     scale = x.dtype.type(1 / np.sqrt(query.shape[-1]))
     scores = query @ key.transpose(0, 1, 3, 2) * scale  # (batch, heads, seq, seq)
@@ -139,7 +146,7 @@ def attention_forward(x, layer, mask, num_heads, position_bias, dropout_rate, rn
     context = merge_heads(dropped @ value)  # (batch, seq, hidden)
     cache = dict(x=x, query=query, key=key, value=value, probabilities=probabilities, dropped=dropped, keep=keep,
                  context=context, scale=scale, rate=dropout_rate)
-    return linear(context, layer["attention_output"]), cache
+    return linear_forward(context, layer["attention_output"]), cache
 
 
 def attention_backward(d_out, layer, cache):
@@ -172,9 +179,9 @@ def encoder_layer_forward(x, layer, mask, config, position_bias, rng):
     attention_output, attention_keep = dropout(attention_output, rate, rng)
     attention_residual = x + attention_output  # (batch, seq, hidden)
     h = layer_norm(attention_residual, layer["attention_norm"], eps)
-    intermediate = linear(h, layer["intermediate"])  # (batch, seq, intermediate)
+    intermediate = linear_forward(h, layer["intermediate"])  # (batch, seq, intermediate)
     activated = activation(config["hidden_act"])(intermediate)
-    feed_forward, feed_forward_keep = dropout(linear(activated, layer["output"]), rate, rng)
+    feed_forward, feed_forward_keep = dropout(linear_forward(activated, layer["output"]), rate, rng)
     output_residual = h + feed_forward
     cache = dict(attention=attention_cache, attention_keep=attention_keep, attention_residual=attention_residual,
                  h=h, intermediate=intermediate, activated=activated, feed_forward_keep=feed_forward_keep,
