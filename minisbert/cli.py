@@ -3,6 +3,7 @@ prints the similarity matrix of a few sentences. Sentences come as arguments, or
 or standard input. ``models`` lists the hub models known to work. ``search`` finds the lines of a file closest
 to a query (embeddings cached beside the file); ``evaluate`` reports the correlation of similarities with gold
 scores on a CSV/TSV of sentence pairs; ``explain`` draws what happens inside the model for a text.
+``train`` fine-tunes a model on a CSV/TSV of examples (minisbert.training) and saves it.
 """
 
 import argparse
@@ -267,6 +268,7 @@ def build_parser():
     commands.add_parser("models", help="list the hub models known to work").set_defaults(function=models_command)
     add_search_commands(commands)
     add_sparse_options(commands.choices["encode"])
+    add_train_command(commands)
     return parser
 
 
@@ -307,3 +309,59 @@ def sparse_encode_command(arguments):
 
 if __name__ == "__main__":
     main()
+
+
+def train_command(arguments):
+    from minisbert.evaluation import EmbeddingSimilarityEvaluator, read_pairs
+    from minisbert.training import losses
+    from minisbert.training.data import read_examples
+    from minisbert.training.model import TrainingError
+    from minisbert.training.trainer import fit
+
+    loss_class = losses.LOSSES[arguments.loss]
+    columns = arguments.columns.split(",")
+    texts = len(columns) - loss_class.needs_labels
+    if loss_class.columns is not None and texts != loss_class.columns or texts < 1:
+        expected = f"{loss_class.columns or 'at least 1'} text column(s)" + (" and a label column" if loss_class.needs_labels else "")
+        raise TrainingError(f"--loss {arguments.loss} needs {expected}; --columns gives {len(columns)}: {arguments.columns}")
+    examples = read_examples(arguments.data, columns, loss_class.needs_labels)
+    model = load_model(arguments)
+    loss = loss_class(model)
+    evaluator = None
+    if arguments.evaluate:
+        evaluator = EmbeddingSimilarityEvaluator(*read_pairs(arguments.evaluate, arguments.evaluate_columns.split(",")))
+    history = fit(
+        model, examples, loss, epochs=arguments.epochs, batch_size=arguments.batch_size,
+        learning_rate=arguments.learning_rate, warmup_ratio=arguments.warmup_ratio, weight_decay=arguments.weight_decay,
+        seed=arguments.seed, evaluator=evaluator, evaluation_steps=arguments.evaluation_steps,
+        output_path=arguments.output, checkpoint_steps=arguments.checkpoint_steps, overwrite=arguments.overwrite,
+    )
+    last = history[-1]
+    metrics = "".join(f", {name} {value:.5f}" for name, value in last.items() if name not in ("step", "epoch", "loss", "learning_rate"))
+    print(f"trained {last['step']} steps on {len(examples)} examples: last loss {last['loss']:.5f}{metrics}")
+    print(f"saved in {arguments.output}")
+
+
+def add_train_command(commands):
+    train = commands.add_parser("train", help="fine-tune a model on a CSV/TSV of examples (no torch)")
+    train.add_argument("--model", "-m", default=None, help="model folder or hub id (default all-MiniLM-L6-v2)")
+    train.add_argument("--data", required=True, help="CSV or TSV file of training examples")
+    train.add_argument(
+        "--columns", required=True,
+        help="the text columns, then the label column if the loss needs one: header names or 1-based positions "
+        "(STS-B with cosent: 6,7,5)",
+    )
+    train.add_argument("--loss", default="cosent", choices=["cosine", "cosent", "angle", "mnrl", "contrastive", "triplet"])
+    train.add_argument("--output", "-o", required=True, help="folder to save the trained model in")
+    train.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
+    train.add_argument("--epochs", type=int, default=1)
+    train.add_argument("--batch-size", type=int, default=8)
+    train.add_argument("--learning-rate", "--lr", type=float, default=5e-5)
+    train.add_argument("--warmup-ratio", type=float, default=0.0)
+    train.add_argument("--weight-decay", type=float, default=0.0)
+    train.add_argument("--seed", type=int, default=42)
+    train.add_argument("--evaluate", help="CSV/TSV of scored pairs to evaluate on (EmbeddingSimilarityEvaluator)")
+    train.add_argument("--evaluate-columns", default="sentence1,sentence2,score", help="as evaluate's --columns")
+    train.add_argument("--evaluation-steps", type=int, default=0, help="also evaluate every N steps")
+    train.add_argument("--checkpoint-steps", type=int, default=0, help="save OUTPUT/checkpoint-N every N steps")
+    train.set_defaults(function=train_command)
