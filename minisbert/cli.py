@@ -307,9 +307,6 @@ def sparse_encode_command(arguments):
                          ensure_ascii=False))
 
 
-if __name__ == "__main__":
-    main()
-
 
 def train_command(arguments):
     from minisbert.evaluation import EmbeddingSimilarityEvaluator, read_pairs
@@ -365,3 +362,7 @@ def add_train_command(commands):
     train.add_argument("--evaluation-steps", type=int, default=0, help="also evaluate every N steps")
     train.add_argument("--checkpoint-steps", type=int, default=0, help="save OUTPUT/checkpoint-N every N steps")
     train.set_defaults(function=train_command)
+
+
+if __name__ == "__main__":
+    main()
