@@ -2,7 +2,8 @@
 prints the similarity matrix of a few sentences. Sentences come as arguments, or one a line from a file
 or standard input. ``models`` lists the hub models known to work. ``search`` finds the lines of a file closest
 to a query (embeddings cached beside the file); ``evaluate`` reports the correlation of similarities with gold
-scores on a CSV/TSV of sentence pairs; ``explain`` draws what happens inside the model for a text.
+scores on a CSV/TSV of sentence pairs; ``explain`` draws what happens inside the model for a text. ``rerank``
+orders candidate lines by a cross-encoder's score with a query, and ``search --rerank`` reorders search's hits so.
 ``train`` fine-tunes a model on a CSV/TSV of examples (minisbert.training) and saves it.
 """
 
@@ -68,6 +69,7 @@ def models_command(arguments):
         modules += ["Normalize"] if known.normalize else []
         prompts = f"  prompts: {', '.join(known.prompts)}" if known.prompts else ""
         print(f"{known.hub_id:60} {known.model_type:12} {known.dimension:5}  {' -> '.join(modules)}{prompts}")
+    print_known_rerankers()
 
 
 def format_similarity_matrix(sentences, scores, function_name):
@@ -194,12 +196,16 @@ def search_command(arguments):
     if not lines:
         raise SystemExit(f"minisbert: the corpus {corpus_path} has no non-empty line to search")
     model = load_model(arguments)
+    cross_encoder = load_cross_encoder(arguments.rerank) if arguments.rerank else None
     sentences = [line for _, line in lines]
     embeddings = cached_corpus_embeddings(model, corpus_path, sentences, corpus_bytes, arguments.batch_size)
     query_embeddings = model.encode(arguments.query, batch_size=arguments.batch_size)
     score_function = SIMILARITY_FUNCTIONS[model.similarity_fn_name][0]
-    results = semantic_search(query_embeddings, embeddings, top_k=arguments.top_k, score_function=score_function)
+    retrieved = arguments.top_k * RERANK_CANDIDATES_PER_HIT if cross_encoder else arguments.top_k
+    results = semantic_search(query_embeddings, embeddings, top_k=retrieved, score_function=score_function)
     for query, hits in zip(arguments.query, results):
+        if cross_encoder:
+            hits = rerank_hits(cross_encoder, query, hits, sentences, arguments.top_k, arguments.batch_size)
         print(f"query: {query}")
         for rank, hit in enumerate(hits, 1):
             number, line = lines[hit["corpus_id"]]
@@ -229,6 +235,10 @@ def add_search_commands(commands):
     search.add_argument("--corpus", required=True, help="text file, one document a line (embeddings cached beside it)")
     search.add_argument("--query", "-q", required=True, action="append", help="query text (repeat for several)")
     search.add_argument("--top-k", "-k", type=int, default=5)
+    search.add_argument(
+        "--rerank", metavar="CROSS_ENCODER",
+        help=f"retrieve top-k x {RERANK_CANDIDATES_PER_HIT} lines, then order them by this cross-encoder (folder or hub id)",
+    )
     search.set_defaults(function=search_command)
     evaluate = commands.add_parser("evaluate", help="Pearson/Spearman of similarities with gold scores (STS)")
     evaluate.add_argument("pairs", help="CSV or TSV file of sentence pairs with a score")
@@ -269,6 +279,7 @@ def build_parser():
     add_search_commands(commands)
     add_sparse_options(commands.choices["encode"])
     add_train_command(commands)
+    add_rerank_command(commands)
     return parser
 
 
@@ -366,3 +377,54 @@ def add_train_command(commands):
 
 if __name__ == "__main__":
     main()
+
+
+# search --rerank: the bi-encoder retrieves this many candidates per hit asked for, the cross-encoder orders them.
+RERANK_CANDIDATES_PER_HIT = 4
+
+
+def load_cross_encoder(name):
+    from minisbert import CrossEncoder
+
+    return CrossEncoder(name)
+
+
+def rerank_hits(cross_encoder, query, hits, sentences, top_k, batch_size=32):
+    """semantic_search hits [{"corpus_id", "score"}] reordered by the cross-encoder's score with the query,
+    the top_k best kept; the scores become the cross-encoder's."""
+    ranked = cross_encoder.rank(query, [sentences[hit["corpus_id"]] for hit in hits], top_k=top_k, batch_size=batch_size)
+    return [{"corpus_id": hits[result["corpus_id"]]["corpus_id"], "score": result["score"]} for result in ranked]
+
+
+def rerank_command(arguments):
+    candidates = [(number, line) for number, line in enumerate(read_sentences(arguments), 1) if line.strip()]
+    if not candidates:
+        raise SystemExit("minisbert: no non-empty candidate to rerank")
+    model = load_cross_encoder(arguments.model)
+    results = model.rank(
+        arguments.query, [line for _, line in candidates], top_k=arguments.top_k, batch_size=arguments.batch_size
+    )
+    print(f"query: {arguments.query}")
+    for rank, result in enumerate(results, 1):
+        number, line = candidates[result["corpus_id"]]
+        print(f"{rank:4d}. {result['score']:.4f}  line {number}: {line}")
+
+
+def add_rerank_command(commands):
+    rerank = commands.add_parser("rerank", help="order candidate texts by a cross-encoder's score with a query")
+    rerank.add_argument("sentences", nargs="*", metavar="candidate", help="candidates (default: one a line from --input or stdin)")
+    rerank.add_argument("--input", "-i", help="file with one candidate a line ('-' for standard input); empty lines skipped")
+    rerank.add_argument("--model", "-m", required=True, help="cross-encoder folder or hub id")
+    rerank.add_argument("--query", "-q", required=True, help="the query text")
+    rerank.add_argument("--top-k", "-k", type=int, default=None, help="print only the k best (default: all)")
+    rerank.add_argument("--batch-size", type=int, default=32)
+    rerank.set_defaults(function=rerank_command)
+
+
+def print_known_rerankers():
+    from minisbert.known_models import KNOWN_RERANKERS, reranker_is_supported
+
+    print(f"\n{'cross-encoder (minisbert.CrossEncoder, minisbert rerank)':60} {'architecture':12} {'labels':>6}  scores")
+    for known in KNOWN_RERANKERS:
+        note = "" if reranker_is_supported(known) else f"  (not yet: no {known.model_type} forward pass and head)"
+        print(f"{known.hub_id:60} {known.model_type:12} {known.num_labels:6}  {known.activation}(logits){note}")

@@ -211,3 +211,38 @@ def plot_maxsim_trace(trace, path):
     axes.set_title(f"MaxSim {trace.score:.3f}: each query token's best document token (ringed)", fontsize=9,
                    loc="left")
     return save(figure, path)
+
+
+def plot_cross_encoder_trace(trace, path):
+    """What a cross-encoder's classification head sees (a minisbert.cross_encoder.CrossEncoderTrace): how the
+    first token, the only one the head reads, attends to the query's and the document's tokens layer by layer;
+    the pooled vector the classifier multiplies; and the logits and scores that come out."""
+    attention = trace.first_token_attention  # (num_layers, seq)
+    figure = new_figure(min(4 + 0.28 * len(trace.tokens), 18), 2.2 + 0.35 * trace.num_layers + 2.6)
+    top, bottom = figure.subfigures(2, 1, height_ratios=[1.2 + 0.35 * trace.num_layers, 2.6])
+    axes = top.subplots()
+    image = axes.imshow(attention, cmap="viridis", aspect="auto", vmin=0)
+    document = np.flatnonzero(trace.segments == 1)
+    if len(document):
+        axes.axvline(document[0] - 0.5, color="white", linewidth=1.5)  # query | document
+    positions, labels = token_ticks(trace.tokens)
+    axes.set_xticks(positions, labels, rotation=90, fontsize=label_size(len(labels)))
+    axes.set_yticks(np.arange(trace.num_layers), [f"layer {i}" for i in range(1, trace.num_layers + 1)])
+    top.colorbar(image, ax=axes, label="attention (mean of heads)")
+    axes.set_title(f"{trace.tokens[0]}'s attention to each token (query | document): "
+                   f"{shorten(trace.query, 40)!r} | {shorten(trace.document, 40)!r}", fontsize=9, loc="left")
+
+    pooled_axes, logits_axes = bottom.subplots(1, 2, width_ratios=[3, 1])
+    pooled_axes.bar(np.arange(len(trace.pooled)), trace.pooled, width=1.0, color="tab:blue")
+    pooled_axes.set_xlabel("dimension")
+    pooled_axes.set_title("pooled vector: the head's dense layer + activation on the first token", fontsize=9)
+    labels = np.arange(len(trace.logits))
+    logits_axes.bar(labels - 0.2, trace.logits, width=0.4, label="logit")
+    logits_axes.bar(labels + 0.2, trace.scores, width=0.4, label="score")
+    for label, logit, score in zip(labels, trace.logits, trace.scores):
+        logits_axes.annotate(f"{score:.3f}", (label + 0.2, score), ha="center", va="bottom", fontsize=7)
+    logits_axes.set_xticks(labels, [f"label {label}" for label in labels], fontsize=8)
+    logits_axes.axhline(0, color="gray", linewidth=0.5)
+    logits_axes.legend(fontsize=7)
+    logits_axes.set_title("classifier output", fontsize=9)
+    return save(figure, path)
