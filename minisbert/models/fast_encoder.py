@@ -121,9 +121,10 @@ def fast_encoder_layer(x, layer, offsets, positions, config, activation, positio
 # --- the linear layers' matmul: OpenBLAS, the packed numba GEMM, or int8 ------------------------------------
 
 # Up to this many tokens in a call, the packed numba GEMM (weights packed once, threads over output rows) beats
-# OpenBLAS, which repacks the weights on every call; above, OpenBLAS wins. Measured: bench/RESULTS.md, section
-# "Packed GEMM crossover" (bench/matmul.py).
-PACKED_GEMM_MAX_TOKENS = 48
+# OpenBLAS, which repacks the weights on every call; above, OpenBLAS wins. Measured by bench/matmul.py:
+# bench/RESULTS.md, section "Packed GEMM (bench/matmul.py)" (one thread each, hidden 384: numba 1.5-1.8x at 8-23
+# tokens, 1.06x at 32, 0.95x at 48, 0.44x at 64).
+PACKED_GEMM_MAX_TOKENS = 32
 
 
 def openblas_linear(linear, x, out):
