@@ -143,13 +143,20 @@ def matmul_2_register_blocked(weight, x, out):
     return out
 
 
-def aligned_zeros(shape, dtype):
-    """A zeroed C-contiguous array whose data starts on a 64-byte boundary."""
+def aligned_empty(shape, dtype):
+    """An uninitialised C-contiguous array whose data starts on a 64-byte boundary."""
     dtype = np.dtype(dtype)
     size = int(np.prod(shape)) * dtype.itemsize
-    buffer = np.zeros(size + 64, dtype=np.uint8)
+    buffer = np.empty(size + 64, dtype=np.uint8)
     start = -buffer.ctypes.data % 64
     return buffer[start : start + size].view(dtype).reshape(shape)
+
+
+def aligned_zeros(shape, dtype):
+    """A zeroed C-contiguous array whose data starts on a 64-byte boundary."""
+    array = aligned_empty(shape, dtype)
+    array.fill(0)
+    return array
 
 
 def padded(size, multiple):
@@ -170,8 +177,9 @@ def pack_weight(weight):
 
 def pack_tokens(x, inner_padded, dtype=np.float32):
     # x (in, tokens) -> (tokens, inner_padded) zero-padded, 64-byte aligned: the token rows _dot_blocks reads
-    x_rows = aligned_zeros((x.shape[1], inner_padded), dtype)
+    x_rows = aligned_empty((x.shape[1], inner_padded), dtype)
     x_rows[:, : x.shape[0]] = x.T
+    x_rows[:, x.shape[0] :] = 0
     return x_rows
 
 
@@ -340,7 +348,8 @@ def int8_linear(quantized, x, out, threads=1):
     int8 approximation of weight @ x (as int8_linear_reference), returned."""
     check_shapes("int8_linear", quantized["shape"], x, out)
     x = np.ascontiguousarray(x, dtype=np.float32)
-    x_rows = aligned_zeros((x.shape[1], quantized["weight"].shape[1]), np.int16)
+    x_rows = aligned_empty((x.shape[1], quantized["weight"].shape[1]), np.int16)
+    x_rows[:, x.shape[0] :] = 0  # the padding; _quantize_tokens writes the rest
     x_scales = np.empty(x.shape[1], dtype=np.float32)
     _quantize_tokens(x, x_rows, x_scales)
     products = np.empty(out.shape, dtype=np.int32)
