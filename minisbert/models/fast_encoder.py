@@ -53,7 +53,7 @@ def fast_encoder(x, layers, attention_mask, config, activation, position_bias=No
 
     def run(group):
         bias = position_bias if position_bias is None or len(position_bias) == 1 else position_bias[group]
-        return packed_encoder(x[group], layers, attention_mask[group], config, activation, bias, matmul_threads=1)
+        return packed_encoder(x[group], layers, attention_mask[group], config, activation, bias, 1)  # 1 GEMM thread
 
     with blas.limit(limits=1):
         others = [pool.submit(run, group) for group in groups[1:]]
