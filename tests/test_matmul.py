@@ -2,6 +2,8 @@
 references exactly (integer math), on odd shapes: one token, no tokens, sizes that are not multiples of the
 4 x 4 register block or of the 16-float padding, more threads than row blocks."""
 
+import multiprocessing
+import os
 import platform
 
 import llvmlite.binding
@@ -140,3 +142,18 @@ def test_compiled_instructions_finds_the_vector_instructions():
         assert report["fp32 micro-kernel"]["vfmadd"] > 0
     if features.get("avx2"):  # int16 products summed in int32 lanes: vpmaddwd, or VNNI's vpdpwssd
         assert report["int8 micro-kernel"]["vpmaddwd"] + report["int8 micro-kernel"]["vpdpwssd"] > 0
+
+
+def threaded_product_in_child(weight, x):
+    return matmul.matmul_4_threaded(matmul.pack_weight(weight), x, np.empty((len(weight), x.shape[1]), np.float32), 2)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork only")
+def test_threaded_gemm_works_in_a_forked_child_of_a_process_that_used_it():
+    # a forked child inherits the parent's pool object but none of its worker threads: without the pool being
+    # forgotten at fork, the child's first threaded product would wait forever for a worker
+    weight, x = float_case(37, 50, 6)
+    expected = threaded_product_in_child(weight, x)  # the parent's pool exists now
+    with multiprocessing.get_context("fork").Pool(1) as children:
+        result = children.apply_async(threaded_product_in_child, (weight, x)).get(timeout=120)
+    np.testing.assert_array_equal(result, expected)
