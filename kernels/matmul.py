@@ -25,6 +25,7 @@ exact in int32 up to 8,260 inputs.
 ``compiled_instructions`` reports which of these instructions the kernels compiled to.
 """
 
+import math
 import os
 import re
 import threading
@@ -146,7 +147,7 @@ def matmul_2_register_blocked(weight, x, out):
 def aligned_empty(shape, dtype):
     """An uninitialised C-contiguous array whose data starts on a 64-byte boundary."""
     dtype = np.dtype(dtype)
-    size = int(np.prod(shape)) * dtype.itemsize
+    size = math.prod(shape) * dtype.itemsize
     buffer = np.empty(size + 64, dtype=np.uint8)
     start = -buffer.ctypes.data % 64
     return buffer[start : start + size].view(dtype).reshape(shape)
@@ -179,7 +180,8 @@ def pack_tokens(x, inner_padded, dtype=np.float32):
     # x (in, tokens) -> (tokens, inner_padded) zero-padded, 64-byte aligned: the token rows _dot_blocks reads
     x_rows = aligned_empty((x.shape[1], inner_padded), dtype)
     x_rows[:, : x.shape[0]] = x.T
-    x_rows[:, x.shape[0] :] = 0
+    if inner_padded > x.shape[0]:
+        x_rows[:, x.shape[0] :] = 0
     return x_rows
 
 
