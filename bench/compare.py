@@ -112,7 +112,7 @@ def stsb_spearman(engines):
     sentences1, sentences2, scores = read_pairs(path, columns=(6, 7, 5))
     result = {}
     for name, encode in engines.items():
-        first, second = (normalized(np.asarray(encode(texts, 32), dtype=np.float32)) for texts in (sentences1, sentences2))
+        first, second = (normalized(np.asarray(encode(texts, 32), np.float32)) for texts in (sentences1, sentences2))
         result[name] = float(spearman((first * second).sum(axis=1), np.asarray(scores, dtype=np.float64)))
     return result
 
@@ -228,7 +228,7 @@ def markdown(results, machine, versions_, parity, rounds, seconds, spearman_by_e
         "|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
     stsb = (
-        ["- STS-B test cosine Spearman: " + ", ".join(f"{name} {value:.5f}" for name, value in spearman_by_engine.items())]
+        ["- STS-B test cosine Spearman: " + ", ".join(f"{name} {rho:.5f}" for name, rho in spearman_by_engine.items())]
         + [
             f"- STS-B Spearman, int8 minus fp32: minisbert "
             f"{spearman_by_engine['minisbert int8'] - spearman_by_engine['minisbert']:+.5f}, ONNX Runtime "

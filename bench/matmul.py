@@ -108,9 +108,10 @@ def main():
         "",
         "- crossover (the largest token count at which variant 4 beat numpy): "
         + ", ".join(f"hidden {hidden}: {tokens}" for hidden, tokens in crossovers.items()),
-        f"- cpu: {cpu}, {matmul.available_cores()} cores; load average at the end: " + " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        f"- cpu: {cpu}, {matmul.available_cores()} cores; load average at the end: "
+        + " ".join(f"{load:.2f}" for load in os.getloadavg()),
         f"- vector width: {WIDE_VECTORS}",
-        *[f"- {name}: " + ", ".join(f"{key} {value}" for key, value in counts.items()) for name, counts in report.items()],
+        *[f"- {name}: " + ", ".join(f"{key} {n}" for key, n in kernel.items()) for name, kernel in report.items()],
     ]
     replace_section("matmul", "\n".join(lines))
     print("\n".join(lines[-5:]))

@@ -329,7 +329,9 @@ def int8_matmul(weight_int8, x_rows, out, threads=1):
     """The fast twin of int8_matmul_reference: int8 (out, in), int16 (tokens, in) within +-2047 -> out int32
     (out, tokens)."""
     if weight_int8.shape[1] != x_rows.shape[1] or out.shape != (len(weight_int8), len(x_rows)):
-        raise ValueError(f"int8_matmul: weight {weight_int8.shape}, x rows {x_rows.shape} and out {out.shape} do not fit")
+        raise ValueError(
+            f"int8_matmul: weight {weight_int8.shape}, x rows {x_rows.shape} and out {out.shape} do not fit"
+        )
     if weight_int8.shape[1] > INT8_MAX_INNER:
         raise ValueError(f"int8_matmul: in={weight_int8.shape[1]} could overflow int32 sums (at most {INT8_MAX_INNER})")
     over_row_blocks(_int8_dot_blocks, len(out), threads, weight_int8, x_rows, out)

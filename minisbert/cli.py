@@ -269,7 +269,8 @@ def info_lines():
 
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), None)
     lines = [
-        f"minisbert {__version__}, python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}",
+        f"minisbert {__version__}, python {platform.python_version()}, numpy {np.__version__}, "
+        f"numba {numba.__version__}",
         f"cpu: {cpu or platform.processor()}, {matmul.available_cores()} cores available (LLVM: "
         f"{llvmlite.binding.get_host_cpu_name()}, LLVM {'.'.join(map(str, llvmlite.binding.llvm_version_info))})",
     ]
@@ -281,7 +282,7 @@ def info_lines():
             )
     layer = numba.config.THREADING_LAYER
     lines.append(f"numba threading layer: {layer} requested ({numba.config.NUMBA_NUM_THREADS} threads); "
-                 "minisbert's kernels are serial and nogil, threaded by Python thread pools")
+                 "the encoder's kernels are serial, threaded by Python thread pools")
     lines.append(f"vector width: {vector_width.WIDE_VECTORS}")
     for kernel, report in matmul.compiled_instructions().items():
         counts = ", ".join(f"{name} {count}" for name, count in report.items() if name != "registers")
@@ -289,7 +290,8 @@ def info_lines():
     lines.append(
         f"fast encoder: packed numba GEMM up to {fast_encoder.PACKED_GEMM_MAX_TOKENS} tokens a call, OpenBLAS above"
     )
-    cache = numba.config.CACHE_DIR or f"__pycache__ beside each module, e.g. {Path(matmul.__file__).parent / '__pycache__'}"
+    example = Path(matmul.__file__).parent / "__pycache__"
+    cache = numba.config.CACHE_DIR or f"__pycache__ beside each module, e.g. {example}"
     lines.append(f"numba cache: {cache}")
     return lines
 

@@ -17,7 +17,8 @@ SHAPES = [(1, 1, 1), (5, 7, 3), (13, 33, 9), (4, 16, 0), (1152, 384, 1), (384, 1
 
 
 def float_case(rows, inner, tokens):
-    return RNG.standard_normal((rows, inner)).astype(np.float32), RNG.standard_normal((inner, tokens)).astype(np.float32)
+    weight = RNG.standard_normal((rows, inner)).astype(np.float32)
+    return weight, RNG.standard_normal((inner, tokens)).astype(np.float32)
 
 
 VARIANTS = {
@@ -63,8 +64,8 @@ def test_packed_weight_is_aligned_zero_padded_and_keeps_the_shape():
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda: matmul.matmul_3_packed(matmul.pack_weight(np.zeros((4, 8))), np.zeros((7, 2)), np.zeros((4, 2))), "x must"),
-        (lambda: matmul.matmul_2_register_blocked(np.zeros((4, 8)), np.zeros((8, 2)), np.zeros((4, 3), np.float32)), "out must"),
+        (lambda: matmul.matmul_3_packed(matmul.pack_weight(np.zeros((4, 8))), np.zeros((7, 2)), None), "x must"),
+        (lambda: matmul.matmul_2_register_blocked(np.zeros((4, 8)), np.zeros((8, 2)), np.zeros((4, 3))), "out must"),
         (lambda: matmul.matmul_1_naive(np.zeros((4, 8)), np.zeros((8, 2)), np.zeros((4, 2))), "float64"),
         (lambda: matmul.pack_weight(np.zeros(8)), "expects a \\(out, in\\)"),
         (lambda: matmul.quantize_weight(np.zeros((1, matmul.INT8_MAX_INNER + 1))), "overflow"),

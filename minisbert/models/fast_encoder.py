@@ -88,7 +88,9 @@ def packed_encoder(x, layers, attention_mask, config, activation, position_bias=
     if position_bias is not None:
         position_bias = position_bias.astype(np.float32, copy=False)
     for layer in layers:
-        fast_encoder_layer(hidden_states, layer, offsets, token_index[1], config, activation, position_bias, buffers, matmul)
+        fast_encoder_layer(
+            hidden_states, layer, offsets, token_index[1], config, activation, position_bias, buffers, matmul
+        )
     output = np.zeros(x.shape, dtype=np.float32)
     output[token_index] = hidden_states.T
     return output
