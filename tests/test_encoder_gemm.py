@@ -175,3 +175,12 @@ def test_wide_vectors_on_and_off_give_the_same_numbers(default_model_folder):
     # the same sums split over 16 or 8 lanes: float32 rounding only (|x| ~ 17 here, 1e-5 is ~ 50 ulp)
     np.testing.assert_allclose(on["gemm"], off["gemm"], rtol=0, atol=1e-5)
     np.testing.assert_allclose(on["embeddings"], off["embeddings"], rtol=0, atol=1e-6)  # normalised
+
+
+@pytest.mark.parametrize("architecture", ["bert", "roberta", "xlm-roberta", "mpnet", "distilbert"])
+def test_int8_works_for_every_architecture(tiny_model, architecture):
+    folder, _, reference = tiny_model(architecture)
+    int8_model = SentenceTransformer(str(folder), quantize="int8")
+    expected = reference.encode(HARD_TEXTS, normalize_embeddings=True)
+    actual = int8_model.encode(HARD_TEXTS, normalize_embeddings=True)
+    assert (actual * expected).sum(axis=1).min() >= 0.99  # random tiny models: see the all-MiniLM test's bound
