@@ -3,6 +3,7 @@
 ``SentenceTransformer(...).encode(...)`` gives the same embeddings as sentence-transformers, without torch.
 """
 
+from minisbert import vector_width  # noqa: F401 (first: numba's CPU features are set before numba is imported)
 from minisbert import util
 from minisbert.cross_encoder import CrossEncoder
 from minisbert.multi_vector_encoder import MultiVectorEncoder

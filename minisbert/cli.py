@@ -31,7 +31,7 @@ def read_sentences(arguments):
 def load_model(arguments):
     from minisbert import SentenceTransformer
 
-    return SentenceTransformer(arguments.model)
+    return SentenceTransformer(arguments.model, quantize=getattr(arguments, "quantize", None))
 
 
 def encode_command(arguments):
@@ -280,7 +280,62 @@ def build_parser():
     add_sparse_options(commands.choices["encode"])
     add_train_command(commands)
     add_rerank_command(commands)
+    add_info_command(commands)
     return parser
+
+
+def info_lines():
+    """What minisbert runs with here: CPU, BLAS and its threads, numba's threading layer, the vector width numba
+    compiles for (and the instructions the GEMM kernels compiled to), numba's cache folder."""
+    import platform
+
+    import llvmlite.binding
+    import numba
+    from threadpoolctl import threadpool_info
+
+    from minisbert import __version__, vector_width
+    from minisbert.kernels import matmul
+    from minisbert.models import fast_encoder
+
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), None)
+    lines = [
+        f"minisbert {__version__}, python {platform.python_version()}, numpy {np.__version__}, "
+        f"numba {numba.__version__}",
+        f"cpu: {cpu or platform.processor()}, {matmul.available_cores()} cores available (LLVM: "
+        f"{llvmlite.binding.get_host_cpu_name()}, LLVM {'.'.join(map(str, llvmlite.binding.llvm_version_info))})",
+    ]
+    for pool in threadpool_info():
+        if pool["user_api"] == "blas":
+            lines.append(
+                f"BLAS: {pool['internal_api']} {pool['version']} ({pool.get('architecture')} kernel), "
+                f"{pool['num_threads']} threads, {pool['filepath']}"
+            )
+    layer = numba.config.THREADING_LAYER
+    lines.append(f"numba threading layer: {layer} requested ({numba.config.NUMBA_NUM_THREADS} threads); "
+                 "the encoder's kernels are serial, threaded by Python thread pools")
+    lines.append(f"vector width: {vector_width.WIDE_VECTORS}")
+    for kernel, report in matmul.compiled_instructions().items():
+        counts = ", ".join(f"{name} {count}" for name, count in report.items() if name != "registers")
+        lines.append(f"  {kernel}: {report['registers']} registers; {counts}")
+    lines.append(
+        f"fast encoder: packed numba GEMM up to {fast_encoder.PACKED_GEMM_MAX_TOKENS} tokens a call, OpenBLAS above"
+    )
+    example = Path(matmul.__file__).parent / "__pycache__"
+    cache = numba.config.CACHE_DIR or f"__pycache__ beside each module, e.g. {example}"
+    lines.append(f"numba cache: {cache}")
+    return lines
+
+
+def info_command(arguments):
+    print("\n".join(info_lines()))
+
+
+def add_info_command(commands):
+    info = commands.add_parser("info", help="CPU, BLAS, threads, vector width and numba cache in force")
+    info.set_defaults(function=info_command)
+    commands.choices["encode"].add_argument(
+        "--quantize", choices=["int8"], default=None, help="int8 weights and activations (faster, ~1%% less exact)"
+    )
 
 
 def main(argv=None):
