@@ -4,7 +4,8 @@
 """
 
 from minisbert import util
+from minisbert.embedder import Embedder
 from minisbert.sentence_transformer import SentenceTransformer
 
 __version__ = "0.1.0"
-__all__ = ["SentenceTransformer", "util", "__version__"]
+__all__ = ["SentenceTransformer", "util", "__version__", "Embedder"]
