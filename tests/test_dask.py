@@ -108,8 +108,8 @@ def forget_loaded_models():
 def test_model_is_loaded_once_per_worker(client, model):
     client.run(forget_loaded_models)
     before = model_loads(client)
-    embeddings = minisbert_dask.encode(db.from_sequence(TEXTS * 4, npartitions=16)).compute()
-    np.testing.assert_allclose(embeddings, model.encode(TEXTS * 4), rtol=0, atol=1e-6)
+    embeddings = minisbert_dask.encode(db.from_sequence(TEXTS * 2, npartitions=8)).compute()
+    np.testing.assert_allclose(embeddings, model.encode(TEXTS * 2), rtol=0, atol=1e-6)
     loads = model_loads(client)
     assert {worker: loads[worker] - before[worker] for worker in loads} == {worker: 1 for worker in loads}
 
@@ -173,7 +173,9 @@ def test_semantic_search_equals_util(client, score_function, rows, chunk, top_k)
     )
     # The same chunks: the same hits, bit-identical scores. util's single chunk: BLAS may round a score
     # differently in another block shape, so near-ties may swap; the ranked scores agree within 1e-5.
-    same_chunks = util.semantic_search(queries, corpus, top_k=top_k, corpus_chunk_size=chunk, score_function=score_function)
+    same_chunks = util.semantic_search(
+        queries, corpus, top_k=top_k, corpus_chunk_size=chunk, score_function=score_function
+    )
     search_hits_equal(actual, same_chunks)
     one_chunk = util.semantic_search(queries, corpus, top_k=top_k, score_function=score_function)
     np.testing.assert_allclose(
@@ -229,7 +231,7 @@ def test_embedder_pickles_small_and_names_a_missing_column(model):
 def test_importing_minisbert_imports_no_dask_and_minisbert_dask_no_torch():
     check = (
         "import sys, minisbert; core = sorted({'dask', 'distributed', 'zarr'} & set(sys.modules)); "
-        "import minisbert.dask; "
+        "import minisbert.dask, minisbert.streaming; "
         "heavy = sorted({'torch', 'transformers', 'sentence_transformers'} & set(sys.modules)); print(core, heavy)"
     )
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
@@ -239,8 +241,8 @@ def test_importing_minisbert_imports_no_dask_and_minisbert_dask_no_torch():
 
 def test_a_worker_killed_mid_job_still_gives_the_complete_result(client, model):
     """Last in this module: it kills a worker process (its nanny starts a new one, which the plugin counts)."""
-    texts = TEXTS * 6
-    future = client.compute(minisbert_dask.encode(db.from_sequence(texts, npartitions=24), batch_size=4))
+    texts = TEXTS * 3
+    future = client.compute(minisbert_dask.encode(db.from_sequence(texts, npartitions=12), batch_size=4))
     deadline = time.monotonic() + 60
     while not any(client.processing().values()) and time.monotonic() < deadline:
         time.sleep(0.01)
