@@ -22,6 +22,7 @@ from tiny_models import HARD_TEXTS
 
 import minisbert.dask as minisbert_dask
 from minisbert import Embedder, util
+from minisbert.kernels.topk import merge_top_k, top_k, top_k_reference
 
 TEXTS = HARD_TEXTS + [f"sentence {i}: " + "word " * (i % 13) for i in range(37)]  # 47 texts, mixed lengths
 
@@ -182,6 +183,20 @@ def test_semantic_search_equals_util(client, score_function, rows, chunk, top_k)
         [[hit["score"] for hit in hits] for hits in actual], [[hit["score"] for hit in hits] for hits in one_chunk],
         rtol=0, atol=1e-5,
     )
+
+
+@pytest.mark.parametrize("chunks, k", [((5, 9, 1, 20), 4), ((3, 3), 10), ((8,), 8), ((2, 2, 2), 0)])
+def test_merge_top_k_of_chunks_equals_top_k_of_all_scores(chunks, k):
+    rng = np.random.default_rng(len(chunks) + k)
+    scores = rng.integers(0, 6, size=(9, sum(chunks))).astype(np.float32)  # many ties
+    candidates = [top_k(block, k) for block in np.split(scores, np.cumsum(chunks)[:-1], axis=1)]
+    offsets = np.cumsum((0,) + chunks[:-1])
+    values = np.concatenate([values for values, _ in candidates], axis=1)
+    indices = np.concatenate([indices + offset for (_, indices), offset in zip(candidates, offsets)], axis=1)
+    merged_values, merged_indices = merge_top_k(values, indices, k)
+    expected_values, expected_indices = top_k_reference(scores, k)
+    np.testing.assert_array_equal(merged_values, expected_values)
+    np.testing.assert_array_equal(merged_indices, expected_indices)
 
 
 def test_semantic_search_on_dask_embeddings_with_unknown_chunks(client, model):

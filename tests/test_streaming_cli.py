@@ -19,7 +19,8 @@ from tiny_models import HARD_TEXTS
 
 from minisbert import __version__, util
 from minisbert.cli import main
-from minisbert.streaming import model_fingerprint
+from minisbert import Embedder
+from minisbert.streaming import encode_chunk, model_fingerprint
 
 # One line each (no newline inside): empty, whitespace, accents, Korean, Japanese, emoji, specials, a long text.
 LINES = [text.replace("\n", " ") for text in HARD_TEXTS] + [f"line {i}: " + "word " * (i % 11) for i in range(33)]
@@ -95,33 +96,45 @@ def test_resume_encodes_only_the_chunks_not_marked_done(capsys, model, corpus, t
     assert "resuming: 8 of 8 chunks already written" in err and "(0 chunks encoded now, 8 already written)" in out
 
 
-def test_sigkilled_cluster_run_resumes_and_its_workers_die_with_it(model, tmp_path):
+def stop_part_way(command, store, signal_number, chunks_done):
+    """Runs command until the store has chunks_done chunks marked done, then sends it signal_number: (its exit
+    code, its standard error, the chunks done then); checks that every process it started is gone after."""
+    run = psutil.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and run.poll() is None:
+        if store.exists() and zarr.open_group(str(store), mode="r")["done"][:].sum() >= chunks_done:
+            break
+        time.sleep(0.05)
+    children = run.children(recursive=True)
+    assert run.poll() is None, "the run ended before it could be stopped"
+    assert children  # the local cluster's worker processes
+    run.send_signal(signal_number)
+    _, error = run.communicate(timeout=60)
+    _, alive = psutil.wait_procs(children, timeout=20)
+    assert not alive, f"processes of the stopped run's cluster still running: {alive}"
+    return run.returncode, error, int(zarr.open_group(str(store), mode="r")["done"][:].sum())
+
+
+def test_interrupted_and_killed_cluster_runs_resume_and_their_workers_end(model, tmp_path):
     corpus = tmp_path / "big.txt"
     lines = [f"sentence {i} about " + "things " * (i % 17) for i in range(400)]
     corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
     store = tmp_path / "emb.zarr"
     command = [sys.executable, "-m", "minisbert", "encode", "-i", str(corpus), "-o", str(store), "--chunk-size", "20"]
-    run = subprocess.Popen([*command, "--workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and run.poll() is None:
-        if store.exists() and zarr.open_group(str(store), mode="r")["done"][:].sum() >= 2:
-            break
-        time.sleep(0.05)
-    children = psutil.Process(run.pid).children(recursive=True)
-    assert run.poll() is None, "the run ended before it could be killed"
-    run.send_signal(signal.SIGKILL)
-    run.wait()
-    assert children  # the local cluster's worker processes
-    _, alive = psutil.wait_procs(children, timeout=20)
-    assert not alive, f"processes of the killed run's cluster still running: {alive}"
 
-    written_before = int(zarr.open_group(str(store), mode="r")["done"][:].sum())
-    assert 2 <= written_before < 20
-    second = subprocess.run(command, capture_output=True, text=True, timeout=300)  # resumed in-process
-    assert second.returncode == 0, second.stderr
-    written = int(re.search(r"resuming: (\d+) of 20 chunks already written", second.stderr).group(1))
-    assert written >= written_before
-    assert f"({20 - written} chunks encoded now, {written} already written)" in second.stdout
+    code, error, interrupted_at = stop_part_way([*command, "--workers", "2"], store, signal.SIGINT, 1)
+    assert code == 1 and error.rstrip().endswith(f"minisbert: interrupted; run the same command again to resume {store}")
+    assert "Traceback" not in error
+    code, error, killed_at = stop_part_way([*command, "--workers", "2"], store, signal.SIGKILL, interrupted_at + 2)
+    assert code == -signal.SIGKILL
+    assert f"resuming: {interrupted_at} of 20 chunks already written" in error
+    assert 1 <= interrupted_at < killed_at < 20
+
+    last = subprocess.run(command, capture_output=True, text=True, timeout=300)  # resumed in this process
+    assert last.returncode == 0, last.stderr
+    written = int(re.search(r"resuming: (\d+) of 20 chunks already written", last.stderr).group(1))
+    assert written >= killed_at
+    assert f"({20 - written} chunks encoded now, {written} already written)" in last.stdout
     embeddings, done, _ = read_store(store)
     assert done.all()
     np.testing.assert_allclose(embeddings, model.encode(lines), rtol=0, atol=1e-6)
@@ -257,3 +270,12 @@ def test_search_over_a_store_chunk_by_chunk(capsys, model, corpus, tmp_path):
     zarr.open_group(str(store), mode="r+")["done"][1] = 0
     message, _, _ = run_cli(capsys, "search", "--embeddings", store, "--corpus", corpus, "-q", "x")
     assert "is incomplete (10 of 11 chunks written)" in message
+
+
+def test_a_worker_with_another_copy_of_the_model_refuses_its_chunk(model):
+    with pytest.raises(ValueError, match=r"on this worker has fingerprint \w{12}, not 0123456789ab as where the run"):
+        encode_chunk(Embedder(str(model.folder)), "0123456789ab" * 4, ["a line"])
+    fingerprint = model_fingerprint(str(model.folder))
+    np.testing.assert_allclose(
+        encode_chunk(Embedder(str(model.folder)), fingerprint, ["a line"]), model.encode(["a line"]), rtol=0, atol=0
+    )
