@@ -343,12 +343,16 @@ def encode_missing_chunks(store, input_path, record, embedder, client):
         results = encoded_here(embedder, model_print, chunks) if client is None else encoded_on_cluster(
             client, embedder, model_print, chunks
         )
+        encoded = 0
         for index, chunk_embeddings in results:
             start = index * chunk_size
             embeddings[start : start + len(chunk_embeddings)] = chunk_embeddings
             done[index] = 1  # only after the data: a marked chunk is complete
             progress.update(len(chunk_embeddings))
-    return len(todo), written, embeddings
+            encoded += 1
+    if encoded != len(todo):
+        raise ValueError(f"{input_path} got shorter while it was being encoded; run again to resume")
+    return encoded, written, embeddings
 
 
 def check_unchanged(input_path, index, lines, fingerprints):

@@ -87,6 +87,12 @@ def test_encode_equals_in_process_encode(client, model, kind, options):
     np.testing.assert_allclose(computed, expected, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("scheduler", ["sync", "threads"])
+def test_encode_without_a_cluster(model, scheduler):
+    embeddings = minisbert_dask.encode(db.from_sequence(TEXTS, npartitions=3), batch_size=8)
+    np.testing.assert_allclose(embeddings.compute(scheduler=scheduler), model.encode(TEXTS), rtol=0, atol=1e-6)
+
+
 def test_encode_list_chunks_are_known(client, model, monkeypatch):
     monkeypatch.setattr(minisbert_dask, "LIST_PARTITION_SIZE", 10)
     embeddings = minisbert_dask.encode(iter(TEXTS))  # an iterator is read once, into chunks of 10

@@ -197,6 +197,28 @@ def test_a_store_made_from_something_else_is_refused_and_kept(
     assert after[1].tolist() == before[1].tolist() and after[2] == before[2]
 
 
+@pytest.mark.parametrize(
+    "edit, error", [("edit line 20", "changed while it was being encoded (chunk 2)"), ("cut", "got shorter")]
+)
+def test_an_input_changed_during_the_run_stops_it(capsys, corpus, tmp_path, monkeypatch, edit, error):
+    from minisbert import streaming
+
+    scan_input = streaming.scan_input
+
+    def scan_then_edit(path, chunk_size):
+        scanned = scan_input(path, chunk_size)
+        lines = corpus.read_text(encoding="utf-8").splitlines()
+        lines = lines[:19] + ["edited"] + lines[20:] if edit == "edit line 20" else lines[:32]
+        corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return scanned
+
+    monkeypatch.setattr(streaming, "scan_input", scan_then_edit)
+    message, _, _ = run_cli(capsys, "encode", "-i", corpus, "-o", tmp_path / "emb.zarr", "--chunk-size", 8)
+    assert message.startswith(f"minisbert: {corpus} ") and error in message
+    done = read_store(tmp_path / "emb.zarr")[1]
+    assert done.tolist() == ([1, 1, 0, 0, 0, 0] if edit == "edit line 20" else [1, 1, 1, 1, 0, 0])
+
+
 def test_user_errors_are_one_clear_line(capsys, corpus, tmp_path):
     def error(*arguments):
         message, _, _ = run_cli(capsys, *arguments)
