@@ -123,7 +123,8 @@ def test_interrupted_and_killed_cluster_runs_resume_and_their_workers_end(model,
     command = [sys.executable, "-m", "minisbert", "encode", "-i", str(corpus), "-o", str(store), "--chunk-size", "20"]
 
     code, error, interrupted_at = stop_part_way([*command, "--workers", "2"], store, signal.SIGINT, 1)
-    assert code == 1 and error.rstrip().endswith(f"minisbert: interrupted; run the same command again to resume {store}")
+    assert code == 1
+    assert error.rstrip().endswith(f"minisbert: interrupted; run the same command again to resume {store}")
     assert "Traceback" not in error
     code, error, killed_at = stop_part_way([*command, "--workers", "2"], store, signal.SIGKILL, interrupted_at + 2)
     assert code == -signal.SIGKILL
