@@ -70,11 +70,16 @@ def texts_as(kind, texts, partitions):
     return dd.from_pandas(pd.DataFrame({"text": texts}), npartitions=partitions)["text"]
 
 
-@pytest.mark.parametrize("kind", ["list", "bag", "series"])
 @pytest.mark.parametrize(
-    "options",
-    [{}, {"normalize_embeddings": True, "batch_size": 5}, {"prompt": "query: ", "truncate_dim": 64},
-     {"precision": "ubinary"}],
+    "kind, options",
+    [
+        ("list", {}),
+        ("bag", {}),
+        ("series", {}),
+        ("bag", {"normalize_embeddings": True, "batch_size": 5}),
+        ("series", {"prompt": "query: ", "truncate_dim": 64}),
+        ("list", {"precision": "ubinary"}),
+    ],
 )
 def test_encode_equals_in_process_encode(client, model, kind, options):
     embeddings = minisbert_dask.encode(texts_as(kind, TEXTS, partitions=5), **options)

@@ -44,6 +44,15 @@ def corpus(tmp_path):
     return path
 
 
+@pytest.fixture(scope="module")
+def store_of_chunks_of_8(tmp_path_factory):
+    """A store of LINES in chunks of 8 lines, made once: tests copy it."""
+    folder = tmp_path_factory.mktemp("store")
+    (folder / "corpus.txt").write_text("\n".join(LINES) + "\n", encoding="utf-8")
+    main(["encode", "-i", str(folder / "corpus.txt"), "-o", str(folder / "emb.zarr"), "--chunk-size", "8"])
+    return folder / "emb.zarr"
+
+
 def read_store(path):
     group = zarr.open_group(str(path), mode="r")
     return group["embeddings"][:], group["done"][:], group.attrs["minisbert"]
@@ -169,10 +178,10 @@ def model_copy(source, destination, pooling=None):
     ],
 )
 def test_a_store_made_from_something_else_is_refused_and_kept(
-    capsys, default_model_folder, corpus, tmp_path, change, difference
+    capsys, default_model_folder, store_of_chunks_of_8, corpus, tmp_path, change, difference
 ):
     store = tmp_path / "emb.zarr"
-    assert run_cli(capsys, "encode", "-i", corpus, "-o", store, "--chunk-size", 8)[0] is None
+    shutil.copytree(store_of_chunks_of_8, store)
     group = zarr.open_group(str(store), mode="r+")
     group["done"][4] = 0  # one chunk left to do, so an accepted run has something to resume
     before = read_store(store)
@@ -290,6 +299,11 @@ def test_search_over_a_store_chunk_by_chunk(capsys, model, corpus, tmp_path):
     corpus.write_text(corpus.read_text(encoding="utf-8") + "extra line\n", encoding="utf-8")
     message, _, _ = run_cli(capsys, "search", "--embeddings", store, "--corpus", corpus, "-q", "x")
     assert message == f"minisbert: {corpus} is not the input {store} was made from (its text differs)"
+    message, _, _ = run_cli(
+        capsys, "search", "--embeddings", store, "--corpus", corpus, "-q", "x",
+        "--model", model_copy(model.folder, tmp_path / "copy", pooling="cls"),
+    )
+    assert message.startswith(f"minisbert: {store} was made with the model 'sentence-transformers/all-MiniLM-L6-v2'")
     zarr.open_group(str(store), mode="r+")["done"][1] = 0
     message, _, _ = run_cli(capsys, "search", "--embeddings", store, "--corpus", corpus, "-q", "x")
     assert "is incomplete (10 of 11 chunks written)" in message
