@@ -7,6 +7,7 @@ scores on a CSV/TSV of sentence pairs; ``explain`` draws what happens inside the
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -41,7 +42,8 @@ def encode_command(arguments):
         **output_options(arguments),
     )
     if arguments.output:
-        np.save(arguments.output, embeddings)
+        with open(arguments.output, "wb") as file:  # np.save(name) would add ".npy" to a name without it
+            np.save(file, embeddings)
         print(f"wrote {embeddings.shape[0]} x {embeddings.shape[1]} float32 embeddings to {arguments.output}")
         return
     for sentence, embedding in zip(sentences, embeddings):
@@ -66,7 +68,8 @@ def models_command(arguments):
         modules = [f"Pooling({'+'.join(known.pooling)})"]
         modules += [f"Dense({out}, {activation})" for out, activation in known.dense]
         modules += ["Normalize"] if known.normalize else []
-        print(f"{known.hub_id:60} {known.model_type:12} {known.dimension:5}  {' -> '.join(modules)}")
+        prompts = f"  prompts: {', '.join(known.prompts)}" if known.prompts else ""
+        print(f"{known.hub_id:60} {known.model_type:12} {known.dimension:5}  {' -> '.join(modules)}{prompts}")
 
 
 def format_similarity_matrix(sentences, scores, function_name):
@@ -81,8 +84,10 @@ def format_similarity_matrix(sentences, scores, function_name):
 
 
 def explain_command(arguments):
-    from minisbert.plots import save_explanation
+    from minisbert.plots import PLOT_INSTALL_COMMAND, save_explanation
 
+    if importlib.util.find_spec("matplotlib") is None:  # before any folder is made
+        raise SystemExit(f"minisbert: explain draws with matplotlib, which is not installed: {PLOT_INSTALL_COMMAND}")
     model = load_model(arguments)
     folder = Path(arguments.out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -154,14 +159,19 @@ def cached_corpus_embeddings(model, corpus_path, sentences, corpus_bytes, batch_
     embeddings_path = corpus_path.with_name(corpus_path.name + ".minisbert.npy")
     key_path = corpus_path.with_name(corpus_path.name + ".minisbert.json")
     key = corpus_cache_key(model, corpus_bytes)
+    expected_shape = (len(sentences), model.get_sentence_embedding_dimension())
     try:
-        if json.loads(key_path.read_text(encoding="utf-8")).get("key") == key:
-            embeddings = np.load(embeddings_path, allow_pickle=False)
-            if embeddings.shape[0] == len(sentences):
-                print(f"minisbert: using cached embeddings {embeddings_path}", file=sys.stderr)
-                return embeddings
-    except (OSError, ValueError, AttributeError):
-        pass  # no cache or an unreadable one: encode again
+        if json.loads(key_path.read_text(encoding="utf-8")).get("key") != key:
+            raise ValueError("it was made from another corpus, model or minisbert version")
+        embeddings = np.load(embeddings_path, allow_pickle=False)
+        if embeddings.shape != expected_shape or embeddings.dtype != np.float32:
+            raise ValueError(f"it holds {embeddings.dtype} {embeddings.shape}, not float32 {expected_shape}")
+        print(f"minisbert: using cached embeddings {embeddings_path}", file=sys.stderr)
+        return embeddings
+    except FileNotFoundError:
+        pass  # no cache yet
+    except (OSError, ValueError, AttributeError) as error:
+        print(f"minisbert: the cache {embeddings_path} is stale or unreadable ({error}): encoding again", file=sys.stderr)
     embeddings = model.encode(sentences, batch_size=batch_size)
     try:
         np.save(embeddings_path, embeddings)
@@ -180,7 +190,11 @@ def search_command(arguments):
 
     corpus_path = Path(arguments.corpus)
     corpus_bytes = corpus_path.read_bytes()
-    lines = [(number, line) for number, line in enumerate(corpus_bytes.decode("utf-8").splitlines(), 1) if line.strip()]
+    try:
+        text = corpus_bytes.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise SystemExit(f"minisbert: the corpus {corpus_path} is not UTF-8 text ({error})") from None
+    lines = [(number, line) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
     if not lines:
         raise SystemExit(f"minisbert: the corpus {corpus_path} has no non-empty line to search")
     model = load_model(arguments)

@@ -7,6 +7,8 @@ import numpy as np
 
 from minisbert.trace import layer_similarities
 
+PLOT_INSTALL_COMMAND = "pip install 'minisbert[plot]'  (in a clone of the repository: pip install -e '.[plot]')"
+
 
 def new_figure(width, height):
     """A matplotlib Figure drawn by the Agg canvas (no pyplot, so no global state and no window)."""
@@ -14,7 +16,7 @@ def new_figure(width, height):
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        raise ImportError("plots need matplotlib: pip install 'minisbert[plot]'") from None
+        raise ImportError(f"plots need matplotlib: {PLOT_INSTALL_COMMAND}") from None
     figure = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(figure)
     return figure

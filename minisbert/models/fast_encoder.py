@@ -5,25 +5,14 @@ sequences is cut into one group of sequences per core, and each group runs the w
 with one OpenBLAS thread: the numba kernels then run on every core too, and no thread waits for another.
 """
 
-import functools
 import itertools
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from minisbert.kernels.activations import bias_gelu, gelu
 from minisbert.kernels.attention import packed_attention
 from minisbert.kernels.normalization import bias_residual_layer_norm
-
-
-@functools.cache
-def blas_threads():
-    """numpy's BLAS libraries (threadpoolctl), their thread count, and a pool of that many threads - 1."""
-    from threadpoolctl import ThreadpoolController  # imported at the first batch, not at import: cold start
-
-    blas = ThreadpoolController().select(user_api="blas")
-    threads = max([library.num_threads for library in blas.lib_controllers], default=1)
-    return blas, threads, ThreadPoolExecutor(max(threads - 1, 1), thread_name_prefix="minisbert-encoder")
+from minisbert.threads import blas_limited_to_one_thread, blas_thread_count, run_parallel
 
 
 def sequence_groups(attention_mask, groups):
@@ -45,8 +34,7 @@ def fast_encoder(x, layers, attention_mask, config, activation, position_bias=No
     tokens = int(attention_mask.sum())
     if len(x) < 2 or tokens < 2 * MIN_GROUP_TOKENS:
         return packed_encoder(x, layers, attention_mask, config, activation, position_bias)
-    blas, threads, pool = blas_threads()
-    groups = sequence_groups(attention_mask, min(threads, tokens // MIN_GROUP_TOKENS))
+    groups = sequence_groups(attention_mask, min(blas_thread_count(), tokens // MIN_GROUP_TOKENS))
     if len(groups) < 2:
         return packed_encoder(x, layers, attention_mask, config, activation, position_bias)
 
@@ -54,10 +42,8 @@ def fast_encoder(x, layers, attention_mask, config, activation, position_bias=No
         bias = position_bias if position_bias is None or len(position_bias) == 1 else position_bias[group]
         return packed_encoder(x[group], layers, attention_mask[group], config, activation, bias)
 
-    with blas.limit(limits=1):
-        others = [pool.submit(run, group) for group in groups[1:]]
-        outputs = [run(groups[0])] + [future.result() for future in others]
-    return np.concatenate(outputs)
+    with blas_limited_to_one_thread():  # one BLAS thread a group; the count comes back when the last caller leaves
+        return np.concatenate(run_parallel(run, groups))
 
 
 def pack(x, attention_mask):
