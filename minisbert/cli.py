@@ -44,7 +44,8 @@ def encode_command(arguments):
     if arguments.output:
         with open(arguments.output, "wb") as file:  # np.save(name) would add ".npy" to a name without it
             np.save(file, embeddings)
-        print(f"wrote {embeddings.shape[0]} x {embeddings.shape[1]} float32 embeddings to {arguments.output}")
+        rows, dimension = embeddings.shape
+        print(f"wrote {rows} x {dimension} {embeddings.dtype} embeddings to {arguments.output}")
         return
     for sentence, embedding in zip(sentences, embeddings):
         print(json.dumps({"sentence": sentence, "embedding": [round(float(x), 7) for x in embedding]}))
