@@ -114,3 +114,11 @@ def top_k(scores, k):
     if running.nan_counts.any():
         raise ValueError("top_k: the scores hold NaN, which has no rank")
     return running.result()
+
+
+def merge_top_k(values, indices, k):
+    """The k best of each row among candidates gathered from several chunks (each chunk's own top-k, indices
+    already global): values, indices (n, candidates) -> (n, min(k, candidates)), best first, in the same order
+    as top_k (larger value first, equal values by smaller index)."""
+    order = np.lexsort((indices, -values), axis=-1)[:, :k]  # (n, min(k, candidates))
+    return np.take_along_axis(values, order, axis=1), np.take_along_axis(indices, order, axis=1)

@@ -37,13 +37,19 @@ def load_model(arguments):
 def encode_command(arguments):
     if arguments.sparse:
         return sparse_encode_command(arguments)
+    if streaming_requested(arguments):
+        return encode_to_store_command(arguments)
     sentences = read_sentences(arguments)
     model = load_model(arguments)
-    embeddings = model.encode(sentences, batch_size=arguments.batch_size, normalize_embeddings=arguments.normalize)
+    embeddings = model.encode(
+        sentences, batch_size=arguments.batch_size, normalize_embeddings=arguments.normalize,
+        **output_options(arguments),
+    )
     if arguments.output:
         with open(arguments.output, "wb") as file:  # np.save(name) would add ".npy" to a name without it
             np.save(file, embeddings)
-        print(f"wrote {embeddings.shape[0]} x {embeddings.shape[1]} float32 embeddings to {arguments.output}")
+        rows, dimension = embeddings.shape
+        print(f"wrote {rows} x {dimension} {embeddings.dtype} embeddings to {arguments.output}")
         return
     for sentence, embedding in zip(sentences, embeddings):
         print(json.dumps({"sentence": sentence, "embedding": [round(float(x), 7) for x in embedding]}))
@@ -183,6 +189,8 @@ def cached_corpus_embeddings(model, corpus_path, sentences, corpus_bytes, batch_
 
 
 def search_command(arguments):
+    if arguments.embeddings:
+        return search_store_command(arguments)
     from minisbert.similarity import SIMILARITY_FUNCTIONS
     from minisbert.util import semantic_search
 
@@ -281,6 +289,7 @@ def build_parser():
     add_train_command(commands)
     add_rerank_command(commands)
     add_info_command(commands)
+    add_streaming_arguments(commands)
     return parser
 
 
@@ -336,6 +345,88 @@ def add_info_command(commands):
     commands.choices["encode"].add_argument(
         "--quantize", choices=["int8"], default=None, help="int8 weights and activations (faster, ~1%% less exact)"
     )
+
+
+
+
+def add_streaming_arguments(commands):
+    """encode: the options that change the embeddings, and streaming into a resumable .zarr store on this
+    machine or a Dask cluster (minisbert.streaming); search: over such a store."""
+    encode = commands.choices["encode"]
+    encode.add_argument("--prompt", help="text put before every sentence")
+    encode.add_argument("--prompt-name", help="the model's prompt of that name (e.g. query, document)")
+    encode.add_argument("--truncate-dim", type=int, help="keep the first N dimensions")
+    encode.add_argument("--precision", choices=["float32", "int8", "uint8", "binary", "ubinary"])
+    encode.add_argument(
+        "--chunk-size", type=int,
+        help="with --output NAME.zarr: lines read, encoded and written at a time (default: the store's, else 10000)",
+    )
+    cluster = encode.add_mutually_exclusive_group()
+    cluster.add_argument("--workers", type=int, help="with --output NAME.zarr: on a local Dask cluster of N processes")
+    cluster.add_argument(
+        "--scheduler", help="with --output NAME.zarr: on the running Dask cluster at ADDRESS (tcp://host:8786)"
+    )
+    commands.choices["search"].add_argument(
+        "--embeddings", help="a .zarr store made from --corpus by minisbert encode --output: searched chunk by chunk"
+    )
+
+
+def output_options(arguments):
+    """encode()'s options from the command line: those given, by their encode() names."""
+    options = {
+        "prompt": arguments.prompt, "prompt_name": arguments.prompt_name, "truncate_dim": arguments.truncate_dim,
+        "precision": arguments.precision,
+    }
+    return {name: value for name, value in options.items() if value is not None}
+
+
+def streaming_requested(arguments):
+    zarr_output = (arguments.output or "").rstrip("/\\").endswith(".zarr")
+    return zarr_output or arguments.workers is not None or arguments.scheduler or arguments.chunk_size is not None
+
+
+def encode_to_store_command(arguments):
+    from minisbert import streaming
+
+    output = (arguments.output or "").rstrip("/\\")
+    if not output.endswith(".zarr"):
+        raise SystemExit(
+            "minisbert: --workers, --scheduler and --chunk-size write a zarr store: pass --output NAME.zarr"
+        )
+    if arguments.sentences or arguments.input in (None, "-"):
+        raise SystemExit(
+            "minisbert: --output NAME.zarr streams a file and can resume from it: pass --input FILE "
+            "(not sentences as arguments or standard input)"
+        )
+    options = {"batch_size": arguments.batch_size, "normalize_embeddings": arguments.normalize}
+    try:
+        encoded, written, embeddings = streaming.encode_file_to_store(
+            arguments.input, output, arguments.model, {**options, **output_options(arguments)},
+            arguments.chunk_size, arguments.workers, arguments.scheduler,
+        )
+    except ImportError as error:
+        raise SystemExit(f"minisbert: {error}") from None
+    except KeyboardInterrupt:
+        raise SystemExit(f"minisbert: interrupted; run the same command again to resume {output}") from None
+    rows, dimension = embeddings.shape
+    print(f"wrote {rows} x {dimension} {embeddings.dtype} embeddings to {output} "
+          f"({encoded} chunks encoded now, {written} already written)")
+
+
+def search_store_command(arguments):
+    from minisbert import streaming
+
+    try:
+        results = streaming.search_store(
+            arguments.embeddings, arguments.corpus, arguments.query, arguments.model, arguments.top_k,
+            arguments.batch_size,
+        )
+    except ImportError as error:
+        raise SystemExit(f"minisbert: {error}") from None
+    for query, hits in zip(arguments.query, results):
+        print(f"query: {query}")
+        for rank, (score, number, line) in enumerate(hits, 1):
+            print(f"{rank:4d}. {score:.4f}  line {number}: {line}")
 
 
 def main(argv=None):
