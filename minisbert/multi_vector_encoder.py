@@ -386,22 +386,21 @@ class MaxSimTrace:
                 for i, (q, j) in enumerate(zip(self.query_tokens, best))]
 
 
-def scored_token_strings(model, text, task):
-    # the tokens of one text that encode keeps, as strings (expansion positions show as the expansion token)
-    features = model.forward([text], task=task)
-    ids = features["input_ids"][0][features["scoring_mask"][0]]
-    return [model.tokenizer.backend.id_to_token(int(i)) for i in ids], features
+def scored_tokens_of(model, text, task):
+    # one text as encode_query / encode_document sees it -> its scored tokens as strings (expansion positions show
+    # as the expansion token), their vectors (s, dim)
+    features = model.forward([(model.prompts.get(task) or "") + text], task=task)
+    mask = features["scoring_mask"][0]
+    tokens = [model.tokenizer.backend.id_to_token(int(i)) for i in features["input_ids"][0][mask]]
+    return tokens, features["token_embeddings"][0][mask].astype(np.float32, copy=False)
 
 
 def maxsim_trace(model, query, document):
     for name, text in (("query", query), ("document", document)):
         if not isinstance(text, str):
             raise TypeError(f"trace() takes a query and a document string; the {name} is {type(text).__name__}")
-    query_vectors = model.encode_query(query)
-    document_vectors = model.encode_document(document)
-    query_prompt, document_prompt = model.prompts.get("query") or "", model.prompts.get("document") or ""
-    query_tokens, _ = scored_token_strings(model, query_prompt + query, "query")
-    document_tokens, _ = scored_token_strings(model, document_prompt + document, "document")
+    query_tokens, query_vectors = scored_tokens_of(model, query, "query")
+    document_tokens, document_vectors = scored_tokens_of(model, document, "document")
     similarities = query_vectors @ document_vectors.T  # (s, t)
     score = float(model.similarity([query_vectors], [document_vectors])[0, 0])
     return MaxSimTrace(query_tokens, document_tokens, similarities, score)
