@@ -22,6 +22,7 @@ from tokenizers import Tokenizer as BackendTokenizer
 
 from minisbert import util
 from minisbert.loading import ModelLoadError, read_json, resolve_model_folder
+from minisbert.models.checkpoint import Checkpoint
 from minisbert.modules import Dense, Normalize, Transformer
 from minisbert.sentence_transformer import (
     DEFAULT_PROMPTS,
@@ -32,6 +33,7 @@ from minisbert.sentence_transformer import (
 )
 from minisbert.sparse_encoder import check_family
 from minisbert.tokenization import Tokenizer, special_token_text
+from minisbert.weights import load_weights
 
 logger = logging.getLogger(__name__)
 
@@ -271,6 +273,49 @@ def load_multi_vector_modules(folder, settings):
     return modules
 
 
+class TokenProjection:
+    """Stanford ColBERT's projection: linear.weight (out, in), no bias, stored beside the encoder's weights."""
+
+    def __init__(self, weight):
+        self.weight = weight  # (out_features, in_features)
+        self.out_features = weight.shape[0]
+
+    def __call__(self, features):
+        features["token_embeddings"] = features["token_embeddings"] @ self.weight.T  # (batch, seq, out_features)
+        return features
+
+
+def is_stanford_colbert(folder):
+    config = read_json(folder / "config.json", required=False) or {}
+    return not (folder / "modules.json").is_file() and "HF_ColBERT" in (config.get("architectures") or [])
+
+
+def stanford_colbert_modules(folder):
+    """Stanford-NLP ColBERT (config.json's architectures ["HF_ColBERT"], e.g. colbert-ir/colbertv2.0): no
+    modules.json; settings in artifact.metadata; [Q] / [D] markers ([unused0] / [unused1]) as prompts, one token
+    each; queries always [MASK]-expanded. Returns the modules and the prompts, as sentence-transformers builds them."""
+    metadata = read_json(folder / "artifact.metadata", required=False) or {}
+    prefixes = {"query": (metadata.get("query_token_id") or "[unused0]") + " ",
+                "document": (metadata.get("doc_token_id") or "[unused1]") + " "}
+    defaults = {"query_expansion": {"strategy": "fixed", "attend": bool(metadata.get("attend_to_mask_tokens")),
+                                    "length": metadata.get("query_maxlen") or 32}}
+    if metadata.get("doc_maxlen") is not None:
+        defaults["document_length"] = metadata["doc_maxlen"]
+    transformer = LateInteractionTransformer(folder, defaults, prefixes)
+    weight = Checkpoint(load_weights(folder)).tensors.get("linear.weight")
+    if weight is None or np.ndim(weight) != 2 or weight.shape[1] != transformer.config["hidden_size"]:
+        raise ModelLoadError(f"{folder}: a Stanford ColBERT checkpoint needs linear.weight (dim, "
+                             f"{transformer.config['hidden_size']}) beside the encoder's weights")
+    skiplist = list(string.punctuation) if metadata.get("mask_punctuation", True) else []
+    modules = [
+        transformer,
+        TokenProjection(np.asarray(weight, dtype=np.float32)),
+        MultiVectorMask({"skiplist_words": skiplist}, transformer.tokenizer),
+        Normalize("token_embeddings"),
+    ]
+    return modules, prefixes
+
+
 class MultiVectorEncoder:
     def __init__(self, model_name_or_path=None, *, prompts=None, default_prompt_name=None, similarity_fn_name=None,
                  cache_folder=None):
@@ -278,8 +323,11 @@ class MultiVectorEncoder:
         settings = read_json(self.folder / "config_sentence_transformers.json", required=False) or {}
         if settings.get("model_type") != "ColBERT":  # PyLate v3's name for it
             check_family(self.folder, settings, "MultiVectorEncoder")
-        self.modules = load_multi_vector_modules(self.folder, settings)
-        saved_prompts, _ = legacy_prompts(settings)
+        if is_stanford_colbert(self.folder):
+            self.modules, saved_prompts = stanford_colbert_modules(self.folder)
+        else:
+            self.modules = load_multi_vector_modules(self.folder, settings)
+            saved_prompts, _ = legacy_prompts(settings)
         self.prompts = {**DEFAULT_PROMPTS, **saved_prompts, **(prompts or {})}
         self.default_prompt_name = default_prompt_name or settings.get("default_prompt_name")
         if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
@@ -306,7 +354,7 @@ class MultiVectorEncoder:
         return self.transformer.tokenizer
 
     def get_sentence_embedding_dimension(self):
-        dense = [module.out_features for module in self.modules if isinstance(module, Dense)]
+        dense = [module.out_features for module in self.modules if isinstance(module, (Dense, TokenProjection))]
         return dense[-1] if dense else self.transformer.config["hidden_size"]
 
     def forward(self, texts, task=None, record=None):
@@ -386,22 +434,21 @@ class MaxSimTrace:
                 for i, (q, j) in enumerate(zip(self.query_tokens, best))]
 
 
-def scored_token_strings(model, text, task):
-    # the tokens of one text that encode keeps, as strings (expansion positions show as the expansion token)
-    features = model.forward([text], task=task)
-    ids = features["input_ids"][0][features["scoring_mask"][0]]
-    return [model.tokenizer.backend.id_to_token(int(i)) for i in ids], features
+def scored_tokens_of(model, text, task):
+    # one text as encode_query / encode_document sees it -> its scored tokens as strings (expansion positions show
+    # as the expansion token), their vectors (s, dim)
+    features = model.forward([(model.prompts.get(task) or "") + text], task=task)
+    mask = features["scoring_mask"][0]
+    tokens = [model.tokenizer.backend.id_to_token(int(i)) for i in features["input_ids"][0][mask]]
+    return tokens, features["token_embeddings"][0][mask].astype(np.float32, copy=False)
 
 
 def maxsim_trace(model, query, document):
     for name, text in (("query", query), ("document", document)):
         if not isinstance(text, str):
             raise TypeError(f"trace() takes a query and a document string; the {name} is {type(text).__name__}")
-    query_vectors = model.encode_query(query)
-    document_vectors = model.encode_document(document)
-    query_prompt, document_prompt = model.prompts.get("query") or "", model.prompts.get("document") or ""
-    query_tokens, _ = scored_token_strings(model, query_prompt + query, "query")
-    document_tokens, _ = scored_token_strings(model, document_prompt + document, "document")
+    query_tokens, query_vectors = scored_tokens_of(model, query, "query")
+    document_tokens, document_vectors = scored_tokens_of(model, document, "document")
     similarities = query_vectors @ document_vectors.T  # (s, t)
     score = float(model.similarity([query_vectors], [document_vectors])[0, 0])
     return MaxSimTrace(query_tokens, document_tokens, similarities, score)

@@ -223,3 +223,19 @@ def test_pylate_v3_folders_load_as_sentence_transformers_loads_them(tmp_path, op
         expected = getattr(reference, method)(HARD_TEXTS, batch_size=16, convert_to_numpy=True)
         assert_same_token_vectors(getattr(model, method)(HARD_TEXTS, batch_size=7), expected)
     assert len(model.encode_query("a")) == 16
+
+
+def test_stanford_colbert_folders_load_as_sentence_transformers_loads_them(tmp_path):
+    from sentence_transformers import MultiVectorEncoder as ReferenceMultiVectorEncoder
+    from tiny_retrieval_models import build_stanford_colbert
+
+    from minisbert import MultiVectorEncoder
+
+    folder = build_stanford_colbert(tmp_path / "stanford")
+    model, reference = MultiVectorEncoder(folder), ReferenceMultiVectorEncoder(str(folder), device="cpu")
+    assert model.prompts["query"] == reference.prompts["query"] == "[unused0] "
+    assert model.get_sentence_embedding_dimension() == 16
+    for method in ("encode_query", "encode_document"):
+        expected = getattr(reference, method)(HARD_TEXTS, batch_size=16, convert_to_numpy=True)
+        assert_same_token_vectors(getattr(model, method)(HARD_TEXTS, batch_size=7), expected)
+    assert len(model.encode_query("a")) == 12

@@ -304,3 +304,27 @@ def test_a_fill_mask_module_without_its_head_names_the_missing_tensors(tiny_mode
     ]))
     with pytest.raises(CheckpointError, match="missing tensor 'cls.predictions.transform.dense.weight'"):
         SparseEncoder(broken)
+
+
+def test_minisbert_imports_without_scipy_and_names_the_extra(splade):
+    """scipy is the optional extra 'sparse': import minisbert and dense output work without it; sparse output says
+    what to install."""
+    import subprocess
+    import sys
+
+    model, _ = splade(architecture="bert")
+    check = f"""
+import sys
+sys.modules["scipy"] = None  # as if scipy were not installed
+import minisbert
+model = minisbert.SparseEncoder({str(model.folder)!r})
+print(model.encode(["a text"], convert_to_sparse_tensor=False).shape)
+try:
+    model.encode(["a text"])
+except ImportError as error:
+    print("ImportError:", error)
+"""
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert f"(1, {model.get_sentence_embedding_dimension()})" in result.stdout
+    assert "ImportError: sparse embeddings need scipy: pip install 'minisbert[sparse]'" in result.stdout

@@ -128,3 +128,26 @@ def build_pylate_colbert(folder, architecture="bert", skiplist_words=None, atten
         settings["skiplist_words"] = skiplist_words
     (folder / "config_sentence_transformers.json").write_text(json.dumps(settings))
     return folder
+
+
+def build_stanford_colbert(folder, query_maxlen=12, doc_maxlen=40, attend_to_mask_tokens=False):
+    """Saves a tiny ColBERT checkpoint as Stanford-NLP's colbert library does (colbert-ir/colbertv2.0): a BERT
+    whose config.json names the architecture HF_ColBERT, the projection as linear.weight beside the encoder's
+    weights, the settings in artifact.metadata, no sentence-transformers files."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    transformers_model_and_tokenizer("bert", folder)
+    tensors = {f"bert.{name}": tensor for name, tensor in load_file(folder / "model.safetensors").items()}
+    tensors["linear.weight"] = torch.randn(16, 32, generator=torch.Generator().manual_seed(6))
+    save_file(tensors, folder / "model.safetensors")
+    config = json.loads((folder / "config.json").read_text())
+    config["architectures"] = ["HF_ColBERT"]
+    (folder / "config.json").write_text(json.dumps(config))
+    metadata = {"query_maxlen": query_maxlen, "doc_maxlen": doc_maxlen, "mask_punctuation": True,
+                "attend_to_mask_tokens": attend_to_mask_tokens, "query_token_id": "[unused0]",
+                "doc_token_id": "[unused1]"}
+    (folder / "artifact.metadata").write_text(json.dumps(metadata))
+    return folder
