@@ -7,6 +7,7 @@ import numba
 import numpy as np
 
 from minisbert.kernels.topk import heap_push
+from minisbert.threads import split_rows
 
 _M1, _M2, _M4 = np.uint64(0x5555555555555555), np.uint64(0x3333333333333333), np.uint64(0x0F0F0F0F0F0F0F0F)
 _H01 = np.uint64(0x0101010101010101)
@@ -30,17 +31,18 @@ def _popcount(x):
     return np.int64((x * _H01) >> _S56)
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(nogil=True, cache=True)
 def _hamming_top_k(query_words, corpus_words, column_offset, heap_values, heap_indices, heap_sizes):
     # query_words (q, words), corpus_words (c, words) uint64; heaps (q, k) of -distance, as in RunningTopK.
     # Corpus rows arrive in increasing index order, so a candidate must beat the worst kept score strictly.
-    # One parallel task per group of queries (no barrier per block: robust on a busy machine); each task copies a
-    # corpus block transposed, so that the popcount loop over its rows is contiguous and vectorises.
+    # Groups of queries, each copying a corpus block transposed, so that the popcount loop over its rows is
+    # contiguous and vectorises; the caller splits the queries over threads (no barrier per block: robust on a
+    # busy machine).
     k = heap_values.shape[1]
     if k == 0:
         return
     words = corpus_words.shape[1]
-    for group in numba.prange((query_words.shape[0] + QUERY_GROUP - 1) // QUERY_GROUP):
+    for group in range((query_words.shape[0] + QUERY_GROUP - 1) // QUERY_GROUP):
         first_query, end_query = group * QUERY_GROUP, min((group + 1) * QUERY_GROUP, query_words.shape[0])
         block = np.empty((words, CORPUS_BLOCK), dtype=np.uint64)  # (words, block) transposed corpus rows
         distances = np.empty(CORPUS_BLOCK, dtype=np.int64)  # (block,)
@@ -76,7 +78,11 @@ def hamming_top_k_update(running, query_words, corpus_words, column_offset, firs
     """Offers -(Hamming distance) of queries first_row ... to corpus rows column_offset ... to a RunningTopK of
     int64 scores. Chunks of corpus rows must come in increasing order (ties keep the smaller index)."""
     rows = slice(first_row, first_row + len(query_words))
-    _hamming_top_k(
-        query_words, corpus_words, column_offset, running.values[rows], running.indices[rows], running.sizes[rows]
+    values, indices, sizes = running.values[rows], running.indices[rows], running.sizes[rows]
+    split_rows(
+        len(query_words),
+        lambda part: _hamming_top_k(query_words[part], corpus_words, column_offset, values[part], indices[part], sizes[part]),
+        work_per_row=corpus_words.size,
+        multiple=QUERY_GROUP,
     )
     running.columns_seen = max(running.columns_seen, column_offset + len(corpus_words))

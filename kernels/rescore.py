@@ -6,16 +6,18 @@ it, without widening the candidates to an int64/float64 copy first.
 import numba
 import numpy as np
 
+from minisbert.threads import split_rows
+
 
 def candidate_scores_reference(queries, candidates):
     """queries (q, dim), candidates (q, c, dim) -> (q, c) float64 dot products."""
     return np.einsum("ij,ikj->ik", queries.astype(np.float64), candidates.astype(np.float64))
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(nogil=True, cache=True)
 def _candidate_scores(queries, candidates, out):
-    # queries (q, dim), candidates (q, c, dim) of any numeric dtype -> out (q, c) float64
-    for i in numba.prange(candidates.shape[0]):
+    # queries (q, dim), candidates (q, c, dim) of any numeric dtype -> out (q, c) float64; rows split over threads
+    for i in range(candidates.shape[0]):
         for c in range(candidates.shape[1]):
             total = 0.0
             for d in range(candidates.shape[2]):
@@ -29,5 +31,9 @@ def candidate_scores(queries, candidates):
     if candidates.ndim != 3 or queries.shape != (candidates.shape[0], candidates.shape[2]):
         raise ValueError(f"expected queries (q, dim) and candidates (q, c, dim), got {queries.shape}, {candidates.shape}")
     out = np.empty(candidates.shape[:2], dtype=np.float64)
-    _candidate_scores(queries, candidates, out)
+    split_rows(
+        len(queries),
+        lambda part: _candidate_scores(queries[part], candidates[part], out[part]),
+        work_per_row=candidates.shape[1] * candidates.shape[2],
+    )
     return out

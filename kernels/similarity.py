@@ -8,6 +8,8 @@ versions compare row i of a with row i of b -> (n,).
 import numba
 import numpy as np
 
+from minisbert.threads import split_rows
+
 NORM_EPSILON = 1e-12  # torch.nn.functional.normalize's default eps
 
 
@@ -47,9 +49,10 @@ def _normalize_rows(x, out):
             out[i, d] = x[i, d] * scale
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(nogil=True, cache=True)
 def _negative_euclidean(a, b, out):
-    for i in numba.prange(a.shape[0]):
+    # a (n, dim), b (m, dim) -> out (n, m); the rows of a are split over threads by the caller
+    for i in range(a.shape[0]):
         for j in range(b.shape[0]):
             squared = 0.0
             for d in range(a.shape[1]):
@@ -58,9 +61,9 @@ def _negative_euclidean(a, b, out):
             out[i, j] = -np.sqrt(squared)
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(nogil=True, cache=True)
 def _negative_manhattan(a, b, out):
-    for i in numba.prange(a.shape[0]):
+    for i in range(a.shape[0]):
         for j in range(b.shape[0]):
             total = 0.0
             for d in range(a.shape[1]):
@@ -114,14 +117,14 @@ def dot_product(a, b):
 def negative_euclidean_distance(a, b):
     a, b = _pair(a, b)
     out = np.empty((a.shape[0], b.shape[0]), dtype=a.dtype)
-    _negative_euclidean(a, b, out)
+    split_rows(len(a), lambda part: _negative_euclidean(a[part], b, out[part]), work_per_row=b.size)
     return out
 
 
 def negative_manhattan_distance(a, b):
     a, b = _pair(a, b)
     out = np.empty((a.shape[0], b.shape[0]), dtype=a.dtype)
-    _negative_manhattan(a, b, out)
+    split_rows(len(a), lambda part: _negative_manhattan(a[part], b, out[part]), work_per_row=b.size)
     return out
 
 

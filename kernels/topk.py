@@ -6,6 +6,8 @@ chunks. Order: larger score first, equal scores by smaller index first (a total 
 import numba
 import numpy as np
 
+from minisbert.threads import split_rows
+
 
 def top_k_reference(scores, k):
     """The k best of each row, best first: scores (n, m) -> values (n, min(k, m)), indices (n, min(k, m)) int64."""
@@ -57,10 +59,11 @@ def heap_push(heap_values, heap_indices, row, size, value, index):
     return size
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(nogil=True, cache=True)
 def _merge_scores(scores, column_offset, heap_values, heap_indices, heap_sizes, nan_counts):
-    # scores (rows, columns); heap_values, heap_indices (rows, k); heap_sizes, nan_counts (rows,)
-    for row in numba.prange(scores.shape[0]):
+    # scores (rows, columns); heap_values, heap_indices (rows, k); heap_sizes, nan_counts (rows,). nogil: rows
+    # are split over threads by minisbert.threads.split_rows (not numba's parallel=True: see that module)
+    for row in range(scores.shape[0]):
         size = heap_sizes[row]
         for column in range(scores.shape[1]):
             value = scores[row, column]
@@ -87,8 +90,11 @@ class RunningTopK:
         rows = slice(first_row, first_row + len(scores))
         if scores.ndim != 2 or len(scores) != len(self.values[rows]):
             raise ValueError(f"expected scores of shape ({len(self.values[rows])}, columns), got {scores.shape}")
-        _merge_scores(
-            scores, column_offset, self.values[rows], self.indices[rows], self.sizes[rows], self.nan_counts[rows]
+        values, indices, sizes, nan_counts = self.values[rows], self.indices[rows], self.sizes[rows], self.nan_counts[rows]
+        split_rows(
+            len(scores),
+            lambda part: _merge_scores(scores[part], column_offset, values[part], indices[part], sizes[part], nan_counts[part]),
+            work_per_row=scores.shape[1],
         )
         self.columns_seen = max(self.columns_seen, column_offset + scores.shape[1])
 
@@ -108,3 +114,11 @@ def top_k(scores, k):
     if running.nan_counts.any():
         raise ValueError("top_k: the scores hold NaN, which has no rank")
     return running.result()
+
+
+def merge_top_k(values, indices, k):
+    """The k best of each row among candidates gathered from several chunks (each chunk's own top-k, indices
+    already global): values, indices (n, candidates) -> (n, min(k, candidates)), best first, in the same order
+    as top_k (larger value first, equal values by smaller index)."""
+    order = np.lexsort((indices, -values), axis=-1)[:, :k]  # (n, min(k, candidates))
+    return np.take_along_axis(values, order, axis=1), np.take_along_axis(indices, order, axis=1)

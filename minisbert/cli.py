@@ -4,10 +4,12 @@ or standard input. ``models`` lists the hub models known to work. ``search`` fin
 to a query (embeddings cached beside the file); ``evaluate`` reports the correlation of similarities with gold
 scores on a CSV/TSV of sentence pairs; ``explain`` draws what happens inside the model for a text. ``rerank``
 orders candidate lines by a cross-encoder's score with a query, and ``search --rerank`` reorders search's hits so.
+``train`` fine-tunes a model on a CSV/TSV of examples (minisbert.training) and saves it.
 """
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -29,16 +31,25 @@ def read_sentences(arguments):
 def load_model(arguments):
     from minisbert import SentenceTransformer
 
-    return SentenceTransformer(arguments.model)
+    return SentenceTransformer(arguments.model, quantize=getattr(arguments, "quantize", None))
 
 
 def encode_command(arguments):
+    if arguments.sparse:
+        return sparse_encode_command(arguments)
+    if streaming_requested(arguments):
+        return encode_to_store_command(arguments)
     sentences = read_sentences(arguments)
     model = load_model(arguments)
-    embeddings = model.encode(sentences, batch_size=arguments.batch_size, normalize_embeddings=arguments.normalize)
+    embeddings = model.encode(
+        sentences, batch_size=arguments.batch_size, normalize_embeddings=arguments.normalize,
+        **output_options(arguments),
+    )
     if arguments.output:
-        np.save(arguments.output, embeddings)
-        print(f"wrote {embeddings.shape[0]} x {embeddings.shape[1]} float32 embeddings to {arguments.output}")
+        with open(arguments.output, "wb") as file:  # np.save(name) would add ".npy" to a name without it
+            np.save(file, embeddings)
+        rows, dimension = embeddings.shape
+        print(f"wrote {rows} x {dimension} {embeddings.dtype} embeddings to {arguments.output}")
         return
     for sentence, embedding in zip(sentences, embeddings):
         print(json.dumps({"sentence": sentence, "embedding": [round(float(x), 7) for x in embedding]}))
@@ -62,7 +73,8 @@ def models_command(arguments):
         modules = [f"Pooling({'+'.join(known.pooling)})"]
         modules += [f"Dense({out}, {activation})" for out, activation in known.dense]
         modules += ["Normalize"] if known.normalize else []
-        print(f"{known.hub_id:60} {known.model_type:12} {known.dimension:5}  {' -> '.join(modules)}")
+        prompts = f"  prompts: {', '.join(known.prompts)}" if known.prompts else ""
+        print(f"{known.hub_id:60} {known.model_type:12} {known.dimension:5}  {' -> '.join(modules)}{prompts}")
     print_known_rerankers()
 
 
@@ -78,8 +90,10 @@ def format_similarity_matrix(sentences, scores, function_name):
 
 
 def explain_command(arguments):
-    from minisbert.plots import save_explanation
+    from minisbert.plots import PLOT_INSTALL_COMMAND, save_explanation
 
+    if importlib.util.find_spec("matplotlib") is None:  # before any folder is made
+        raise SystemExit(f"minisbert: explain draws with matplotlib, which is not installed: {PLOT_INSTALL_COMMAND}")
     model = load_model(arguments)
     folder = Path(arguments.out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -151,14 +165,19 @@ def cached_corpus_embeddings(model, corpus_path, sentences, corpus_bytes, batch_
     embeddings_path = corpus_path.with_name(corpus_path.name + ".minisbert.npy")
     key_path = corpus_path.with_name(corpus_path.name + ".minisbert.json")
     key = corpus_cache_key(model, corpus_bytes)
+    expected_shape = (len(sentences), model.get_sentence_embedding_dimension())
     try:
-        if json.loads(key_path.read_text(encoding="utf-8")).get("key") == key:
-            embeddings = np.load(embeddings_path, allow_pickle=False)
-            if embeddings.shape[0] == len(sentences):
-                print(f"minisbert: using cached embeddings {embeddings_path}", file=sys.stderr)
-                return embeddings
-    except (OSError, ValueError, AttributeError):
-        pass  # no cache or an unreadable one: encode again
+        if json.loads(key_path.read_text(encoding="utf-8")).get("key") != key:
+            raise ValueError("it was made from another corpus, model or minisbert version")
+        embeddings = np.load(embeddings_path, allow_pickle=False)
+        if embeddings.shape != expected_shape or embeddings.dtype != np.float32:
+            raise ValueError(f"it holds {embeddings.dtype} {embeddings.shape}, not float32 {expected_shape}")
+        print(f"minisbert: using cached embeddings {embeddings_path}", file=sys.stderr)
+        return embeddings
+    except FileNotFoundError:
+        pass  # no cache yet
+    except (OSError, ValueError, AttributeError) as error:
+        print(f"minisbert: the cache {embeddings_path} is stale or unreadable ({error}): encoding again", file=sys.stderr)
     embeddings = model.encode(sentences, batch_size=batch_size)
     try:
         np.save(embeddings_path, embeddings)
@@ -170,12 +189,18 @@ def cached_corpus_embeddings(model, corpus_path, sentences, corpus_bytes, batch_
 
 
 def search_command(arguments):
+    if arguments.embeddings:
+        return search_store_command(arguments)
     from minisbert.similarity import SIMILARITY_FUNCTIONS
     from minisbert.util import semantic_search
 
     corpus_path = Path(arguments.corpus)
     corpus_bytes = corpus_path.read_bytes()
-    lines = [(number, line) for number, line in enumerate(corpus_bytes.decode("utf-8").splitlines(), 1) if line.strip()]
+    try:
+        text = corpus_bytes.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise SystemExit(f"minisbert: the corpus {corpus_path} is not UTF-8 text ({error})") from None
+    lines = [(number, line) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
     if not lines:
         raise SystemExit(f"minisbert: the corpus {corpus_path} has no non-empty line to search")
     model = load_model(arguments)
@@ -260,8 +285,148 @@ def build_parser():
     explain.set_defaults(function=explain_command)
     commands.add_parser("models", help="list the hub models known to work").set_defaults(function=models_command)
     add_search_commands(commands)
+    add_sparse_options(commands.choices["encode"])
+    add_train_command(commands)
     add_rerank_command(commands)
+    add_info_command(commands)
+    add_streaming_arguments(commands)
     return parser
+
+
+def info_lines():
+    """What minisbert runs with here: CPU, BLAS and its threads, numba's threading layer, the vector width numba
+    compiles for (and the instructions the GEMM kernels compiled to), numba's cache folder."""
+    import platform
+
+    import llvmlite.binding
+    import numba
+    from threadpoolctl import threadpool_info
+
+    from minisbert import __version__, vector_width
+    from minisbert.kernels import matmul
+    from minisbert.models import fast_encoder
+
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), None)
+    lines = [
+        f"minisbert {__version__}, python {platform.python_version()}, numpy {np.__version__}, "
+        f"numba {numba.__version__}",
+        f"cpu: {cpu or platform.processor()}, {matmul.available_cores()} cores available (LLVM: "
+        f"{llvmlite.binding.get_host_cpu_name()}, LLVM {'.'.join(map(str, llvmlite.binding.llvm_version_info))})",
+    ]
+    for pool in threadpool_info():
+        if pool["user_api"] == "blas":
+            lines.append(
+                f"BLAS: {pool['internal_api']} {pool['version']} ({pool.get('architecture')} kernel), "
+                f"{pool['num_threads']} threads, {pool['filepath']}"
+            )
+    layer = numba.config.THREADING_LAYER
+    lines.append(f"numba threading layer: {layer} requested ({numba.config.NUMBA_NUM_THREADS} threads); "
+                 "the encoder's kernels are serial, threaded by Python thread pools")
+    lines.append(f"vector width: {vector_width.WIDE_VECTORS}")
+    for kernel, report in matmul.compiled_instructions().items():
+        counts = ", ".join(f"{name} {count}" for name, count in report.items() if name != "registers")
+        lines.append(f"  {kernel}: {report['registers']} registers; {counts}")
+    lines.append(
+        f"fast encoder: packed numba GEMM up to {fast_encoder.PACKED_GEMM_MAX_TOKENS} tokens a call, OpenBLAS above"
+    )
+    example = Path(matmul.__file__).parent / "__pycache__"
+    cache = numba.config.CACHE_DIR or f"__pycache__ beside each module, e.g. {example}"
+    lines.append(f"numba cache: {cache}")
+    return lines
+
+
+def info_command(arguments):
+    print("\n".join(info_lines()))
+
+
+def add_info_command(commands):
+    info = commands.add_parser("info", help="CPU, BLAS, threads, vector width and numba cache in force")
+    info.set_defaults(function=info_command)
+    commands.choices["encode"].add_argument(
+        "--quantize", choices=["int8"], default=None, help="int8 weights and activations (faster, ~1%% less exact)"
+    )
+
+
+
+
+def add_streaming_arguments(commands):
+    """encode: the options that change the embeddings, and streaming into a resumable .zarr store on this
+    machine or a Dask cluster (minisbert.streaming); search: over such a store."""
+    encode = commands.choices["encode"]
+    encode.add_argument("--prompt", help="text put before every sentence")
+    encode.add_argument("--prompt-name", help="the model's prompt of that name (e.g. query, document)")
+    encode.add_argument("--truncate-dim", type=int, help="keep the first N dimensions")
+    encode.add_argument("--precision", choices=["float32", "int8", "uint8", "binary", "ubinary"])
+    encode.add_argument(
+        "--chunk-size", type=int,
+        help="with --output NAME.zarr: lines read, encoded and written at a time (default: the store's, else 10000)",
+    )
+    cluster = encode.add_mutually_exclusive_group()
+    cluster.add_argument("--workers", type=int, help="with --output NAME.zarr: on a local Dask cluster of N processes")
+    cluster.add_argument(
+        "--scheduler", help="with --output NAME.zarr: on the running Dask cluster at ADDRESS (tcp://host:8786)"
+    )
+    commands.choices["search"].add_argument(
+        "--embeddings", help="a .zarr store made from --corpus by minisbert encode --output: searched chunk by chunk"
+    )
+
+
+def output_options(arguments):
+    """encode()'s options from the command line: those given, by their encode() names."""
+    options = {
+        "prompt": arguments.prompt, "prompt_name": arguments.prompt_name, "truncate_dim": arguments.truncate_dim,
+        "precision": arguments.precision,
+    }
+    return {name: value for name, value in options.items() if value is not None}
+
+
+def streaming_requested(arguments):
+    zarr_output = (arguments.output or "").rstrip("/\\").endswith(".zarr")
+    return zarr_output or arguments.workers is not None or arguments.scheduler or arguments.chunk_size is not None
+
+
+def encode_to_store_command(arguments):
+    from minisbert import streaming
+
+    output = (arguments.output or "").rstrip("/\\")
+    if not output.endswith(".zarr"):
+        raise SystemExit(
+            "minisbert: --workers, --scheduler and --chunk-size write a zarr store: pass --output NAME.zarr"
+        )
+    if arguments.sentences or arguments.input in (None, "-"):
+        raise SystemExit(
+            "minisbert: --output NAME.zarr streams a file and can resume from it: pass --input FILE "
+            "(not sentences as arguments or standard input)"
+        )
+    options = {"batch_size": arguments.batch_size, "normalize_embeddings": arguments.normalize}
+    try:
+        encoded, written, embeddings = streaming.encode_file_to_store(
+            arguments.input, output, arguments.model, {**options, **output_options(arguments)},
+            arguments.chunk_size, arguments.workers, arguments.scheduler,
+        )
+    except ImportError as error:
+        raise SystemExit(f"minisbert: {error}") from None
+    except KeyboardInterrupt:
+        raise SystemExit(f"minisbert: interrupted; run the same command again to resume {output}") from None
+    rows, dimension = embeddings.shape
+    print(f"wrote {rows} x {dimension} {embeddings.dtype} embeddings to {output} "
+          f"({encoded} chunks encoded now, {written} already written)")
+
+
+def search_store_command(arguments):
+    from minisbert import streaming
+
+    try:
+        results = streaming.search_store(
+            arguments.embeddings, arguments.corpus, arguments.query, arguments.model, arguments.top_k,
+            arguments.batch_size,
+        )
+    except ImportError as error:
+        raise SystemExit(f"minisbert: {error}") from None
+    for query, hits in zip(arguments.query, results):
+        print(f"query: {query}")
+        for rank, (score, number, line) in enumerate(hits, 1):
+            print(f"{rank:4d}. {score:.4f}  line {number}: {line}")
 
 
 def main(argv=None):
@@ -270,6 +435,90 @@ def main(argv=None):
         arguments.function(arguments)
     except (ValueError, TypeError, OSError) as error:
         raise SystemExit(f"minisbert: {error}") from None
+
+
+def add_sparse_options(encode):
+    encode.add_argument("--sparse", action="store_true",
+                        help="a SparseEncoder (SPLADE) model: print each text's top weighted vocabulary entries")
+    encode.add_argument("--top-k", "-k", type=int, default=10, help="with --sparse: entries shown per text")
+    encode.add_argument("--query", action="store_true", help="with --sparse: encode as queries (encode_query)")
+
+
+def sparse_encode_command(arguments):
+    """JSON lines {"sentence", "tokens": [[token, weight], ...]} (top-k, heaviest first); --output FILE.npz saves
+    the whole csr_array with scipy.sparse.save_npz."""
+    from minisbert import SparseEncoder
+    from minisbert.sparse_encoder import scipy_sparse
+
+    sentences = read_sentences(arguments)
+    model = SparseEncoder(arguments.model)
+    encode = model.encode_query if arguments.query else model.encode_document
+    embeddings = encode(sentences, batch_size=arguments.batch_size)
+    if arguments.output:
+        scipy_sparse().save_npz(arguments.output, embeddings)
+        print(f"wrote {embeddings.shape[0]} x {embeddings.shape[1]} sparse embeddings ({embeddings.nnz} non-zeros) "
+              f"to {arguments.output}")
+        return
+    for sentence, tokens in zip(sentences, model.decode(embeddings, top_k=arguments.top_k)):
+        print(json.dumps({"sentence": sentence, "tokens": [[token, round(weight, 5)] for token, weight in tokens]},
+                         ensure_ascii=False))
+
+
+
+def train_command(arguments):
+    from minisbert.evaluation import EmbeddingSimilarityEvaluator, read_pairs
+    from minisbert.training import losses
+    from minisbert.training.data import read_examples
+    from minisbert.training.model import TrainingError
+    from minisbert.training.trainer import fit
+
+    loss_class = losses.LOSSES[arguments.loss]
+    columns = arguments.columns.split(",")
+    texts = len(columns) - loss_class.needs_labels
+    if loss_class.columns is not None and texts != loss_class.columns or texts < 1:
+        expected = f"{loss_class.columns or 'at least 1'} text column(s)" + (" and a label column" if loss_class.needs_labels else "")
+        raise TrainingError(f"--loss {arguments.loss} needs {expected}; --columns gives {len(columns)}: {arguments.columns}")
+    examples = read_examples(arguments.data, columns, loss_class.needs_labels)
+    model = load_model(arguments)
+    loss = loss_class(model)
+    evaluator = None
+    if arguments.evaluate:
+        evaluator = EmbeddingSimilarityEvaluator(*read_pairs(arguments.evaluate, arguments.evaluate_columns.split(",")))
+    history = fit(
+        model, examples, loss, epochs=arguments.epochs, batch_size=arguments.batch_size,
+        learning_rate=arguments.learning_rate, warmup_ratio=arguments.warmup_ratio, weight_decay=arguments.weight_decay,
+        seed=arguments.seed, evaluator=evaluator, evaluation_steps=arguments.evaluation_steps,
+        output_path=arguments.output, checkpoint_steps=arguments.checkpoint_steps, overwrite=arguments.overwrite,
+    )
+    last = history[-1]
+    metrics = "".join(f", {name} {value:.5f}" for name, value in last.items() if name not in ("step", "epoch", "loss", "learning_rate"))
+    print(f"trained {last['step']} steps on {len(examples)} examples: last loss {last['loss']:.5f}{metrics}")
+    print(f"saved in {arguments.output}")
+
+
+def add_train_command(commands):
+    train = commands.add_parser("train", help="fine-tune a model on a CSV/TSV of examples (no torch)")
+    train.add_argument("--model", "-m", default=None, help="model folder or hub id (default all-MiniLM-L6-v2)")
+    train.add_argument("--data", required=True, help="CSV or TSV file of training examples")
+    train.add_argument(
+        "--columns", required=True,
+        help="the text columns, then the label column if the loss needs one: header names or 1-based positions "
+        "(STS-B with cosent: 6,7,5)",
+    )
+    train.add_argument("--loss", default="cosent", choices=["cosine", "cosent", "angle", "mnrl", "contrastive", "triplet"])
+    train.add_argument("--output", "-o", required=True, help="folder to save the trained model in")
+    train.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
+    train.add_argument("--epochs", type=int, default=1)
+    train.add_argument("--batch-size", type=int, default=8)
+    train.add_argument("--learning-rate", "--lr", type=float, default=5e-5)
+    train.add_argument("--warmup-ratio", type=float, default=0.0)
+    train.add_argument("--weight-decay", type=float, default=0.0)
+    train.add_argument("--seed", type=int, default=42)
+    train.add_argument("--evaluate", help="CSV/TSV of scored pairs to evaluate on (EmbeddingSimilarityEvaluator)")
+    train.add_argument("--evaluate-columns", default="sentence1,sentence2,score", help="as evaluate's --columns")
+    train.add_argument("--evaluation-steps", type=int, default=0, help="also evaluate every N steps")
+    train.add_argument("--checkpoint-steps", type=int, default=0, help="save OUTPUT/checkpoint-N every N steps")
+    train.set_defaults(function=train_command)
 
 
 if __name__ == "__main__":

@@ -60,14 +60,21 @@ def read_pairs(path, columns=("sentence1", "sentence2", "score")):
     """sentences1, sentences2, scores from a CSV/TSV file of sentence pairs. columns names the two sentence
     columns and the score column in the header row, or gives their 1-based positions in a file without header
     (STS-B's files: columns=(6, 7, 5)). Tab-separated files (tab in the first line) are read without quoting."""
-    with open(path, encoding="utf-8", newline="") as file:
-        first_line = file.readline()
-        file.seek(0)
-        if "\t" in first_line:
-            rows = list(csv.reader(file, delimiter="\t", quoting=csv.QUOTE_NONE))
-        else:
-            rows = list(csv.reader(file))
+    try:
+        with open(path, encoding="utf-8", newline="") as file:
+            first_line = file.readline()
+            file.seek(0)
+            if "\t" in first_line:
+                rows = list(csv.reader(file, delimiter="\t", quoting=csv.QUOTE_NONE))
+            else:
+                rows = list(csv.reader(file))
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not UTF-8 text ({error})") from None
+    if len(columns) != 3:
+        raise ValueError(f"columns must name three columns (sentence1, sentence2, score), got {list(columns)}")
     if all(str(column).isdigit() for column in columns):
+        if not all(int(column) >= 1 for column in columns):
+            raise ValueError(f"column positions count from 1, got {list(columns)}")
         positions, first_row = [int(column) - 1 for column in columns], 1
     else:
         header = rows[0] if rows else []

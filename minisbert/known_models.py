@@ -17,6 +17,7 @@ class KnownModel:
     pooling: tuple  # the pooling modes, concatenated in this order
     dense: tuple = ()  # (out_features, activation class name) of each Dense module after the pooling
     normalize: bool = False  # a Normalize module ends the chain
+    prompts: tuple = ()  # the names of the prompts in its config_sentence_transformers.json (encode(prompt_name=...))
 
     @property
     def dimension(self):
@@ -50,6 +51,26 @@ KNOWN_MODELS = [
     KnownModel("jhgan/ko-sbert-nli", "bert", 768, ("mean",)),
     KnownModel("jhgan/ko-sroberta-multitask", "roberta", 768, ("mean",)),
     KnownModel("snunlp/KR-SBERT-V40K-klueNLI-augSTS", "bert", 768, ("mean",)),
+    KnownModel("Alibaba-NLP/gte-modernbert-base", "modernbert", 768, ("cls",), normalize=True),
+    KnownModel(
+        "nomic-ai/modernbert-embed-base", "modernbert", 768, ("mean",), normalize=True, prompts=("query", "document")
+    ),
+    KnownModel("Qwen/Qwen3-Embedding-0.6B", "qwen3", 1024, ("lasttoken",), normalize=True, prompts=("query", "document")),
+    KnownModel("Qwen/Qwen3-Embedding-4B", "qwen3", 2560, ("lasttoken",), normalize=True, prompts=("query", "document")),
+    KnownModel("Qwen/Qwen3-Embedding-8B", "qwen3", 4096, ("lasttoken",), normalize=True, prompts=("query", "document")),
+    KnownModel(
+        "google/embeddinggemma-300m",
+        "gemma3_text",
+        768,
+        ("mean",),
+        ((3072, "Identity"), (768, "Identity")),
+        normalize=True,
+        prompts=("query", "document", "Retrieval-query", "Retrieval-document", "Classification", "Clustering", "STS"),
+    ),
+    KnownModel("sentence-transformers/sentence-t5-base", "t5", 768, ("mean",), ((768, "Identity"),), normalize=True),
+    KnownModel("sentence-transformers/sentence-t5-large", "t5", 1024, ("mean",), ((768, "Identity"),), normalize=True),
+    KnownModel("sentence-transformers/gtr-t5-base", "t5", 768, ("mean",), ((768, "Identity"),), normalize=True),
+    KnownModel("sentence-transformers/gtr-t5-large", "t5", 1024, ("mean",), ((768, "Identity"),), normalize=True),
 ]
 
 

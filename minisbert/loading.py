@@ -93,6 +93,52 @@ def read_json(path, required=True):
 
 
 
+# Config validation: what each key a loader reads must hold. A check is (what it must be, test of a value).
+LARGEST_SIZE = 1 << 24  # a dimension, layer count or sequence length beyond this is a corrupt file, not a model
+
+
+def is_size(value):
+    return type(value) is int and 0 < value <= LARGEST_SIZE
+
+
+POSITIVE_SIZE = (f"a whole number from 1 to {LARGEST_SIZE}", is_size)
+COUNT = (f"a whole number from 0 to {LARGEST_SIZE}", lambda value: value == 0 or is_size(value))
+WHOLE_NUMBER = ("a whole number", lambda value: type(value) is int)
+POSITIVE_NUMBER = ("a number > 0", lambda value: type(value) in (int, float) and 0 < value < float("inf"))
+TEXT = ("a string", lambda value: isinstance(value, str))
+FLAG = ("true or false", lambda value: isinstance(value, bool))
+TEXT_OR_TEXTS = ("a string or a list of strings",
+                 lambda value: isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)))
+TOKEN = ("a token string or an object with a content string",
+         lambda value: isinstance(value, str) or (isinstance(value, dict) and isinstance(value.get("content"), str)))
+TEXT_BY_NAME = ("an object of strings (or null)",
+                lambda value: isinstance(value, dict) and all(isinstance(v, (str, type(None))) for v in value.values()))
+
+
+class ConfigError(ModelLoadError):
+    """A model's config file holds a value of the wrong type or range; the message names the file and key."""
+
+
+def read_config(path, checks, required=True):
+    """read_json, checked: the file must hold a JSON object, and each key of ``checks`` ({key: (what it must be,
+    test)}) it has must pass its test (null counts as absent). None if absent and not required."""
+    config = read_json(path, required)
+    if config is None:
+        return None
+    if not isinstance(config, dict):
+        raise ConfigError(f"corrupt model file {path}: expected a JSON object, found a {type(config).__name__}")
+    for key, (description, test) in checks.items():
+        if config.get(key) is not None and not test(config[key]):
+            raise ConfigError(f"corrupt model file {path}: {key!r} must be {description}, not {config[key]!r:.80}")
+    return config
+
+
+def require_keys(config, path, keys):
+    missing = [key for key in keys if config.get(key) is None]
+    if missing:
+        raise ConfigError(f"corrupt model file {path}: missing {', '.join(map(repr, missing))}")
+
+
 def saved_model_family(folder):
     """The sentence-transformers family a folder was saved as, as sentence-transformers reads it:
     config_sentence_transformers.json's model_type ("SentenceTransformer", "CrossEncoder", "SparseEncoder"...),

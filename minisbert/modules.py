@@ -10,14 +10,34 @@ import numpy as np
 
 from minisbert.kernels.pooling import max_pool, mean_pool
 from minisbert.kernels.similarity import normalize_rows
-from minisbert.loading import ModelLoadError, read_json
+from minisbert.loading import (
+    COUNT, FLAG, POSITIVE_NUMBER, POSITIVE_SIZE, TEXT, TEXT_OR_TEXTS, ConfigError, ModelLoadError, read_config,
+    read_json, require_keys,
+)
 from minisbert.models import architecture_for
 from minisbert.models.checkpoint import Checkpoint
 from minisbert.models.layers import ACTIVATIONS
-from minisbert.tokenization import Tokenizer
+from minisbert.tokenization import TOKENIZER_CONFIG_CHECKS, Tokenizer
 from minisbert.weights import load_weights
 
 logger = logging.getLogger(__name__)
+
+
+# The keys of a transformers config.json the architectures read (DistilBERT's own names too).
+TRANSFORMER_CONFIG_CHECKS = {
+    "model_type": TEXT,
+    **dict.fromkeys(
+        ("hidden_size", "dim", "num_hidden_layers", "n_layers", "num_attention_heads", "n_heads", "intermediate_size",
+         "hidden_dim", "vocab_size", "max_position_embeddings", "relative_attention_num_buckets", "head_dim"),
+        POSITIVE_SIZE,
+    ),
+    "type_vocab_size": COUNT,
+    "pad_token_id": COUNT,
+    "layer_norm_eps": POSITIVE_NUMBER,
+    "hidden_act": TEXT,
+    "activation": TEXT,
+}
+SENTENCE_BERT_CONFIG_CHECKS = {"max_seq_length": POSITIVE_SIZE, "do_lower_case": FLAG}
 
 
 class Transformer:
@@ -25,15 +45,18 @@ class Transformer:
 
     def __init__(self, folder):
         folder = Path(folder)
-        sentence_bert_config = read_json(folder / "sentence_bert_config.json", required=False) or {}
-        self.architecture, self.config = architecture_for(read_json(folder / "config.json"))
+        sentence_bert_config = read_config(folder / "sentence_bert_config.json", SENTENCE_BERT_CONFIG_CHECKS, False) or {}
+        self.architecture, self.config = architecture_for(read_config(folder / "config.json", TRANSFORMER_CONFIG_CHECKS))
         self.max_seq_length = sentence_bert_config.get("max_seq_length") or default_max_seq_length(
             folder, self.config
         )
         self.tokenizer = Tokenizer.from_folder(
             folder, self.max_seq_length, sentence_bert_config.get("do_lower_case", False)
         )
-        self.params = self.architecture.load_parameters(load_weights(folder), self.config)
+        try:
+            self.params = self.architecture.load_parameters(load_weights(folder), self.config)
+        except KeyError as error:  # a key the architecture needs, with no default
+            raise ConfigError(f"corrupt model file {folder / 'config.json'}: missing {error}") from None
 
     @classmethod
     def from_folder(cls, folder):
@@ -56,7 +79,7 @@ class Transformer:
 
 def default_max_seq_length(folder, config):
     """Without sentence_bert_config.json: the tokenizer's model_max_length, capped at the position table."""
-    tokenizer_config = read_json(folder / "tokenizer_config.json", required=False) or {}
+    tokenizer_config = read_config(folder / "tokenizer_config.json", TOKENIZER_CONFIG_CHECKS, required=False) or {}
     limits = [tokenizer_config.get("model_max_length"), config.get("max_position_embeddings")]
     limits = [limit for limit in limits if isinstance(limit, int) and limit > 0]
     if not limits:
@@ -77,6 +100,15 @@ LEGACY_POOLING_KEYS = {
 }
 
 
+POOLING_CONFIG_CHECKS = {
+    "embedding_dimension": POSITIVE_SIZE,
+    "word_embedding_dimension": POSITIVE_SIZE,
+    "pooling_mode": TEXT_OR_TEXTS,
+    "include_prompt": FLAG,
+    **dict.fromkeys(LEGACY_POOLING_KEYS, FLAG),
+}
+
+
 class Pooling:
     """Token embeddings (batch, seq, hidden) -> features["sentence_embedding"] (batch, modes * hidden): each
     mode's vector, concatenated. Without ``include_prompt`` the prompt's tokens are left out."""
@@ -92,14 +124,17 @@ class Pooling:
 
     @classmethod
     def from_folder(cls, folder):
-        config = read_json(Path(folder) / "config.json")
+        config = read_config(Path(folder) / "config.json", POOLING_CONFIG_CHECKS)
         dimension = config.get("embedding_dimension", config.get("word_embedding_dimension"))
         if dimension is None:
             raise ModelLoadError(f"{Path(folder) / 'config.json'} gives no embedding_dimension")
         mode = config.get("pooling_mode")
         if mode is None:  # legacy keys: the enabled modes in sentence-transformers' order, mean if none
             mode = tuple(name for key, name in LEGACY_POOLING_KEYS.items() if config.get(key)) or "mean"
-        return cls(dimension, mode, config.get("include_prompt", True))
+        try:
+            return cls(dimension, mode, config.get("include_prompt", True))
+        except ModelLoadError as error:
+            raise ModelLoadError(f"{Path(folder) / 'config.json'}: {error}") from None
 
     def __call__(self, features):
         token_embeddings = features["token_embeddings"]  # (batch, seq, hidden)
@@ -159,14 +194,29 @@ DENSE_ACTIVATIONS = {
 }
 
 
+DENSE_CONFIG_CHECKS = {
+    "in_features": POSITIVE_SIZE,
+    "out_features": POSITIVE_SIZE,
+    "bias": FLAG,
+    "use_residual": FLAG,
+    "activation_function": TEXT,
+    "module_input_name": TEXT,
+    "module_output_name": TEXT,
+}
+
+
 class Dense:
     """A linear layer and an activation on features[module_input_name] (the sentence embedding by default)."""
 
     def __init__(self, folder):
         folder = Path(folder)
-        config = read_json(folder / "config.json")
+        config = read_config(folder / "config.json", DENSE_CONFIG_CHECKS)
+        require_keys(config, folder / "config.json", ("in_features", "out_features"))
         self.in_features, self.out_features = config["in_features"], config["out_features"]
-        self.activation = dense_activation(config.get("activation_function", "torch.nn.modules.activation.Tanh"))
+        try:
+            self.activation = dense_activation(config.get("activation_function", "torch.nn.modules.activation.Tanh"))
+        except ModelLoadError as error:
+            raise ModelLoadError(f"{folder / 'config.json'}: {error}") from None
         self.input_name = config.get("module_input_name", "sentence_embedding")
         self.output_name = config.get("module_output_name") or self.input_name
         self.use_residual = config.get("use_residual", False)
@@ -216,7 +266,8 @@ class Normalize:
 
     @classmethod
     def from_folder(cls, folder):
-        config = read_json(Path(folder) / "config.json", required=False) or {}
+        checks = {"module_input_name": TEXT, "module_output_name": TEXT}
+        config = read_config(Path(folder) / "config.json", checks, required=False) or {}
         return cls(config.get("module_input_name", "sentence_embedding"), config.get("module_output_name"))
 
     def __call__(self, features):
@@ -233,20 +284,26 @@ MODULE_TYPES = {"Transformer": Transformer, "Pooling": Pooling, "Dense": Dense, 
 def load_modules(folder):
     """The chain of modules of a sentence-transformers folder; a bare transformers folder gets mean pooling."""
     folder = Path(folder)
-    module_list = read_json(folder / "modules.json", required=False)
+    path = folder / "modules.json"
+    module_list = read_json(path, required=False)
     if module_list is None:
         if not (folder / "config.json").is_file():
             raise ModelLoadError(f"{folder} is not a model folder: it has neither modules.json nor config.json")
         transformer = Transformer(folder)
         return [transformer, Pooling(transformer.config["hidden_size"])]
     if not isinstance(module_list, list):
-        raise ModelLoadError(f"corrupt {folder / 'modules.json'}: expected a list of modules")
+        raise ConfigError(f"corrupt model file {path}: expected a list of modules, found a {type(module_list).__name__}")
     modules = []
-    for entry in module_list:
-        class_name = str(entry.get("type", "")).rsplit(".", 1)[-1]
+    for number, entry in enumerate(module_list):
+        if not (isinstance(entry, dict) and isinstance(entry.get("type"), str)):
+            raise ConfigError(f"corrupt model file {path}: module {number} must be an object with a 'type' string")
+        module_path = entry.get("path", "")
+        if not isinstance(module_path, str) or Path(module_path).is_absolute() or ".." in Path(module_path).parts:
+            raise ConfigError(f"corrupt model file {path}: module {number} has the path {module_path!r:.80}, not a folder inside the model")
+        class_name = entry["type"].rsplit(".", 1)[-1]
         if class_name not in MODULE_TYPES:
             raise ModelLoadError(
-                f"unsupported module {entry.get('type')!r} in modules.json; supported: {sorted(MODULE_TYPES)}"
+                f"unsupported module {entry['type']!r} in modules.json; supported: {sorted(MODULE_TYPES)}"
             )
-        modules.append(MODULE_TYPES[class_name].from_folder(folder / entry.get("path", "")))
+        modules.append(MODULE_TYPES[class_name].from_folder(folder / module_path))
     return modules

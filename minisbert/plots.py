@@ -7,6 +7,8 @@ import numpy as np
 
 from minisbert.trace import layer_similarities
 
+PLOT_INSTALL_COMMAND = "pip install 'minisbert[plot]'  (in a clone of the repository: pip install -e '.[plot]')"
+
 
 def new_figure(width, height):
     """A matplotlib Figure drawn by the Agg canvas (no pyplot, so no global state and no window)."""
@@ -14,7 +16,7 @@ def new_figure(width, height):
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        raise ImportError("plots need matplotlib: pip install 'minisbert[plot]'") from None
+        raise ImportError(f"plots need matplotlib: {PLOT_INSTALL_COMMAND}") from None
     figure = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(figure)
     return figure
@@ -167,6 +169,48 @@ def save_explanation(model, texts, folder):
         )
         paths["layer_similarity"] = plot_layer_similarity(trace, traces[1:], folder / "layer_similarity.png")
     return traces, paths
+
+
+def plot_splade_trace(trace, path):
+    """A SpladeTrace (SparseEncoder.trace): the text's tokens (rows) x the heaviest vocabulary entries of its
+    vector (columns), each cell what that token gives that entry; the entry's weight above its column (with max
+    pooling, the largest cell of the column)."""
+    weights = trace.token_weights  # (seq, top_k)
+    figure = new_figure(2.5 + 0.32 * len(trace.vocabulary), 1.8 + 0.22 * len(trace.tokens))
+    axes = figure.subplots()
+    image = axes.imshow(weights, cmap="magma_r", aspect="auto", vmin=0)
+    axes.set_xticks(np.arange(len(trace.vocabulary)),
+                    [f"{entry} {weight:.2f}" for entry, weight in zip(trace.vocabulary, trace.weights)],
+                    rotation=90, fontsize=label_size(len(trace.vocabulary)))
+    positions, labels = token_ticks(trace.tokens)
+    axes.set_yticks(positions, labels, fontsize=label_size(len(labels)))
+    axes.set_xlabel("vocabulary entry (weight in the vector)")
+    axes.set_ylabel("input token")
+    figure.colorbar(image, ax=axes, label="log(1 + relu(logit))")
+    axes.set_title(f"SPLADE: what lights up  {shorten(trace.text, 50)}", fontsize=9, loc="left")
+    return save(figure, path)
+
+
+def plot_maxsim_trace(trace, path):
+    """A MaxSimTrace (MultiVectorEncoder.trace): query tokens (rows) x document tokens (columns), each cell their
+    dot product; a ring marks each query token's best match, whose sum is the MaxSim score."""
+    similarities = trace.similarities  # (s, t)
+    figure = new_figure(2.8 + 0.22 * len(trace.document_tokens), 1.8 + 0.22 * len(trace.query_tokens))
+    axes = figure.subplots()
+    image = axes.imshow(similarities, cmap="viridis", aspect="auto")
+    if trace.document_tokens:
+        best = similarities.argmax(axis=1)
+        axes.scatter(best, np.arange(len(best)), s=40, facecolors="none", edgecolors="red", linewidths=1.2)
+    positions, labels = token_ticks(trace.document_tokens)
+    axes.set_xticks(positions, labels, rotation=90, fontsize=label_size(len(labels)))
+    positions, labels = token_ticks(trace.query_tokens)
+    axes.set_yticks(positions, labels, fontsize=label_size(len(labels)))
+    axes.set_xlabel("document token")
+    axes.set_ylabel("query token")
+    figure.colorbar(image, ax=axes, label="dot product")
+    axes.set_title(f"MaxSim {trace.score:.3f}: each query token's best document token (ringed)", fontsize=9,
+                   loc="left")
+    return save(figure, path)
 
 
 def plot_cross_encoder_trace(trace, path):

@@ -7,7 +7,8 @@ import logging
 
 import numpy as np
 
-from minisbert.loading import read_json, resolve_model_folder
+from minisbert.loading import TEXT, TEXT_BY_NAME, read_config, resolve_model_folder
+from minisbert.models.fast_encoder import quantize_linear_layers
 from minisbert.modules import Transformer, load_modules
 from minisbert.quantization import check_precision, quantize_embeddings
 from minisbert.similarity import SIMILARITY_FUNCTIONS, similarity_function_name
@@ -18,6 +19,10 @@ logger = logging.getLogger(__name__)
 OUTPUT_VALUES = ("sentence_embedding", "token_embeddings", None)
 # sentence-transformers gives every model these (empty) prompts; a model's config may fill them in.
 DEFAULT_PROMPTS = {"query": "", "document": ""}
+# The keys of config_sentence_transformers.json minisbert reads.
+SETTINGS_CHECKS = {"prompts": TEXT_BY_NAME, "default_prompt_name": TEXT, "similarity_fn_name": TEXT}
+# quantize=: None (float32) or "int8": the encoder's linear layers in int8 (models.fast_encoder.quantized_linear)
+QUANTIZE_OPTIONS = (None, "int8")
 
 
 class SentenceTransformer:
@@ -30,9 +35,15 @@ class SentenceTransformer:
         similarity_fn_name=None,
         truncate_dim=None,
         cache_folder=None,
+        quantize=None,
     ):
+        if quantize not in QUANTIZE_OPTIONS:
+            raise ValueError(f"quantize={quantize!r} is not one of {QUANTIZE_OPTIONS}")
         self.folder = resolve_model_folder(model_name_or_path, cache_folder)
         self.modules = load_modules(self.folder)
+        settings = read_config(self.folder / "config_sentence_transformers.json", SETTINGS_CHECKS, required=False) or {}
+        if quantize == "int8":
+            quantize_transformers(self.modules)
         settings = read_json(self.folder / "config_sentence_transformers.json", required=False) or {}
         saved_prompts = {name: text or "" for name, text in (settings.get("prompts") or {}).items()}
         self.prompts = {**DEFAULT_PROMPTS, **saved_prompts, **(prompts or {})}
@@ -98,12 +109,12 @@ class SentenceTransformer:
         precision "int8", "uint8", "binary" or "ubinary" quantizes the (n, dim) array (minisbert.quantization)."""
         is_single_text = isinstance(sentences, str)
         texts = texts_from(sentences)
-        check_encode_arguments(batch_size, output_value)
         quantize = precision is not None and check_precision(precision) != "float32"
         if quantize and not (output_value == "sentence_embedding" and convert_to_numpy):
             raise ValueError(f"precision={precision!r} needs output_value='sentence_embedding', convert_to_numpy=True")
         prompt = self.resolve_prompt(prompt, prompt_name)
         truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
+        check_encode_arguments(batch_size, output_value, truncate_dim, prompt)
         if show_progress_bar is None:
             show_progress_bar = logger.getEffectiveLevel() in (logging.INFO, logging.DEBUG)
         prompt_length = None
@@ -111,10 +122,12 @@ class SentenceTransformer:
             texts = [prompt + text for text in texts]
             prompt_length = self.tokenizer.prompt_length(prompt)
 
+        # Each distinct text once (10,000 empty strings are one forward pass), when the result is one array.
         # Longest texts first, so that each batch holds texts of similar length and pads little. Each batch's
         # outputs go straight to their texts' places: nothing per corpus is kept but the result itself.
-        order = np.argsort([-len(text) for text in texts], kind="stable")
         returns_array = output_value == "sentence_embedding" and convert_to_numpy
+        texts, rows = distinct(texts) if returns_array else (texts, None)
+        order = np.argsort([-len(text) for text in texts], kind="stable")
         embeddings, results = None, [None] * len(texts)
         for start in batch_starts(len(texts), batch_size, show_progress_bar):
             indices = order[start : start + batch_size]
@@ -131,9 +144,11 @@ class SentenceTransformer:
                     results[index] = output
 
         if returns_array:
-            if embeddings is None:
-                dimension = self.get_sentence_embedding_dimension() if truncate_dim is None else truncate_dim
-                embeddings = np.empty((0, dimension), dtype=np.float32)
+            if embeddings is None:  # no text: the width a text would have had
+                dimension = self.get_sentence_embedding_dimension()
+                embeddings = np.empty((0, dimension if truncate_dim is None else min(dimension, truncate_dim)), np.float32)
+            elif len(texts) < len(rows):
+                embeddings = embeddings[rows]
             if quantize:
                 embeddings = quantize_embeddings(embeddings, precision)
             return embeddings[0] if is_single_text else embeddings
@@ -186,13 +201,27 @@ def texts_from(sentences):
     return texts
 
 
-def check_encode_arguments(batch_size, output_value):
+def distinct(texts):
+    """(each distinct text once, in first-seen order; rows (n,): each text's place among them)."""
+    places = {}
+    rows = np.array([places.setdefault(text, len(places)) for text in texts], dtype=np.int64)
+    return list(places), rows
+
+
+def check_encode_arguments(batch_size, output_value, truncate_dim=None, prompt=None):
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
         raise TypeError(f"batch_size must be a positive integer, got {batch_size!r}")
     if batch_size <= 0:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
     if output_value not in OUTPUT_VALUES:
         raise ValueError(f"output_value must be one of {OUTPUT_VALUES}, got {output_value!r}")
+    if truncate_dim is not None:
+        if isinstance(truncate_dim, bool) or not isinstance(truncate_dim, (int, np.integer)):
+            raise TypeError(f"truncate_dim must be a positive integer or None, got {truncate_dim!r}")
+        if truncate_dim < 1:
+            raise ValueError(f"truncate_dim must be a positive integer or None, got {truncate_dim}")
+    if prompt is not None and not isinstance(prompt, str):
+        raise TypeError(f"prompt must be a string, got {type(prompt).__name__}")
 
 
 def batch_starts(count, batch_size, show_progress_bar):
@@ -214,8 +243,10 @@ def per_text_outputs(features, output_value, normalize_embeddings):
             embeddings = normalize_rows(embeddings)
         return list(embeddings)
     if output_value == "token_embeddings":
-        # Each text's token embeddings up to its last real token, as sentence-transformers trims them.
-        lengths = features["attention_mask"].sum(axis=1)
+        # Each text's token embeddings up to its last real token, as sentence-transformers trims them (with left
+        # padding, the padding in front is kept, as there).
+        mask = features["attention_mask"]
+        lengths = mask.shape[1] - np.argmax(mask[:, ::-1] != 0, axis=1)
         return [tokens[:length] for tokens, length in zip(features["token_embeddings"], lengths)]
     count = len(features["input_ids"])
     # Arrays are split per text; values for the whole batch (prompt_length) are given to each text as they are.
@@ -226,3 +257,12 @@ def per_text_outputs(features, output_value, normalize_embeddings):
         }
         for i in range(count)
     ]
+
+
+def quantize_transformers(modules):
+    """quantize="int8": each Transformer module's encoder layers get int8 weights (quantize_linear_layers)."""
+    for module in modules:
+        if isinstance(module, Transformer):
+            if "layers" not in module.params:
+                raise ValueError(f"quantize='int8' does not support model_type {module.config.get('model_type')!r}")
+            quantize_linear_layers(module.params["layers"])

@@ -1,7 +1,8 @@
 """Text -> token ids, as sentence-transformers' Transformer module tokenizes: the model's tokenizer.json
 through the tokenizers library (or, for an old BERT folder with only vocab.txt, the WordPiece tokenizer
 transformers' BertTokenizer builds from it), special tokens added, truncated to ``max_seq_length`` (longest
-first, counting the special tokens) and padded on the right to the longest text of the batch.
+first, counting the special tokens) and padded to the longest text of the batch, on the side
+tokenizer_config.json's ``padding_side`` names (right unless it says left, as Qwen3-Embedding's does).
 """
 
 from pathlib import Path
@@ -11,28 +12,43 @@ from tokenizers import AddedToken, normalizers, pre_tokenizers, processors
 from tokenizers import Tokenizer as BackendTokenizer
 from tokenizers.models import WordPiece
 
-from minisbert.loading import ModelLoadError, read_json
+from minisbert.loading import FLAG, TEXT, TOKEN, ModelLoadError, read_config
+
+# The keys of tokenizer_config.json minisbert reads.
+TOKENIZER_CONFIG_CHECKS = {
+    "model_max_length": ("a number", lambda value: type(value) in (int, float)),
+    "do_lower_case": FLAG,
+    "tokenize_chinese_chars": FLAG,
+    "strip_accents": FLAG,
+    "tokenizer_class": TEXT,
+    **dict.fromkeys(("pad_token", "unk_token", "cls_token", "sep_token", "mask_token"), TOKEN),
+}
 
 
 class Tokenizer:
-    def __init__(self, backend, max_seq_length, pad_token):
+    def __init__(self, backend, max_seq_length, pad_token, padding_side="right", truncation_side="right"):
         self.backend = backend
         pad_id = backend.token_to_id(pad_token)
         if pad_id is None:
             raise ModelLoadError(f"the tokenizer has no padding token {pad_token!r} in its vocabulary")
-        backend.enable_padding(pad_id=pad_id, pad_token=pad_token, direction="right")
+        for key, side in (("padding_side", padding_side), ("truncation_side", truncation_side)):
+            if side not in ("left", "right"):
+                raise ModelLoadError(f"tokenizer_config.json has {key} = {side!r}; expected 'left' or 'right'")
+        self.padding_side = padding_side
+        self.truncation_side = truncation_side
+        backend.enable_padding(pad_id=pad_id, pad_token=pad_token, direction=padding_side)
         self.set_max_length(max_seq_length)
 
     def set_max_length(self, max_seq_length):
         """From now on, truncate each text (or pair, longest first) to max_seq_length tokens, special tokens included."""
         self.max_seq_length = max_seq_length
-        self.backend.enable_truncation(max_length=max_seq_length, strategy="longest_first", direction="right")
+        self.backend.enable_truncation(max_length=max_seq_length, strategy="longest_first", direction=self.truncation_side)
 
     @classmethod
     def from_folder(cls, folder, max_seq_length, do_lower_case=False):
         folder = Path(folder)
         path = folder / "tokenizer.json"
-        tokenizer_config = read_json(folder / "tokenizer_config.json", required=False) or {}
+        tokenizer_config = read_config(folder / "tokenizer_config.json", TOKENIZER_CONFIG_CHECKS, required=False) or {}
         if path.is_file():
             try:
                 backend = BackendTokenizer.from_file(str(path))
@@ -45,12 +61,13 @@ class Tokenizer:
         if do_lower_case:
             lowercase_first(backend)
         pad_token = special_token_text(tokenizer_config.get("pad_token")) or padding_token_of(backend)
-        return cls(backend, max_seq_length, pad_token)
+        sides = {key: tokenizer_config.get(key) or "right" for key in ("padding_side", "truncation_side")}
+        return cls(backend, max_seq_length, pad_token, **sides)
 
-    def __call__(self, texts):
+    def __call__(self, texts, add_special_tokens=True):
         """texts (list of str, or of (str, str) pairs for the tokenizer's pair template: a cross-encoder's
         input, longest first truncated) -> {"input_ids", "attention_mask", "token_type_ids"}, int64 (batch, seq)."""
-        encodings = self.backend.encode_batch(texts, add_special_tokens=True)
+        encodings = self.backend.encode_batch(texts, add_special_tokens=add_special_tokens)
         return {
             "input_ids": np.array([e.ids for e in encodings], dtype=np.int64).reshape(len(texts), -1),
             "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64).reshape(len(texts), -1),

@@ -6,7 +6,13 @@ few globals a state dict needs (tensor rebuild functions, storage types, Ordered
 """
 
 import collections
+import io
+import itertools
+import math
+import operator
+import os
 import pickle
+import struct
 import zipfile
 
 import numpy as np
@@ -44,36 +50,107 @@ class StorageType:
         self.name = name
         self.dtype = np.dtype(STORAGE_DTYPES[name])
 
+    def __setstate__(self, state):
+        raise UnsafeCheckpointError("its pickle tries to change a storage type")
+
 
 class Storage:
-    """One flat storage of a checkpoint; bfloat16 bits are widened to float32 as it is read."""
+    """One flat storage of a checkpoint, read-only; floating point is widened (bfloat16, float16) or narrowed
+    (float64) to float32 here, once per storage, as load_weights would do per tensor."""
 
-    def __init__(self, values, is_bfloat16):
-        self.values = bfloat16_to_float32(values) if is_bfloat16 else values  # (numel,)
+    def __init__(self, key, values, type_name):
+        self.key, self.type_name = key, type_name
+        if type_name == "BFloat16Storage":
+            values = bfloat16_to_float32(values)
+        elif values.dtype.kind == "f":
+            values = values.astype(np.float32, copy=False)
+        values.flags.writeable = False
+        self.values = values  # (numel,)
+
+    def __setstate__(self, state):
+        raise UnsafeCheckpointError("its pickle tries to change a storage")
+
+
+class StridedTensor:
+    """What torch._utils._rebuild_tensor_v2 describes: a strided view into a storage. It is checked and copied
+    out only once the state dict is complete, so that an error can name the tensor."""
+
+    def __init__(self, storage, offset, size, stride):
+        self.storage, self.offset, self.size, self.stride = storage, offset, size, stride
+
+    def __setstate__(self, state):
+        raise UnsafeCheckpointError("its pickle tries to change a tensor after building it")
+
+    def layout(self):
+        return self.storage.key, self.offset, self.size, self.stride
+
+    def element_count(self):
+        return math.prod(self.size)
+
+    def check(self, name):
+        """Refuses a view that reads past its storage or claims more elements than the storage holds (a stride
+        of 0 repeats elements: a few bytes of file could otherwise ask for terabytes)."""
+        described = f"tensor {name!r:.100} (size {self.size!r:.80}, stride {self.stride!r:.80}, offset {self.offset!r:.80})"
+        if not (isinstance(self.size, tuple) and isinstance(self.stride, tuple) and len(self.size) == len(self.stride)):
+            raise ModelLoadError(f"{described}: size and stride must be tuples of one length")
+        if not all(type(n) is int and n >= 0 for n in (self.offset, *self.size, *self.stride)):
+            raise ModelLoadError(f"{described}: size, stride and offset must be whole numbers >= 0")
+        length = len(self.storage.values)
+        if self.element_count() > length - min(self.offset, length):
+            raise ModelLoadError(f"{described} claims more elements than its storage's {length}")
+        if self.element_count() and self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride)) >= length:
+            raise ModelLoadError(f"{described} reads past its storage of {length} elements")
+
+    def is_contiguous(self):
+        expected = list(itertools.accumulate((1, *self.size[:0:-1]), operator.mul))[::-1]
+        return all(n == 1 or s == e for n, s, e in zip(self.size, self.stride, expected))
+
+    def to_array(self):
+        """A read-only view of the storage when the tensor is contiguous (as saved tensors are), else a copy."""
+        values = self.storage.values
+        if self.is_contiguous():
+            return values[self.offset : self.offset + self.element_count()].reshape(self.size)
+        view = np.lib.stride_tricks.as_strided(
+            values[self.offset :], shape=self.size, strides=[s * values.itemsize for s in self.stride], writeable=False
+        )
+        return np.array(view)
 
 
 def rebuild_tensor(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None, metadata=None):
-    """torch._utils._rebuild_tensor_v2 in NumPy: a strided view into a storage, copied out."""
+    """torch._utils._rebuild_tensor_v2, deferred: a StridedTensor, checked and copied out by name later."""
     if not isinstance(storage, Storage):
         raise UnsafeCheckpointError("a tensor in the checkpoint is built from something other than a storage")
-    size, stride = tuple(size), tuple(stride)
-    numbers = (storage_offset, *size, *stride)
-    if len(size) != len(stride) or not all(isinstance(n, int) and n >= 0 for n in numbers):
-        raise ModelLoadError(f"corrupt checkpoint: tensor of size {size}, stride {stride}, offset {storage_offset}")
-    values = storage.values
-    if 0 not in size:
-        last = storage_offset + sum((length - 1) * step for length, step in zip(size, stride))
-        if last >= len(values):  # as_strided must never read past the storage
-            raise ModelLoadError(f"corrupt checkpoint: tensor of size {size} reads past its storage")
-    view = np.lib.stride_tricks.as_strided(
-        values[storage_offset:], shape=size, strides=[step * values.itemsize for step in stride], writeable=False
-    )
-    return np.array(view)
+    return StridedTensor(storage, storage_offset, size, stride)
 
 
 def rebuild_parameter(data, requires_grad=False, backward_hooks=None):
     """torch._utils._rebuild_parameter: an nn.Parameter is its tensor."""
     return data
+
+
+def tensors_from_state_dict(state_dict):
+    """{name: StridedTensor} -> {name: array}, each checked against its storage. Contiguous tensors are views;
+    the others are copies, which together may hold no more elements than the storages (a layout saved twice
+    counts once), so that nothing built is larger than twice the file."""
+    if not isinstance(state_dict, dict):
+        raise ModelLoadError(f"the pickle holds a {type(state_dict).__name__}, not a state dict of tensors")
+    for name, tensor in state_dict.items():
+        if not isinstance(tensor, StridedTensor):
+            raise ModelLoadError(f"entry {name!r:.80} of the state dict is a {type(tensor).__name__}, not a tensor")
+        tensor.check(name)
+    layouts = {tensor.layout(): tensor for tensor in state_dict.values() if not tensor.is_contiguous()}
+    storages = {tensor.storage.key: len(tensor.storage.values) for tensor in state_dict.values()}
+    claimed = sum(tensor.element_count() for tensor in layouts.values())
+    if claimed > sum(storages.values()):
+        raise ModelLoadError(
+            f"its non-contiguous tensors claim {claimed} elements in all, more than their storages' "
+            f"{sum(storages.values())}"
+        )
+    arrays = {}  # one array per layout: a tensor saved twice is built once
+    for tensor in state_dict.values():
+        if tensor.layout() not in arrays:
+            arrays[tensor.layout()] = tensor.to_array()
+    return {name: arrays[tensor.layout()] for name, tensor in state_dict.items()}
 
 
 ALLOWED_GLOBALS = {
@@ -83,11 +160,15 @@ ALLOWED_GLOBALS = {
 }
 
 
-class RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, file, archive, prefix):
+class RestrictedUnpickler(pickle._Unpickler):
+    """The pure-Python unpickler (the C one allocates what a length or memo index claims before reading it: a
+    few bytes of pickle could ask for gigabytes), admitting only the globals of ALLOWED_GLOBALS and storages
+    read once each, whose bytes together may not exceed the checkpoint file's size."""
+
+    def __init__(self, file, archive, prefix, byte_budget):
         super().__init__(file)
-        self.archive = archive
-        self.prefix = prefix
+        self.archive, self.prefix, self.byte_budget = archive, prefix, byte_budget
+        self.storages = {}
 
     def find_class(self, module, name):
         if (module, name) in ALLOWED_GLOBALS:
@@ -95,47 +176,70 @@ class RestrictedUnpickler(pickle.Unpickler):
         if module == "torch" and name in STORAGE_DTYPES:
             return StorageType(name)
         raise UnsafeCheckpointError(
-            f"refusing to load the checkpoint: its pickle asks for {module}.{name}, which is not a tensor "
-            "rebuild function or storage type (it could run arbitrary code); convert the model to safetensors"
+            f"its pickle asks for {module}.{name}, which is not a tensor rebuild function or storage type (it "
+            "could run arbitrary code); convert the model to safetensors"
         )
 
     def persistent_load(self, pid):
         # pid = ("storage", storage type, key, device, element count)
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage" and isinstance(pid[1], StorageType)):
-            raise UnsafeCheckpointError(f"refusing to load the checkpoint: unexpected persistent id {pid!r:.80}")
-        storage_type, key, numel = pid[1], str(pid[2]), pid[4]
+            raise UnsafeCheckpointError(f"unexpected persistent id {pid!r:.80}")
+        storage_type, key, numel = pid[1], str(pid[2])[:100], pid[4]
+        if type(numel) is not int or numel < 0:
+            raise ModelLoadError(f"storage data/{key} has the element count {numel!r:.80}")
+        if key not in self.storages:
+            self.storages[key] = Storage(key, self.read_storage(key, storage_type), storage_type.name)
+        storage = self.storages[key]
+        if storage.type_name != storage_type.name or len(storage.values) < numel:
+            raise ModelLoadError(f"storage data/{key} is read as {storage_type.name} of {numel} elements, which it is not")
+        return storage
+
+    def read_storage(self, key, storage_type):
         try:
-            raw = self.archive.read(f"{self.prefix}data/{key}")
+            info = self.archive.getinfo(f"{self.prefix}data/{key}")
         except KeyError:
-            raise ModelLoadError(f"corrupt checkpoint: storage data/{key} is missing from the archive") from None
-        values = np.frombuffer(raw, dtype=storage_type.dtype)
-        if len(values) < numel:
-            raise ModelLoadError(f"corrupt checkpoint: storage data/{key} holds {len(values)} of {numel} elements")
-        return Storage(values[:numel], storage_type.name == "BFloat16Storage")
+            raise ModelLoadError(f"storage data/{key} is missing from the archive") from None
+        self.byte_budget -= info.file_size
+        if self.byte_budget < 0:
+            raise ModelLoadError(f"storage data/{key}: the storages unpack to more bytes than the file holds")
+        raw = self.archive.read(info)
+        return np.frombuffer(raw, dtype=storage_type.dtype, count=len(raw) // storage_type.dtype.itemsize)
 
 
 def load_torch_checkpoint(path):
     """pytorch_model.bin -> {name: NumPy array}, without torch and without running code from the file."""
+    try:
+        return read_checkpoint(path)
+    except UnsafeCheckpointError as error:
+        raise UnsafeCheckpointError(f"refusing to load the checkpoint {path}: {error}") from None
+    except ModelLoadError as error:
+        raise ModelLoadError(f"corrupt checkpoint {path}: {error}") from None
+
+
+def read_checkpoint(path):
     if not zipfile.is_zipfile(path):
         raise ModelLoadError(
-            f"cannot read {path}: not a zip-format torch checkpoint (torch < 1.6 wrote a legacy format that "
-            "minisbert does not read); convert it to model.safetensors"
+            "not a zip-format torch checkpoint (torch < 1.6 wrote a legacy format that minisbert does not read); "
+            "convert it to model.safetensors"
         )
-    with zipfile.ZipFile(path) as archive:
-        pickles = [name for name in archive.namelist() if name.endswith("data.pkl")]
-        if len(pickles) != 1:
-            raise ModelLoadError(f"corrupt checkpoint {path}: expected one data.pkl, found {len(pickles)}")
-        prefix = pickles[0][: -len("data.pkl")]
-        byteorder = f"{prefix}byteorder"
-        if byteorder in archive.namelist() and archive.read(byteorder).strip() != b"little":
-            raise ModelLoadError(f"cannot read {path}: it was saved on a big-endian machine")
-        with archive.open(pickles[0]) as file:
-            try:
-                state_dict = RestrictedUnpickler(file, archive, prefix).load()
-            except ModelLoadError:
-                raise
-            except (pickle.UnpicklingError, EOFError, TypeError, ValueError, AttributeError, IndexError) as error:
-                raise ModelLoadError(f"corrupt checkpoint {path}: {type(error).__name__}: {error}") from None
-    if not isinstance(state_dict, dict) or not all(isinstance(v, np.ndarray) for v in state_dict.values()):
-        raise ModelLoadError(f"{path} is not a state dict (a mapping of names to tensors)")
-    return dict(state_dict)
+    file_size = os.path.getsize(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            pickles = [name for name in archive.namelist() if name.endswith("data.pkl")]
+            if len(pickles) != 1:
+                raise ModelLoadError(f"expected one data.pkl, found {len(pickles)}")
+            prefix = pickles[0][: -len("data.pkl")]
+            byteorder = f"{prefix}byteorder"
+            if byteorder in archive.namelist() and archive.read(byteorder)[:16].strip() != b"little":
+                raise ModelLoadError("it was saved on a big-endian machine")
+            pickle_info = archive.getinfo(pickles[0])
+            if pickle_info.file_size > file_size:
+                raise ModelLoadError(f"data.pkl unpacks to {pickle_info.file_size} bytes, more than the file holds")
+            pickled = io.BytesIO(archive.read(pickle_info))
+            state_dict = RestrictedUnpickler(pickled, archive, prefix, file_size - pickle_info.file_size).load()
+            return tensors_from_state_dict(state_dict)
+    except ModelLoadError:
+        raise
+    except (zipfile.BadZipFile, pickle.UnpicklingError, EOFError, LookupError, TypeError, ValueError,
+            AttributeError, ArithmeticError, RecursionError, struct.error, NotImplementedError) as error:
+        raise ModelLoadError(f"{type(error).__name__}: {str(error):.200}") from None

@@ -227,8 +227,8 @@ def ranking_agreement(queries, documents, top=10):
     return overlap, same_best, tau, top_dot
 
 
-def real_model_study(model_folder, query_count, document_count, batch_size=64):
-    sentences = CORPUS.read_text(encoding="utf-8").splitlines()
+def real_model_study(model_folder, query_count, document_count, corpus=CORPUS, batch_size=64):
+    sentences = Path(corpus).read_text(encoding="utf-8").splitlines()
     queries, documents = sentences[:query_count], sentences[query_count : query_count + document_count]
     normalised = SentenceTransformer(model_folder)
     with tempfile.TemporaryDirectory() as temporary:
@@ -236,7 +236,7 @@ def real_model_study(model_folder, query_count, document_count, batch_size=64):
     lines = [
         "PART 2: the same question on all-MiniLM-L6-v2",
         "",
-        f"{query_count} queries and {document_count} documents: distinct sentences of shared/corpus/stdlib_sentences.txt.",
+        f"{query_count} queries and {document_count} documents: distinct sentences of {Path(corpus).name}.",
         "The claim: with Normalize (unit vectors) cosine and dot product are the same number, so they rank",
         "identically; without it (the same transformer and mean pooling) the vector norms enter the dot",
         "product, and the rankings differ.",
@@ -293,6 +293,7 @@ def main(argv=None):
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--documents", type=int, default=2000)
     parser.add_argument("--model", default=None, help="model folder (default: the bundled all-MiniLM-L6-v2)")
+    parser.add_argument("--corpus", type=Path, default=CORPUS, help="sentences, one a line (default: ../shared's)")
     parser.add_argument("--figure", type=Path, default=Path(__file__).resolve().parent / "figures" / "cosine_vs_dot.png")
     arguments = parser.parse_args(argv)
     lines, panels, item_cluster = matrix_factorisation_study(
@@ -300,7 +301,7 @@ def main(argv=None):
     )
     arguments.figure.parent.mkdir(parents=True, exist_ok=True)
     lines += [f"Figure: {plot(panels, item_cluster, arguments.figure)}", ""]
-    lines += real_model_study(arguments.model, arguments.queries, arguments.documents)
+    lines += real_model_study(arguments.model, arguments.queries, arguments.documents, arguments.corpus)
     print("\n".join(lines))
     return lines
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "stdlib_sentences.txt"
+CORPUS = Path(__file__).resolve().parent / "data" / "stdlib_sentences-300.txt"  # PSF licence: tests/data/README.md
 
 HARD_TEXTS = [
     "The weather is lovely today.",
@@ -59,7 +59,7 @@ HARD_TEXTS = [
 
 
 def corpus_sentences(count, start=0):
-    """``count`` natural English sentences from shared/corpus (one a line)."""
+    """``count`` natural English sentences from tests/data (one a line; 300 in all)."""
     with open(CORPUS, encoding="utf-8") as file:
         lines = file.read().splitlines()
     return lines[start : start + count]

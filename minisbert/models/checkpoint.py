@@ -4,6 +4,8 @@ Architectures name the tensors they need; this module finds them (with or withou
 ``bert.``), checks their shapes and reports every missing or wrongly shaped tensor by name.
 """
 
+import math
+
 import numpy as np
 
 
@@ -11,6 +13,7 @@ class CheckpointError(ValueError):
     """A model's weights lack a tensor the architecture needs, or hold one of the wrong shape."""
 
 
+MAX_PROBLEMS = 40  # problems listed at most
 # Old checkpoints (converted from TensorFlow) name LayerNorm's parameters gamma and beta; transformers
 # renames them on load, and so does Checkpoint.
 LEGACY_NAMES = {"LayerNorm.gamma": "LayerNorm.weight", "LayerNorm.beta": "LayerNorm.bias"}
@@ -27,6 +30,7 @@ class Checkpoint:
         self.tensors = {current_name(name): tensor for name, tensor in tensors.items()}
         self.prefix = self._find_prefix(prefixes)
         self.problems = []
+        self.total_elements = sum(tensor.size for tensor in self.tensors.values())
 
     def _find_prefix(self, prefixes):
         for prefix in prefixes:
@@ -40,11 +44,15 @@ class Checkpoint:
         tensor = self.tensors.get(full_name)
         if tensor is None:
             self.problems.append(f"missing tensor {full_name!r} (expected shape {tuple(shape)})")
-            return np.zeros(shape, dtype=np.float32)
-        if tuple(tensor.shape) != tuple(shape):
+        elif tuple(tensor.shape) != tuple(shape):
             self.problems.append(f"tensor {full_name!r} has shape {tuple(tensor.shape)}, expected {tuple(shape)}")
-            return np.zeros(shape, dtype=np.float32)
-        return np.asarray(tensor, dtype=np.float32)
+        else:
+            return np.asarray(tensor, dtype=np.float32)
+        # a placeholder no larger than the weights, and no more than a page of problems: a config claiming
+        # absurd sizes or layer counts is refused here, before allocating or looping on what it claims
+        if math.prod(shape) > self.total_elements or len(self.problems) > MAX_PROBLEMS:
+            self.check("config", f"\n  (stopped there: the config asks for more than the {self.total_elements} weights hold)")
+        return np.zeros(shape, dtype=np.float32)
 
     def linear(self, name, in_features, out_features):
         """A torch Linear as {"weight": (out, in), "bias": (out,)}: the weight as stored, not copied."""
@@ -73,7 +81,7 @@ class Checkpoint:
     def norm(self, name, size, weight="weight", bias="bias"):
         return {"weight": self.take(f"{name}.{weight}", (size,)), "bias": self.take(f"{name}.{bias}", (size,))}
 
-    def check(self, model_type):
+    def check(self, model_type, stopped=""):
         if self.problems:
-            listed = "\n  ".join(self.problems)
-            raise CheckpointError(f"the weights do not fit the {model_type} config:\n  {listed}")
+            listed = "\n  ".join(self.problems[:MAX_PROBLEMS])
+            raise CheckpointError(f"the weights do not fit the {model_type} config:\n  {listed}{stopped}")

@@ -1,0 +1,96 @@
+"""Grouped-query attention over packed sequences, with the masks today's models use: each token attends to the
+tokens of its own sequence only, and of those to the ones before it (causal), within ``window`` positions of
+it on either side (sliding window), or both. The real tokens of a batch are side by side along one axis,
+sequence i holding tokens offsets[i]:offsets[i + 1], so padding costs nothing. Queries have ``heads`` heads,
+keys and values ``kv_heads`` (heads a multiple of it): query head h reads key/value head h // (heads / kv_heads).
+
+``packed_masked_attention_reference`` is the readable version; ``packed_masked_attention`` runs the products in
+OpenBLAS (the query heads of one key/value head stacked into one matrix, so keys and values are never
+repeated) and the softmax of every sequence in one call of kernels.attention's numba softmax_blocks.
+"""
+
+import functools
+
+import numpy as np
+
+from minisbert.kernels.attention import softmax_blocks
+
+
+@functools.lru_cache(maxsize=64)
+def masked_positions(length, causal, window):
+    """(rows, columns) of the (query, key) pairs a sequence of ``length`` tokens must not attend, as two int
+    arrays (empty when every pair may attend)."""
+    positions = np.arange(length)
+    distance = positions[None, :] - positions[:, None]  # key - query, (length, length)
+    allowed = np.ones((length, length), dtype=bool)
+    if causal:
+        allowed &= distance <= 0
+    if window is not None:
+        allowed &= np.abs(distance) <= window
+    return np.nonzero(~allowed)
+
+
+def check_arguments(query, key, value, offsets):
+    if query.ndim != 3 or key.shape != value.shape or key.ndim != 3 or query.shape[1:] != key.shape[1:]:
+        raise ValueError(
+            f"packed attention expects query (heads, tokens, head_dim) and key, value (kv_heads, tokens, head_dim), "
+            f"got {query.shape}, {key.shape}, {value.shape}"
+        )
+    if query.shape[0] % key.shape[0] != 0:
+        raise ValueError(f"{query.shape[0]} query heads are not a multiple of {key.shape[0]} key/value heads")
+    offsets = np.asarray(offsets, dtype=np.int64)
+    if offsets.ndim != 1 or len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != query.shape[1] or np.any(np.diff(offsets) < 0):
+        raise ValueError(f"offsets must rise from 0 to the number of tokens ({query.shape[1]}), got {offsets}")
+    return offsets
+
+
+def packed_masked_attention_reference(query, key, value, offsets, scaling, causal=False, window=None):
+    """query (heads, tokens, head_dim), key and value (kv_heads, tokens, head_dim), offsets (sequences + 1,)
+    -> context (heads, tokens, head_dim): per sequence, softmax(q k^T * scaling, masked) v."""
+    offsets = check_arguments(query, key, value, offsets)
+    groups = query.shape[0] // key.shape[0]
+    context = np.zeros_like(query)
+    for start, stop in zip(offsets[:-1], offsets[1:]):
+        if start == stop:
+            continue
+        q = query[:, start:stop]  # (heads, length, head_dim)
+        k, v = (np.repeat(t[:, start:stop], groups, axis=0) for t in (key, value))  # (heads, length, head_dim)
+        scores = q @ k.transpose(0, 2, 1) * np.asarray(scaling, query.dtype)  # (heads, length, length)
+        rows, columns = masked_positions(stop - start, causal, window)
+        scores[:, rows, columns] = -np.inf
+        scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        context[:, start:stop] = scores / scores.sum(axis=-1, keepdims=True) @ v
+    return context
+
+
+def packed_masked_attention(query, key, value, offsets, scaling, causal=False, window=None):
+    """The fast version of ``packed_masked_attention_reference``: same arguments, float32, same result to
+    float32 rounding (a masked score weighs exp(-87) ~ 1e-38 instead of 0, as softmax_blocks floors exp)."""
+    offsets = check_arguments(query, key, value, offsets)
+    if query.dtype != np.float32 or key.dtype != np.float32 or value.dtype != np.float32:
+        raise ValueError(f"packed_masked_attention expects float32, got {query.dtype}, {key.dtype}, {value.dtype}")
+    heads, tokens, head_dim = query.shape
+    kv_heads = key.shape[0]
+    groups = heads // kv_heads
+    lengths = np.diff(offsets)
+    # sequence i's scores: a (heads, length, length) block of one flat buffer, at block_starts[i]
+    block_starts = np.concatenate([[0], np.cumsum(heads * lengths**2)])
+    scores = np.empty(block_starts[-1], dtype=np.float32)
+    context = np.empty_like(query)
+    blocks = []
+    for i, (start, stop) in enumerate(zip(offsets[:-1], offsets[1:])):
+        length = stop - start
+        # the query heads of key/value head g, stacked: (kv_heads, groups * length, head_dim)
+        stacked = query[:, start:stop].reshape(kv_heads, groups * length, head_dim)
+        block = scores[block_starts[i] : block_starts[i + 1]].reshape(kv_heads, groups * length, length)
+        np.matmul(stacked, key[:, start:stop].transpose(0, 2, 1), out=block)  # q k^T
+        rows, columns = masked_positions(int(length), causal, window)
+        if len(rows):
+            block.reshape(heads, length, length)[:, rows, columns] = -np.inf
+        blocks.append(block)
+    real = lengths > 0
+    softmax_blocks(scores, block_starts[:-1][real], heads * lengths[real], lengths[real], 1.0 / np.float32(scaling))
+    for i, (start, stop) in enumerate(zip(offsets[:-1], offsets[1:])):
+        weighted = np.matmul(blocks[i], value[:, start:stop])  # (kv_heads, groups * length, head_dim)
+        context[:, start:stop] = weighted.reshape(heads, stop - start, head_dim)
+    return context

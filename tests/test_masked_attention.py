@@ -1,0 +1,59 @@
+"""kernels.masked_attention: the fast packed grouped-query attention agrees with its NumPy reference, and the
+reference with models.modern_layers' padded attention (the one checked against transformers), for every mask
+(none, causal, sliding window, both), grouped key/value heads, and odd sequences (empty, one token)."""
+
+import numpy as np
+import pytest
+
+from minisbert.kernels.masked_attention import packed_masked_attention, packed_masked_attention_reference
+from minisbert.models.modern_layers import attention_bias, grouped_query_attention
+
+RNG = np.random.default_rng(0)
+MASKS = [(False, None), (True, None), (False, 3), (True, 3), (False, 0), (False, 100)]
+
+
+def packed_case(lengths, heads, kv_heads, head_dim=8):
+    tokens = sum(lengths)
+    query = RNG.standard_normal((heads, tokens, head_dim)).astype(np.float32)
+    key, value = (RNG.standard_normal((kv_heads, tokens, head_dim)).astype(np.float32) for _ in range(2))
+    return query, key, value, np.concatenate([[0], np.cumsum(lengths)])
+
+
+@pytest.mark.parametrize("causal, window", MASKS)
+@pytest.mark.parametrize("heads, kv_heads", [(4, 4), (4, 2), (4, 1)])
+@pytest.mark.parametrize("lengths", [[5, 1, 0, 12], [1], [0], [30, 7]])
+def test_fast_matches_reference(lengths, heads, kv_heads, causal, window):
+    query, key, value, offsets = packed_case(lengths, heads, kv_heads)
+    expected = packed_masked_attention_reference(query, key, value, offsets, 0.3, causal, window)
+    actual = packed_masked_attention(query, key, value, offsets, 0.3, causal, window)
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=2e-6)
+
+
+@pytest.mark.parametrize("causal, window", MASKS)
+def test_reference_matches_padded_attention_on_real_tokens(causal, window):
+    # the same sequences padded on the right into a batch, through the padded path's masks and attention
+    lengths, heads, kv_heads, head_dim = [6, 2, 9], 4, 2, 8
+    query, key, value, offsets = packed_case(lengths, heads, kv_heads, head_dim)
+    seq = max(lengths)
+    mask = np.array([[1] * n + [0] * (seq - n) for n in lengths])
+    token_index = np.nonzero(mask)
+
+    def padded(x):  # (heads, tokens, head_dim) -> (batch, heads, seq, head_dim)
+        out = np.zeros((len(lengths), seq, x.shape[0], head_dim), np.float32)
+        out[token_index] = x.transpose(1, 0, 2)
+        return out.transpose(0, 2, 1, 3)
+
+    context, _ = grouped_query_attention(padded(query), padded(key), padded(value), attention_bias(mask, causal, window), 0.3)
+    expected = context.transpose(0, 2, 1, 3)[token_index].transpose(1, 0, 2)  # (heads, tokens, head_dim)
+    actual = packed_masked_attention_reference(query, key, value, offsets, 0.3, causal, window)
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=2e-6)
+
+
+def test_bad_arguments_are_errors_naming_them():
+    query, key, value, offsets = packed_case([3, 4], 4, 2)
+    with pytest.raises(ValueError, match="4 query heads are not a multiple of 3"):
+        packed_masked_attention(query, key[:1].repeat(3, 0), value[:1].repeat(3, 0), offsets, 1.0)
+    with pytest.raises(ValueError, match="offsets must rise from 0 to the number of tokens"):
+        packed_masked_attention(query, key, value, [0, 3, 6], 1.0)
+    with pytest.raises(ValueError, match="expects float32"):
+        packed_masked_attention(query.astype(np.float64), key, value, offsets, 1.0)
