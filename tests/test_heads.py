@@ -3,7 +3,6 @@ transformers' own last hidden states (so the head is checked apart from minisber
 architecture whose forward pass minisbert may not have yet): the logits within 1e-5 relative, one and three
 labels, a padded row included."""
 
-import numpy as np
 import pytest
 import torch
 import transformers
