@@ -26,6 +26,10 @@ TOKENIZER_CONFIG_CHECKS = {
 
 
 class Tokenizer:
+    # Whether the model gets the template's token types (a pair's second text: 1), as transformers passes them
+    # only for tokenizers that return them; else zeros, as the model then uses.
+    token_types = True
+
     def __init__(self, backend, max_seq_length, pad_token, padding_side="right", truncation_side="right"):
         self.backend = backend
         pad_id = backend.token_to_id(pad_token)
@@ -62,16 +66,20 @@ class Tokenizer:
             lowercase_first(backend)
         pad_token = special_token_text(tokenizer_config.get("pad_token")) or padding_token_of(backend)
         sides = {key: tokenizer_config.get(key) or "right" for key in ("padding_side", "truncation_side")}
-        return cls(backend, max_seq_length, pad_token, **sides)
+        tokenizer = cls(backend, max_seq_length, pad_token, **sides)
+        tokenizer.token_types = returns_token_type_ids(tokenizer_config)
+        return tokenizer
 
     def __call__(self, texts, add_special_tokens=True):
         """texts (list of str, or of (str, str) pairs for the tokenizer's pair template: a cross-encoder's
         input, longest first truncated) -> {"input_ids", "attention_mask", "token_type_ids"}, int64 (batch, seq)."""
         encodings = self.backend.encode_batch(texts, add_special_tokens=add_special_tokens)
+        input_ids = np.array([e.ids for e in encodings], dtype=np.int64).reshape(len(texts), -1)
+        type_ids = [e.type_ids for e in encodings] if self.token_types else np.zeros_like(input_ids)
         return {
-            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64).reshape(len(texts), -1),
+            "input_ids": input_ids,
             "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64).reshape(len(texts), -1),
-            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64).reshape(len(texts), -1),
+            "token_type_ids": np.array(type_ids, dtype=np.int64).reshape(len(texts), -1),
         }
 
     def prompt_length(self, prompt):
@@ -166,3 +174,18 @@ def lowercase_first(backend):
         backend.normalizer = normalizers.Lowercase()
     else:
         backend.normalizer = normalizers.Sequence([normalizers.Lowercase(), current])
+
+
+# transformers' tokenizer classes whose output includes token_type_ids (model_input_names); the others, and
+# transformers 5's generic TokenizersBackend, give none, so the model uses zeros whatever the template says.
+TOKEN_TYPE_TOKENIZER_CLASSES = {"BertTokenizer", "ElectraTokenizer", "DebertaTokenizer", "DebertaV2Tokenizer"}
+
+
+def returns_token_type_ids(tokenizer_config):
+    """Whether transformers' tokenizer for this tokenizer_config.json returns token_type_ids: its model_input_names
+    if given, else its tokenizer_class's (without one, as for an old BERT folder, BertTokenizer's: yes)."""
+    names = tokenizer_config.get("model_input_names")
+    if isinstance(names, list):
+        return "token_type_ids" in names
+    tokenizer_class = tokenizer_config.get("tokenizer_class")
+    return tokenizer_class is None or tokenizer_class.removesuffix("Fast") in TOKEN_TYPE_TOKENIZER_CLASSES

@@ -378,3 +378,22 @@ def test_v4_config_activation_is_used_as_in_reference(tiny_cross_encoder, tmp_pa
     assert isinstance(reference.activation_fn, torch.nn.Tanh)
     np.testing.assert_array_equal(model.predict(PAIRS), np.tanh(model.predict(PAIRS, activation_fn=identity)))
     assert max_relative_difference(model.predict(PAIRS), reference.predict(PAIRS)) <= 1e-5
+
+
+@pytest.mark.parametrize(
+    "tokenizer_class",
+    ["BertTokenizer", "BertTokenizerFast", "ElectraTokenizer", "DebertaV2Tokenizer", "DebertaTokenizer",
+     "DistilBertTokenizer", "RobertaTokenizer", "XLMRobertaTokenizer", "MPNetTokenizer", "TokenizersBackend",
+     "PreTrainedTokenizerFast", "T5Tokenizer", "Qwen2Tokenizer", "GemmaTokenizer", "CamembertTokenizer"],
+)
+def test_token_types_are_passed_as_transformers_passes_them(tokenizer_class):
+    # A pair's second text has token type 1 in the template; the model sees it only if the tokenizer class
+    # returns token_type_ids (else transformers passes none and the model uses zeros).
+    import transformers
+
+    from minisbert.tokenization import returns_token_type_ids
+
+    expected = "token_type_ids" in getattr(transformers, tokenizer_class).model_input_names
+    assert returns_token_type_ids({"tokenizer_class": tokenizer_class}) == expected
+    assert returns_token_type_ids({"tokenizer_class": tokenizer_class, "model_input_names": ["input_ids"]}) is False
+    assert returns_token_type_ids({}) is True  # no tokenizer_config.json: an old BERT folder, BertTokenizer

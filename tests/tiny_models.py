@@ -197,7 +197,9 @@ def _numpy(x):
     return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
 
 
-CROSS_ENCODER_ARCHITECTURES = ("bert", "roberta", "xlm-roberta", "mpnet", "distilbert", "electra")
+CROSS_ENCODER_ARCHITECTURES = ("bert", "roberta", "xlm-roberta", "mpnet", "distilbert", "electra", "deberta-v2", "deberta-v3")
+# Built from tests/tiny_modern_models.py's tokenizer and config (byte-level BPE, max_seq_length 48).
+MODERN_CROSS_ENCODERS = ("deberta-v2", "deberta-v3")
 
 
 def build_cross_encoder(folder, architecture, num_labels=1, activation_fn=None, legacy=False):
@@ -210,8 +212,18 @@ def build_cross_encoder(folder, architecture, num_labels=1, activation_fn=None, 
     folder = Path(folder)
     hf_folder = folder if legacy else folder.parent / f"{folder.name}-transformers"
     hf_folder.mkdir(parents=True, exist_ok=True)
-    transformers_model_and_tokenizer(architecture, hf_folder)  # the tokenizer, and the encoder's weights
-    model = transformers.AutoModelForSequenceClassification.from_pretrained(hf_folder, num_labels=num_labels)
+    if architecture in MODERN_CROSS_ENCODERS:
+        import torch
+        from tiny_modern_models import tokenizer_and_config
+
+        tokenizer, config = tokenizer_and_config(architecture, padding_side="right")
+        config.num_labels = num_labels
+        torch.manual_seed(0)
+        model = transformers.AutoModelForSequenceClassification.from_config(config)
+        tokenizer.save_pretrained(hf_folder)
+    else:
+        transformers_model_and_tokenizer(architecture, hf_folder)  # the tokenizer, and the encoder's weights
+        model = transformers.AutoModelForSequenceClassification.from_pretrained(hf_folder, num_labels=num_labels)
     random_model(model, seed=2).save_pretrained(hf_folder)
     if legacy:
         if activation_fn is not None:
