@@ -21,7 +21,7 @@ from minisbert.models.checkpoint import CheckpointError
 from minisbert.quantization import quantize_embeddings, semantic_search_binary
 from minisbert.util import community_detection, cos_sim, semantic_search
 from tests.conftest import REPO
-from tests.refusals import Refusal, check, render
+from refusals import Refusal, check, render
 
 
 class Context:
@@ -261,7 +261,7 @@ def test_bad_input_is_refused_with_an_error_naming_the_problem(refusal, context)
 def test_the_readme_lists_every_refusal_the_tests_check():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert render() in readme, "README.md's table is out of date: regenerate it with .venv/bin/python tests/refusals.py"
-    assert len(REFUSALS) + len(__import__("tests.test_hostile_files", fromlist=["x"]).REFUSALS) >= 60
+    assert len(REFUSALS) + len(__import__("test_hostile_files").REFUSALS) >= 60
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from minisbert.loading import ModelLoadError
 from minisbert.torch_checkpoint import UnsafeCheckpointError, load_torch_checkpoint
 from minisbert.weights import load_weights, read_safetensors
-from tests.refusals import Refusal, check
+from refusals import Refusal, check
 
 # ---------------------------------------------------------------------------------------------------------
 # Writing torch-format checkpoints without torch
