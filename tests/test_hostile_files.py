@@ -29,8 +29,16 @@ from tests.refusals import Refusal, check
 # ---------------------------------------------------------------------------------------------------------
 # Writing torch-format checkpoints without torch
 
-FAKE_TORCH = types.ModuleType("fake_torch")
-FAKE_TORCH_UTILS = types.ModuleType("fake_torch_utils")
+def fake_module(name, *things):
+    """A module in sys.modules holding ``things``, made once however often this file is imported (pickle finds
+    a global by its module's name and checks it is the very object pickled)."""
+    if name not in sys.modules:
+        module = types.ModuleType(name)
+        for thing in things:
+            thing.__module__ = name
+            setattr(module, thing.__name__, thing)
+        sys.modules[name] = module
+    return sys.modules[name]
 
 
 def _rebuild_tensor_v2(*arguments):  # stands in for torch._utils._rebuild_tensor_v2 in the pickle
@@ -41,18 +49,12 @@ class FloatStorage:  # stands in for torch.FloatStorage
     pass
 
 
-class HalfStorage:
-    pass
-
-
-for _module, _thing in ((FAKE_TORCH_UTILS, _rebuild_tensor_v2), (FAKE_TORCH, FloatStorage), (FAKE_TORCH, HalfStorage)):
-    _thing.__module__ = _module.__name__
-    setattr(_module, _thing.__name__, _thing)
-    sys.modules[_module.__name__] = _module
+FAKE_TORCH_UTILS = fake_module("fake_torch_utils", _rebuild_tensor_v2)
+FAKE_TORCH = fake_module("fake_torch", FloatStorage)
 
 
 class Storage:
-    def __init__(self, key, values, storage_type=FloatStorage):
+    def __init__(self, key, values, storage_type=FAKE_TORCH.FloatStorage):
         self.key, self.values, self.storage_type = key, np.asarray(values), storage_type
 
 
@@ -61,7 +63,7 @@ class Tensor:
         self.arguments = (storage, offset, size, stride, False, collections.OrderedDict())
 
     def __reduce__(self):
-        return _rebuild_tensor_v2, self.arguments
+        return FAKE_TORCH_UTILS._rebuild_tensor_v2, self.arguments
 
 
 class StoragePickler(pickle.Pickler):
