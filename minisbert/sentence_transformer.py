@@ -137,7 +137,9 @@ class SentenceTransformer:
         if returns_array:
             if embeddings is None:  # no text: the width a text would have had
                 dimension = self.get_sentence_embedding_dimension()
-                embeddings = np.empty((0, dimension if truncate_dim is None else min(dimension, truncate_dim)), np.float32)
+                if truncate_dim is not None:
+                    dimension = min(dimension, truncate_dim)
+                embeddings = np.empty((0, dimension), dtype=np.float32)
             elif len(texts) < len(rows):
                 embeddings = embeddings[rows]
             if quantize:
