@@ -46,6 +46,7 @@ class SentenceTransformer:
         self.similarity_fn_name = similarity_function_name(
             similarity_fn_name or settings.get("similarity_fn_name") or "cosine"
         )
+        check_truncate_dim(truncate_dim)
         self.truncate_dim = truncate_dim
 
     def __repr__(self):
@@ -208,13 +209,17 @@ def check_encode_arguments(batch_size, output_value, truncate_dim=None, prompt=N
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
     if output_value not in OUTPUT_VALUES:
         raise ValueError(f"output_value must be one of {OUTPUT_VALUES}, got {output_value!r}")
+    check_truncate_dim(truncate_dim)
+    if prompt is not None and not isinstance(prompt, str):
+        raise TypeError(f"prompt must be a string, got {type(prompt).__name__}")
+
+
+def check_truncate_dim(truncate_dim):
     if truncate_dim is not None:
         if isinstance(truncate_dim, bool) or not isinstance(truncate_dim, (int, np.integer)):
             raise TypeError(f"truncate_dim must be a positive integer or None, got {truncate_dim!r}")
         if truncate_dim < 1:
             raise ValueError(f"truncate_dim must be a positive integer or None, got {truncate_dim}")
-    if prompt is not None and not isinstance(prompt, str):
-        raise TypeError(f"prompt must be a string, got {type(prompt).__name__}")
 
 
 def batch_starts(count, batch_size, show_progress_bar):
