@@ -7,6 +7,7 @@ each field (size, stride, offset, element count) can be made to lie."""
 
 import collections
 import json
+import math
 import os
 import pickle
 import struct
@@ -367,3 +368,25 @@ def test_arbitrary_safetensors_headers_load_or_give_minisbert_format_errors(tmp_
     assert tensors.keys() == header.keys() - {"__metadata__"}
     for name, tensor in tensors.items():
         assert list(tensor.shape) == header[name]["shape"]
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    elements=st.integers(0, 40),
+    offset=st.integers(0, 45),
+    layout=st.lists(st.tuples(st.integers(0, 6), st.integers(0, 12)), max_size=3),
+)
+def test_arbitrary_tensor_layouts_load_as_torch_would_read_them_or_are_refused(tmp_path, elements, offset, layout):
+    size, stride = tuple(n for n, _ in layout), tuple(s for _, s in layout)
+    tensor = Tensor(Storage("0", np.arange(elements)), offset, size, stride)
+    path = write_checkpoint(tmp_path / "pytorch_model.bin", {"t": tensor})
+    count = math.prod(size)
+    last = offset + sum((n - 1) * s for n, s in zip(size, stride))
+    try:
+        loaded = load_torch_checkpoint(path)["t"]
+    except ModelLoadError:  # refused exactly when the tensor claims more than its storage holds
+        assert count > elements - min(offset, elements) or (count and last >= elements)
+        return
+    values = np.arange(elements, dtype=np.float32)
+    expected = [values[offset + sum(i * s for i, s in zip(index, stride))] for index in np.ndindex(*size)]
+    np.testing.assert_array_equal(loaded, np.array(expected, dtype=np.float32).reshape(size))
