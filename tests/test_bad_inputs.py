@@ -110,6 +110,8 @@ REFUSALS = [
             encode(truncate_dim=-1)),
     Refusal(E, "truncate_dim as a string", TypeError, "truncate_dim must be a positive integer or None, got '10'",
             encode(truncate_dim="10")),
+    Refusal(E, "negative truncate_dim given to the model", ValueError, "truncate_dim must be a positive integer or None, got -5",
+            lambda c: partial(SentenceTransformer, c.folder, truncate_dim=-5)),
     Refusal(E, "unknown precision", ValueError, "precision 'int4' is not supported", encode(precision="int4")),
     Refusal(E, "precision with token embeddings", ValueError, "needs output_value='sentence_embedding'",
             encode(precision="int8", output_value="token_embeddings")),
@@ -301,6 +303,14 @@ def test_many_identical_texts_are_encoded_once(model, monkeypatch):
     np.testing.assert_array_equal(embeddings[:10_000], np.broadcast_to(embeddings[-1], (10_000, 384)))
     monkeypatch.undo()
     np.testing.assert_allclose(embeddings[-2:], model.encode(["a", ""]), rtol=0, atol=1e-6)
+
+
+def test_a_top_k_far_beyond_the_corpus_gives_the_whole_corpus_without_allocating_it():
+    corpus = np.random.default_rng(1).standard_normal((5, 8)).astype(np.float32)
+    hits = semantic_search(corpus[:2], corpus, top_k=10**12)
+    assert [len(row) for row in hits] == [5, 5] and hits[0][0]["corpus_id"] == 0
+    binary = semantic_search_binary(corpus[:2], quantize_embeddings(corpus, "ubinary"), top_k=10**12)
+    assert [len(row) for row in binary] == [5, 5]
 
 
 def test_cli_encode_output_writes_exactly_the_file_it_names(tmp_path, capsys):
