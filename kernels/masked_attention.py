@@ -6,11 +6,14 @@ keys and values ``kv_heads`` (heads a multiple of it): query head h reads key/va
 
 ``packed_masked_attention_reference`` is the readable version; ``packed_masked_attention`` runs the products in
 OpenBLAS (the query heads of one key/value head stacked into one matrix, so keys and values are never
-repeated) and the softmax of every sequence in one call of kernels.attention's numba softmax_blocks.
+repeated) and the softmax of every sequence in one numba call: kernels.attention's softmax_blocks without a
+mask, ``banded_softmax`` with one (each query's contiguous range of keys; the others get exactly 0).
 """
 
 import functools
+import math
 
+import numba
 import numpy as np
 
 from minisbert.kernels.attention import softmax_blocks
@@ -28,6 +31,67 @@ def masked_positions(length, causal, window):
     if window is not None:
         allowed &= np.abs(distance) <= window
     return np.nonzero(~allowed)
+
+
+def key_range(query_position, length, causal, window):
+    """The keys a query may attend, first and last (inclusive): every mask here leaves a contiguous range."""
+    first = 0 if window is None else max(0, query_position - window)
+    last = query_position if causal else (length - 1 if window is None else min(length - 1, query_position + window))
+    return first, last
+
+
+def banded_softmax_reference(scores, block_starts, lengths, heads, scaling, causal, window):
+    """scores: a flat buffer of blocks, block b (heads, length, length) from block_starts[b] -> a copy with each
+    row replaced by softmax(row * scaling) over the keys its query may attend (key_range) and 0 elsewhere."""
+    result = scores.copy()
+    for start, length in zip(block_starts, lengths):
+        block = result[start : start + heads * length * length].reshape(heads, length, length)
+        for query in range(length):
+            first, last = key_range(query, length, causal, window)
+            allowed = block[:, query, first : last + 1] * scaling
+            exponentials = np.exp(allowed - allowed.max(axis=-1, keepdims=True))
+            block[:, query] = 0
+            block[:, query, first : last + 1] = exponentials / exponentials.sum(axis=-1, keepdims=True)
+    return result
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _banded_softmax(scores, block_starts, lengths, heads, scaling, causal, window):
+    # window < 0: no window
+    for b in range(len(block_starts)):
+        length = lengths[b]
+        for row_index in range(heads * length):
+            query = row_index % length
+            first = 0 if window < 0 else max(0, query - window)
+            last = query if causal else (length - 1 if window < 0 else min(length - 1, query + window))
+            row = scores[block_starts[b] + row_index * length : block_starts[b] + (row_index + 1) * length]
+            maximum = row[first]
+            for j in range(first + 1, last + 1):
+                maximum = max(maximum, row[j])
+            maximum *= scaling
+            total = np.float32(0.0)
+            for j in range(first, last + 1):
+                row[j] = math.exp(row[j] * scaling - maximum)
+                total += row[j]
+            inverse_total = np.float32(1.0) / total
+            for j in range(first, last + 1):
+                row[j] *= inverse_total
+            row[:first] = 0
+            row[last + 1 :] = 0
+
+
+def banded_softmax(scores, block_starts, lengths, heads, scaling, causal, window):
+    """The numba version of ``banded_softmax_reference``, in place in ``scores`` (flat float32), returned.
+    Masked keys are skipped, not set to -inf: their probabilities are exactly 0 (no denormal exp floors)."""
+    if scores.dtype != np.float32 or scores.ndim != 1:
+        raise ValueError(f"banded_softmax expects a flat float32 buffer, got {scores.dtype} {scores.shape}")
+    block_starts, lengths = np.asarray(block_starts, np.int64), np.asarray(lengths, np.int64)
+    if len(lengths) and (lengths.min() < 1 or (block_starts + heads * lengths**2).max() > len(scores)):
+        raise ValueError("banded_softmax: every block must be non-empty and inside the buffer")
+    _banded_softmax(
+        scores, block_starts, lengths, heads, np.float32(scaling), causal, -1 if window is None else window
+    )
+    return scores
 
 
 def check_arguments(query, key, value, offsets):
@@ -65,10 +129,13 @@ def packed_masked_attention_reference(query, key, value, offsets, scaling, causa
 
 def packed_masked_attention(query, key, value, offsets, scaling, causal=False, window=None):
     """The fast version of ``packed_masked_attention_reference``: same arguments, float32, same result to
-    float32 rounding (a masked score weighs exp(-87) ~ 1e-38 instead of 0, as softmax_blocks floors exp)."""
+    float32 rounding."""
     offsets = check_arguments(query, key, value, offsets)
     if query.dtype != np.float32 or key.dtype != np.float32 or value.dtype != np.float32:
         raise ValueError(f"packed_masked_attention expects float32, got {query.dtype}, {key.dtype}, {value.dtype}")
+    # each head's (tokens, head_dim) rows contiguous, so that every per-sequence product runs in OpenBLAS (numpy's
+    # own loop takes the strided views a (tokens, heads, head_dim) split gives, some 50x slower)
+    query, key, value = (np.ascontiguousarray(t) for t in (query, key, value))
     heads, tokens, head_dim = query.shape
     kv_heads = key.shape[0]
     groups = heads // kv_heads
@@ -84,12 +151,12 @@ def packed_masked_attention(query, key, value, offsets, scaling, causal=False, w
         stacked = query[:, start:stop].reshape(kv_heads, groups * length, head_dim)
         block = scores[block_starts[i] : block_starts[i + 1]].reshape(kv_heads, groups * length, length)
         np.matmul(stacked, key[:, start:stop].transpose(0, 2, 1), out=block)  # q k^T
-        rows, columns = masked_positions(int(length), causal, window)
-        if len(rows):
-            block.reshape(heads, length, length)[:, rows, columns] = -np.inf
         blocks.append(block)
     real = lengths > 0
-    softmax_blocks(scores, block_starts[:-1][real], heads * lengths[real], lengths[real], 1.0 / np.float32(scaling))
+    if causal or window is not None:
+        banded_softmax(scores, block_starts[:-1][real], lengths[real], heads, scaling, causal, window)
+    else:  # every key: kernels.attention's vectorized softmax
+        softmax_blocks(scores, block_starts[:-1][real], heads * lengths[real], lengths[real], 1.0 / np.float32(scaling))
     for i, (start, stop) in enumerate(zip(offsets[:-1], offsets[1:])):
         weighted = np.matmul(blocks[i], value[:, start:stop])  # (kv_heads, groups * length, head_dim)
         context[:, start:stop] = weighted.reshape(heads, stop - start, head_dim)

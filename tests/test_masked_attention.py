@@ -57,3 +57,16 @@ def test_bad_arguments_are_errors_naming_them():
         packed_masked_attention(query, key, value, [0, 3, 6], 1.0)
     with pytest.raises(ValueError, match="expects float32"):
         packed_masked_attention(query.astype(np.float64), key, value, offsets, 1.0)
+
+
+@pytest.mark.parametrize("causal, window", [(True, None), (False, 2), (True, 2), (False, 0)])
+def test_banded_softmax_matches_reference(causal, window):
+    from minisbert.kernels.masked_attention import banded_softmax, banded_softmax_reference
+
+    heads, lengths = 3, np.array([4, 1, 9])
+    block_starts = np.concatenate([[0], np.cumsum(heads * lengths**2)])
+    scores = (RNG.standard_normal(block_starts[-1]) * 4).astype(np.float32)
+    expected = banded_softmax_reference(scores, block_starts[:-1], lengths, heads, 0.5, causal, window)
+    actual = banded_softmax(scores.copy(), block_starts[:-1], lengths, heads, 0.5, causal, window)
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-6)
+    assert np.count_nonzero(actual == 0) == np.count_nonzero(expected == 0) > 0  # masked keys exactly 0
