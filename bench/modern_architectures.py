@@ -16,7 +16,6 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -133,7 +132,7 @@ def main():
             results[name][framework] = run(framework, folder, batch1, batch32)
     (REPO / "bench" / "modern_architectures.json").write_text(json.dumps(results, indent=2))
     mib = 2**20
-    print(f"| model | framework | load s | batch 1 /s | batch 32 /s | peak RSS MiB | weights MiB | peak / weights |")
+    print("| model | framework | load s | batch 1 /s | batch 32 /s | peak RSS MiB | weights MiB | peak / weights |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, result in results.items():
         weights = result["weights_bytes"]

@@ -6,8 +6,9 @@ keys and values ``kv_heads`` (heads a multiple of it): query head h reads key/va
 
 ``packed_masked_attention_reference`` is the readable version; ``packed_masked_attention`` runs the products in
 OpenBLAS (the query heads of one key/value head stacked into one matrix, so keys and values are never
-repeated) and the softmax of every sequence in one numba call: kernels.attention's softmax_blocks without a
-mask, ``banded_softmax`` with one (each query's contiguous range of keys; the others get exactly 0).
+repeated) and the softmax of every sequence in one numba call, ``banded_softmax``: each query's contiguous
+range of keys, the others exactly 0, and probabilities below float32's smallest normal number 0 too (a
+denormal makes every product with it ~100x slower; random-weight models at real size are full of them).
 """
 
 import functools
@@ -16,7 +17,6 @@ import math
 import numba
 import numpy as np
 
-from minisbert.kernels.attention import softmax_blocks
 
 
 @functools.lru_cache(maxsize=64)
@@ -55,6 +55,11 @@ def banded_softmax_reference(scores, block_starts, lengths, heads, scaling, caus
     return result
 
 
+# exp(-87) ~ 1.6e-38 is float32's smallest normal number: below it a probability is taken as 0, as a denormal
+# would make every product with it some 100x slower (and weighs nothing beside the row maximum's 1).
+_EXP_FLOOR = np.float32(-87.0)
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def _banded_softmax(scores, block_starts, lengths, heads, scaling, causal, window):
     # window < 0: no window
@@ -71,7 +76,8 @@ def _banded_softmax(scores, block_starts, lengths, heads, scaling, causal, windo
             maximum *= scaling
             total = np.float32(0.0)
             for j in range(first, last + 1):
-                row[j] = math.exp(row[j] * scaling - maximum)
+                exponent = row[j] * scaling - maximum
+                row[j] = math.exp(exponent) if exponent > _EXP_FLOOR else np.float32(0.0)
                 total += row[j]
             inverse_total = np.float32(1.0) / total
             for j in range(first, last + 1):
@@ -82,7 +88,7 @@ def _banded_softmax(scores, block_starts, lengths, heads, scaling, causal, windo
 
 def banded_softmax(scores, block_starts, lengths, heads, scaling, causal, window):
     """The numba version of ``banded_softmax_reference``, in place in ``scores`` (flat float32), returned.
-    Masked keys are skipped, not set to -inf: their probabilities are exactly 0 (no denormal exp floors)."""
+    Masked keys are skipped, not set to -inf: their probabilities are exactly 0, as are those below exp(-87)."""
     if scores.dtype != np.float32 or scores.ndim != 1:
         raise ValueError(f"banded_softmax expects a flat float32 buffer, got {scores.dtype} {scores.shape}")
     block_starts, lengths = np.asarray(block_starts, np.int64), np.asarray(lengths, np.int64)
@@ -153,10 +159,7 @@ def packed_masked_attention(query, key, value, offsets, scaling, causal=False, w
         np.matmul(stacked, key[:, start:stop].transpose(0, 2, 1), out=block)  # q k^T
         blocks.append(block)
     real = lengths > 0
-    if causal or window is not None:
-        banded_softmax(scores, block_starts[:-1][real], lengths[real], heads, scaling, causal, window)
-    else:  # every key: kernels.attention's vectorized softmax
-        softmax_blocks(scores, block_starts[:-1][real], heads * lengths[real], lengths[real], 1.0 / np.float32(scaling))
+    banded_softmax(scores, block_starts[:-1][real], lengths[real], heads, scaling, causal, window)
     for i, (start, stop) in enumerate(zip(offsets[:-1], offsets[1:])):
         weighted = np.matmul(blocks[i], value[:, start:stop])  # (kv_heads, groups * length, head_dim)
         context[:, start:stop] = weighted.reshape(heads, stop - start, head_dim)

@@ -7,13 +7,15 @@ Bidirectional, a window layer sees the tokens within sliding_window // 2 positio
 (a plain Gemma 3), the sliding_window - 1 tokens before and itself.
 """
 
+import functools
+
 import numpy as np
 
 from minisbert.models.checkpoint import Checkpoint
 from minisbert.models.layers import activation, embedding_lookup
 from minisbert.models.modern_layers import (
     attention_weights,
-    batch_layout,
+    run_layout,
     check_layer_types,
     gated_mlp,
     gated_mlp_weights,
@@ -81,7 +83,11 @@ def decoder_layer(x, layer, attend, cos, sin, config):
 
 def forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None):
     # input_ids, attention_mask (batch, seq) -> token embeddings (batch, seq, hidden); packed unless recording
-    batch = batch_layout(input_ids, attention_mask, record)
+    return run_layout(functools.partial(layers_forward, params, config), input_ids, attention_mask, record)
+
+
+def layers_forward(params, config, batch, record):
+    # batch: a modern_layers.PaddedBatch or PackedBatch -> token embeddings in its layout
     scale = np.float32(config["hidden_size"] ** 0.5)
     x = embedding_lookup(params["word"], batch.ids, "word embedding") * scale  # (batch, seq, hidden) or (1, tokens, hidden)
     scaling = config["query_pre_attn_scalar"] ** -0.5
