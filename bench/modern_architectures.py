@@ -109,8 +109,11 @@ print(json.dumps(result))
 
 def run(framework, folder, batch1, batch32):
     output = subprocess.run(
-        [sys.executable, "-c", RUN.format(bench=str(REPO / "bench")), framework, str(folder), str(batch1), str(batch32)],
-        capture_output=True, text=True, check=True,
+        [sys.executable, "-c", RUN.format(bench=str(REPO / "bench")), framework, str(folder)]
+        + [str(batch1), str(batch32)],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return json.loads(output.strip().splitlines()[-1])
 

@@ -109,14 +109,19 @@ def check_arguments(query, key, value, offsets):
     if query.shape[0] % key.shape[0] != 0:
         raise ValueError(f"{query.shape[0]} query heads are not a multiple of {key.shape[0]} key/value heads")
     offsets = np.asarray(offsets, dtype=np.int64)
-    if offsets.ndim != 1 or len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != query.shape[1] or np.any(np.diff(offsets) < 0):
+    rising = offsets.ndim == 1 and len(offsets) > 0 and offsets[0] == 0 and np.all(np.diff(offsets) >= 0)
+    if not rising or offsets[-1] != query.shape[1]:
         raise ValueError(f"offsets must rise from 0 to the number of tokens ({query.shape[1]}), got {offsets}")
     return offsets
 
 
-def packed_masked_attention_reference(query, key, value, offsets, scaling, causal=False, window=None):
+def packed_masked_attention_reference(
+    query, key, value, offsets, scaling, causal=False, window=None, position_bias=None
+):
     """query (heads, tokens, head_dim), key and value (kv_heads, tokens, head_dim), offsets (sequences + 1,)
-    -> context (heads, tokens, head_dim): per sequence, softmax(q k^T * scaling, masked) v."""
+    -> context (heads, tokens, head_dim): per sequence, softmax(q k^T * scaling + position_bias, masked) v.
+    position_bias (heads, n, n), n at least the longest sequence: [:, i, j] for the query at position i of its
+    sequence and the key at position j (T5's relative position bias)."""
     offsets = check_arguments(query, key, value, offsets)
     groups = query.shape[0] // key.shape[0]
     context = np.zeros_like(query)
@@ -126,6 +131,8 @@ def packed_masked_attention_reference(query, key, value, offsets, scaling, causa
         q = query[:, start:stop]  # (heads, length, head_dim)
         k, v = (np.repeat(t[:, start:stop], groups, axis=0) for t in (key, value))  # (heads, length, head_dim)
         scores = q @ k.transpose(0, 2, 1) * np.asarray(scaling, query.dtype)  # (heads, length, length)
+        if position_bias is not None:
+            scores = scores + position_bias[:, : stop - start, : stop - start]
         rows, columns = masked_positions(stop - start, causal, window)
         scores[:, rows, columns] = -np.inf
         scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
@@ -133,10 +140,17 @@ def packed_masked_attention_reference(query, key, value, offsets, scaling, causa
     return context
 
 
-def packed_masked_attention(query, key, value, offsets, scaling, causal=False, window=None):
+def packed_masked_attention(query, key, value, offsets, scaling, causal=False, window=None, position_bias=None):
     """The fast version of ``packed_masked_attention_reference``: same arguments, float32, same result to
     float32 rounding."""
     offsets = check_arguments(query, key, value, offsets)
+    if position_bias is not None and (
+        position_bias.shape[0] != query.shape[0] or min(position_bias.shape[1:]) < np.diff(offsets).max(initial=0)
+    ):
+        raise ValueError(
+            f"position_bias {position_bias.shape} must be (heads, n, n) with {query.shape[0]} heads and n at least "
+            f"the longest sequence ({np.diff(offsets).max(initial=0)})"
+        )
     if query.dtype != np.float32 or key.dtype != np.float32 or value.dtype != np.float32:
         raise ValueError(f"packed_masked_attention expects float32, got {query.dtype}, {key.dtype}, {value.dtype}")
     # each head's (tokens, head_dim) rows contiguous, so that every per-sequence product runs in OpenBLAS (numpy's
@@ -157,9 +171,14 @@ def packed_masked_attention(query, key, value, offsets, scaling, causal=False, w
         stacked = query[:, start:stop].reshape(kv_heads, groups * length, head_dim)
         block = scores[block_starts[i] : block_starts[i + 1]].reshape(kv_heads, groups * length, length)
         np.matmul(stacked, key[:, start:stop].transpose(0, 2, 1), out=block)  # q k^T
+        if position_bias is not None:  # scores * scaling + bias here, so the softmax scales by 1
+            square = block.reshape(heads, length, length)
+            square *= np.float32(scaling)
+            square += position_bias[:, :length, :length]
         blocks.append(block)
     real = lengths > 0
-    banded_softmax(scores, block_starts[:-1][real], lengths[real], heads, scaling, causal, window)
+    softmax_scaling = scaling if position_bias is None else 1.0
+    banded_softmax(scores, block_starts[:-1][real], lengths[real], heads, softmax_scaling, causal, window)
     for i, (start, stop) in enumerate(zip(offsets[:-1], offsets[1:])):
         weighted = np.matmul(blocks[i], value[:, start:stop])  # (kv_heads, groups * length, head_dim)
         context[:, start:stop] = weighted.reshape(heads, stop - start, head_dim)

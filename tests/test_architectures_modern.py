@@ -22,7 +22,12 @@ MODELS = {
     "qwen3": ("qwen3", dict(pooling_mode="lasttoken", normalize=True, padding_side="left", prompts=QWEN3_PROMPTS)),
     "gemma3": (
         "gemma3_text",
-        dict(pooling_mode="mean", dense=[(64, "Identity", False), (32, "Identity", False)], normalize=True, prompts=GEMMA_PROMPTS),
+        dict(
+            pooling_mode="mean",
+            dense=[(64, "Identity", False), (32, "Identity", False)],
+            normalize=True,
+            prompts=GEMMA_PROMPTS,
+        ),
     ),
     "gemma3-causal": ("gemma3_text-causal", dict(pooling_mode="lasttoken", padding_side="left")),
     "sentence-t5": ("t5", dict(pooling_mode="mean", dense=[(32, "Identity", False)], normalize=True)),
@@ -126,15 +131,27 @@ def test_left_and_right_padding_give_the_same_embeddings(built):
 @pytest.mark.parametrize(
     "config, message",
     [
-        ({"model_type": "modernbert", "rope_scaling": {"rope_type": "yarn", "factor": 4.0}}, "rope_scaling.rope_type = 'yarn'"),
-        ({"model_type": "modernbert", "layer_types": ["chunked_attention", "full_attention"]}, "layer_types = 'chunked_attention'"),
+        (
+            {"model_type": "modernbert", "rope_scaling": {"rope_type": "yarn", "factor": 4.0}},
+            "rope_scaling.rope_type = 'yarn'",
+        ),
+        (
+            {"model_type": "modernbert", "layer_types": ["chunked_attention", "full_attention"]},
+            "layer_types = 'chunked_attention'",
+        ),
         ({"model_type": "modernbert", "mlp_bias": True}, "mlp_bias = True"),
         ({"model_type": "qwen3", "use_sliding_window": True}, "use_sliding_window = True"),
-        ({"model_type": "qwen3", "rope_parameters": {"rope_type": "linear", "factor": 2.0}}, "rope_parameters.rope_type = 'linear'"),
+        (
+            {"model_type": "qwen3", "rope_parameters": {"rope_type": "linear", "factor": 2.0}},
+            "rope_parameters.rope_type = 'linear'",
+        ),
         ({"model_type": "qwen3", "partial_rotary_factor": 0.5}, "partial_rotary_factor = 0.5"),
         ({"model_type": "qwen3", "attention_bias": True}, "attention_bias = True"),
         ({"model_type": "gemma3_text", "attn_logit_softcapping": 50.0}, "attn_logit_softcapping = 50.0"),
-        ({"model_type": "gemma3_text", "rope_scaling": {"rope_type": "linear", "factor": 8.0}}, "rope_scaling.rope_type = 'linear'"),
+        (
+            {"model_type": "gemma3_text", "rope_scaling": {"rope_type": "linear", "factor": 8.0}},
+            "rope_scaling.rope_type = 'linear'",
+        ),
         ({"model_type": "gemma3_text", "hidden_activation": "gelu_fast"}, "unsupported activation 'gelu_fast'"),
         ({"model_type": "t5", "feed_forward_proj": "gated-gelu-extra"}, "feed_forward_proj = 'gated-gelu-extra'"),
         ({"model_type": "t5", "feed_forward_proj": "swiglu"}, "unsupported activation 'swiglu'"),
@@ -143,7 +160,7 @@ def test_left_and_right_padding_give_the_same_embeddings(built):
     ],
 )
 def test_unsupported_options_are_errors_naming_key_and_value(config, message):
-    base = {"hidden_size": 32, "intermediate_size": 40, "num_attention_heads": 4, "num_hidden_layers": 2, "vocab_size": 10}
+    base = dict(hidden_size=32, intermediate_size=40, num_attention_heads=4, num_hidden_layers=2, vocab_size=10)
     base.update(d_model=32, d_ff=40, num_heads=4, num_layers=2)  # T5's names
     module, full_config = architecture_for({**base, **config})
     with pytest.raises(ValueError, match=re.escape(message)):

@@ -50,7 +50,7 @@ def tokenizer_and_config(architecture, padding_side):
             tokenizer_object=backend, cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]", unk_token="[UNK]",
             mask_token="[MASK]", **common,
         )
-        ids = {name: backend.token_to_id(token) for name, token in (("cls", "[CLS]"), ("sep", "[SEP]"), ("pad", "[PAD]"))}
+        ids = {name: backend.token_to_id(f"[{name.upper()}]") for name in ("cls", "sep", "pad")}
         config = transformers.ModernBertConfig(
             vocab_size=backend.get_vocab_size(), num_hidden_layers=4, local_attention=2 * WINDOW,
             global_attn_every_n_layers=3, global_rope_theta=160000.0, local_rope_theta=10000.0,
@@ -138,7 +138,8 @@ def build_modern_sentence_transformer(
     torch.manual_seed(0)
     # sentence-transformers loads T5 as T5EncoderModel; saved as one, so the folder names that class
     model_class = transformers.T5EncoderModel if config.model_type == "t5" else transformers.AutoModel
-    model = random_model(model_class.from_config(config) if model_class is transformers.AutoModel else model_class(config))
+    model = model_class(config) if model_class is transformers.T5EncoderModel else model_class.from_config(config)
+    model = random_model(model)
     if dtype is not None:
         model = model.to(getattr(torch, dtype))
     model.save_pretrained(hf_folder)

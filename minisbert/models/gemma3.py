@@ -56,7 +56,8 @@ def layer_types(config):
     if config.get("layer_types") is None:
         every = config["sliding_window_pattern"]
         layers = range(config["num_hidden_layers"])
-        config = {**config, "layer_types": ["sliding_attention" if (i + 1) % every else "full_attention" for i in layers]}
+        types = ["sliding_attention" if (i + 1) % every else "full_attention" for i in layers]
+        config = {**config, "layer_types": types}
     return check_layer_types(config, "gemma3_text")
 
 
@@ -88,8 +89,8 @@ def forward(params, config, input_ids, attention_mask, token_type_ids=None, reco
 
 def layers_forward(params, config, batch, record):
     # batch: a modern_layers.PaddedBatch or PackedBatch -> token embeddings in its layout
-    scale = np.float32(config["hidden_size"] ** 0.5)
-    x = embedding_lookup(params["word"], batch.ids, "word embedding") * scale  # (batch, seq, hidden) or (1, tokens, hidden)
+    x = embedding_lookup(params["word"], batch.ids, "word embedding")  # (batch, seq, hidden) or (1, tokens, hidden)
+    x = x * np.float32(config["hidden_size"] ** 0.5)
     scaling = config["query_pre_attn_scalar"] ** -0.5
     attends = {kind: batch.attention(scaling, causal, window) for kind, (causal, window) in params["masks"].items()}
     tables = {kind: rotary_tables(frequencies, batch.positions) for kind, frequencies in params["rotary"].items()}

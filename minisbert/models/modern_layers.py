@@ -121,13 +121,17 @@ class PaddedBatch:
     position with the masks as additive biases (models.layers' way), recording its probabilities."""
 
     def __init__(self, input_ids, attention_mask):
-        self.ids = input_ids  # (batch, seq)
+        self.shape = input_ids.shape  # (batch, seq)
+        self.ids = input_ids
         self.attention_mask = attention_mask
         self.positions = np.arange(input_ids.shape[1])  # (seq,) each column's position, for rotary tables
 
-    def attention(self, scaling, causal=False, window=None):
-        # -> attend(query, key, value) -> context (batch, heads, seq, head_dim), probabilities
+    def attention(self, scaling, causal=False, window=None, position_bias=None):
+        # position_bias (heads, seq, seq) or None -> attend(query, key, value) -> context (batch, heads, seq,
+        # head_dim), probabilities
         bias = attention_bias(self.attention_mask, causal, window)  # (batch, 1, seq, seq)
+        if position_bias is not None:
+            bias = bias + position_bias[None]  # (batch, heads, seq, seq)
         return lambda query, key, value: grouped_query_attention(query, key, value, bias, scaling)
 
     def unpack(self, x):
@@ -146,12 +150,15 @@ class PackedBatch:
         self.positions = self.token_index[1]  # (tokens,)
         self.offsets = np.concatenate([[0], np.cumsum((attention_mask > 0).sum(axis=1))])  # (batch + 1,)
 
-    def attention(self, scaling, causal=False, window=None):
-        # -> attend(query, key, value) -> context (1, heads, tokens, head_dim), None (no probabilities kept)
+    def attention(self, scaling, causal=False, window=None, position_bias=None):
+        # position_bias (heads, seq, seq) or None, by position in the sequence -> attend(query, key, value) ->
+        # context (1, heads, tokens, head_dim), None (no probabilities kept)
         def attend(query, key, value):
             # one OpenBLAS thread for the small per-sequence products (as each group of run_layout has anyway)
             with blas_threads()[0].limit(limits=1):
-                context = packed_masked_attention(query[0], key[0], value[0], self.offsets, scaling, causal, window)
+                context = packed_masked_attention(
+                    query[0], key[0], value[0], self.offsets, scaling, causal, window, position_bias
+                )
             return context[None], None
 
         return attend
