@@ -209,3 +209,32 @@ def test_half_precision_checkpoints_are_computed_in_float32(tmp_path, architectu
     reference = ReferenceModel(str(folder), device="cpu", model_kwargs={"dtype": torch.float32})
     texts = HARD_TEXTS[:20]
     assert max_relative_difference(SentenceTransformer(folder).encode(texts), reference.encode(texts)) <= TOLERANCE
+
+
+# The keys hub checkpoints saved before transformers 5 carry instead of layer_types and rope_parameters, with
+# values other than the defaults, so that reading them wrongly shows.
+LEGACY_KEYS = {
+    "modernbert": {"global_attn_every_n_layers": 2, "global_rope_theta": 50000.0, "local_rope_theta": 500.0},
+    "gemma3_text": {"sliding_window_pattern": 2, "rope_theta": 50000.0, "rope_local_base_freq": 500.0},
+    "qwen3": {"rope_theta": 500.0, "rope_scaling": None},
+}
+
+
+@pytest.mark.parametrize("architecture", LEGACY_KEYS)
+def test_older_config_keys_are_read_as_transformers_reads_them(tmp_path, architecture):
+    import json
+
+    from sentence_transformers import SentenceTransformer as ReferenceModel
+
+    from minisbert import SentenceTransformer
+
+    folder, _ = build_modern_sentence_transformer(tmp_path / "model", architecture, pooling_mode="mean")
+    texts = HARD_TEXTS[38:44]
+    before = SentenceTransformer(folder).encode(texts)
+    config = json.loads((folder / "config.json").read_text())
+    for key in ("layer_types", "rope_parameters"):
+        config.pop(key, None)
+    (folder / "config.json").write_text(json.dumps({**config, **LEGACY_KEYS[architecture]}))
+    actual = SentenceTransformer(folder).encode(texts)
+    assert max_relative_difference(actual, ReferenceModel(str(folder), device="cpu").encode(texts)) <= TOLERANCE
+    assert max_relative_difference(actual, before) > 1e-3  # the keys changed the model

@@ -12,8 +12,9 @@ import functools
 import numpy as np
 
 from minisbert.models.checkpoint import Checkpoint
-from minisbert.models.layers import activation, embedding_lookup
+from minisbert.models.layers import embedding_lookup
 from minisbert.models.modern_layers import (
+    compiled_activation,
     attention_weights,
     run_layout,
     check_layer_types,
@@ -112,7 +113,7 @@ def load_parameters(tensors, config):
     for key in ("attention_bias", "attn_logit_softcapping"):
         if config.get(key):
             raise unsupported("gemma3_text", key, config[key], f"Gemma 3 without {key}")
-    activation(config["hidden_activation"])
+    compiled_activation(config["hidden_activation"])
     types = layer_types(config)
     hidden = config["hidden_size"]
     checkpoint = Checkpoint(tensors, prefixes=("model.",))

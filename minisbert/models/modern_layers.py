@@ -39,6 +39,14 @@ def layer_norm_without_bias(x, weight, eps):
     return (x - mean) / np.sqrt(variance + np.float32(eps)) * weight
 
 
+def compiled_activation(name):
+    """The activation config.json names, called once now: a numba ufunc compiles at its first call, which must
+    not happen in two of the encoder's threads at once."""
+    function = activation(name)
+    function(np.zeros(1, dtype=np.float32))
+    return function
+
+
 def linear_without_bias(x, weight):
     # x (..., in), weight (out, in) -> (..., out)
     return x @ weight.T

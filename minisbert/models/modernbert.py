@@ -12,6 +12,7 @@ import numpy as np
 from minisbert.models.checkpoint import Checkpoint
 from minisbert.models.layers import activation, embedding_lookup
 from minisbert.models.modern_layers import (
+    compiled_activation,
     apply_rotary,
     run_layout,
     check_layer_types,
@@ -114,7 +115,7 @@ def load_parameters(tensors, config):
     for key in ("norm_bias", "attention_bias", "mlp_bias"):
         if config[key]:
             raise unsupported("modernbert", key, config[key], "the bias-free layers of the released models")
-    activation(config["hidden_activation"])
+    compiled_activation(config["hidden_activation"])
     types = layer_types(config)
     hidden, intermediate = config["hidden_size"], config["intermediate_size"]
     head_dim = hidden // config["num_attention_heads"]

@@ -8,8 +8,9 @@ feed-forward block; a final RMSNorm. Qwen3-Embedding pools the last token (its t
 import functools
 
 from minisbert.models.checkpoint import Checkpoint
-from minisbert.models.layers import activation, embedding_lookup
+from minisbert.models.layers import embedding_lookup
 from minisbert.models.modern_layers import (
+    compiled_activation,
     attention_weights,
     run_layout,
     gated_mlp,
@@ -85,7 +86,7 @@ def check_config(config):
     if any(kind != "full_attention" for kind in layer_types):
         kind = next(kind for kind in layer_types if kind != "full_attention")
         raise unsupported("qwen3", "layer_types", kind, "full_attention layers")
-    activation(config["hidden_act"])
+    compiled_activation(config["hidden_act"])
 
 
 def load_parameters(tensors, config):

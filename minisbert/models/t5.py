@@ -13,6 +13,7 @@ import numpy as np
 from minisbert.models.checkpoint import Checkpoint
 from minisbert.models.layers import activation, embedding_lookup
 from minisbert.models.modern_layers import (
+    compiled_activation,
     gated_mlp,
     linear_without_bias,
     merge_heads,
@@ -47,7 +48,7 @@ def feed_forward_kind(config):
     if len(parts) > 2 or (len(parts) == 2 and parts[0] != "gated"):
         raise unsupported("t5", "feed_forward_proj", proj, "'{act}' or 'gated-{act}'")
     name = "gelu_new" if proj == "gated-gelu" else parts[-1]
-    activation(name)
+    compiled_activation(name)
     return len(parts) == 2, name
 
 
