@@ -6,14 +6,17 @@ keys and values ``kv_heads`` (heads a multiple of it): query head h reads key/va
 
 ``packed_masked_attention_reference`` is the readable version; ``packed_masked_attention`` runs the products in
 OpenBLAS (the query heads of one key/value head stacked into one matrix, so keys and values are never
-repeated) and the softmax of every sequence in one call of kernels.attention's numba softmax_blocks.
+repeated) and the softmax of every sequence in one numba call, ``banded_softmax``: each query's contiguous
+range of keys, the others exactly 0, and probabilities below float32's smallest normal number 0 too (a
+denormal makes every product with it ~100x slower; random-weight models at real size are full of them).
 """
 
 import functools
+import math
 
+import numba
 import numpy as np
 
-from minisbert.kernels.attention import softmax_blocks
 
 
 @functools.lru_cache(maxsize=64)
@@ -30,6 +33,73 @@ def masked_positions(length, causal, window):
     return np.nonzero(~allowed)
 
 
+def key_range(query_position, length, causal, window):
+    """The keys a query may attend, first and last (inclusive): every mask here leaves a contiguous range."""
+    first = 0 if window is None else max(0, query_position - window)
+    last = query_position if causal else (length - 1 if window is None else min(length - 1, query_position + window))
+    return first, last
+
+
+def banded_softmax_reference(scores, block_starts, lengths, heads, scaling, causal, window):
+    """scores: a flat buffer of blocks, block b (heads, length, length) from block_starts[b] -> a copy with each
+    row replaced by softmax(row * scaling) over the keys its query may attend (key_range) and 0 elsewhere."""
+    result = scores.copy()
+    for start, length in zip(block_starts, lengths):
+        block = result[start : start + heads * length * length].reshape(heads, length, length)
+        for query in range(length):
+            first, last = key_range(query, length, causal, window)
+            allowed = block[:, query, first : last + 1] * scaling
+            exponentials = np.exp(allowed - allowed.max(axis=-1, keepdims=True))
+            block[:, query] = 0
+            block[:, query, first : last + 1] = exponentials / exponentials.sum(axis=-1, keepdims=True)
+    return result
+
+
+# exp(-87) ~ 1.6e-38 is float32's smallest normal number: below it a probability is taken as 0, as a denormal
+# would make every product with it some 100x slower (and weighs nothing beside the row maximum's 1).
+_EXP_FLOOR = np.float32(-87.0)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _banded_softmax(scores, block_starts, lengths, heads, scaling, causal, window):
+    # window < 0: no window
+    for b in range(len(block_starts)):
+        length = lengths[b]
+        for row_index in range(heads * length):
+            query = row_index % length
+            first = 0 if window < 0 else max(0, query - window)
+            last = query if causal else (length - 1 if window < 0 else min(length - 1, query + window))
+            row = scores[block_starts[b] + row_index * length : block_starts[b] + (row_index + 1) * length]
+            maximum = row[first]
+            for j in range(first + 1, last + 1):
+                maximum = max(maximum, row[j])
+            maximum *= scaling
+            total = np.float32(0.0)
+            for j in range(first, last + 1):
+                exponent = row[j] * scaling - maximum
+                row[j] = math.exp(exponent) if exponent > _EXP_FLOOR else np.float32(0.0)
+                total += row[j]
+            inverse_total = np.float32(1.0) / total
+            for j in range(first, last + 1):
+                row[j] *= inverse_total
+            row[:first] = 0
+            row[last + 1 :] = 0
+
+
+def banded_softmax(scores, block_starts, lengths, heads, scaling, causal, window):
+    """The numba version of ``banded_softmax_reference``, in place in ``scores`` (flat float32), returned.
+    Masked keys are skipped, not set to -inf: their probabilities are exactly 0, as are those below exp(-87)."""
+    if scores.dtype != np.float32 or scores.ndim != 1:
+        raise ValueError(f"banded_softmax expects a flat float32 buffer, got {scores.dtype} {scores.shape}")
+    block_starts, lengths = np.asarray(block_starts, np.int64), np.asarray(lengths, np.int64)
+    if len(lengths) and (lengths.min() < 1 or (block_starts + heads * lengths**2).max() > len(scores)):
+        raise ValueError("banded_softmax: every block must be non-empty and inside the buffer")
+    _banded_softmax(
+        scores, block_starts, lengths, heads, np.float32(scaling), causal, -1 if window is None else window
+    )
+    return scores
+
+
 def check_arguments(query, key, value, offsets):
     if query.ndim != 3 or key.shape != value.shape or key.ndim != 3 or query.shape[1:] != key.shape[1:]:
         raise ValueError(
@@ -39,14 +109,19 @@ def check_arguments(query, key, value, offsets):
     if query.shape[0] % key.shape[0] != 0:
         raise ValueError(f"{query.shape[0]} query heads are not a multiple of {key.shape[0]} key/value heads")
     offsets = np.asarray(offsets, dtype=np.int64)
-    if offsets.ndim != 1 or len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != query.shape[1] or np.any(np.diff(offsets) < 0):
+    rising = offsets.ndim == 1 and len(offsets) > 0 and offsets[0] == 0 and np.all(np.diff(offsets) >= 0)
+    if not rising or offsets[-1] != query.shape[1]:
         raise ValueError(f"offsets must rise from 0 to the number of tokens ({query.shape[1]}), got {offsets}")
     return offsets
 
 
-def packed_masked_attention_reference(query, key, value, offsets, scaling, causal=False, window=None):
+def packed_masked_attention_reference(
+    query, key, value, offsets, scaling, causal=False, window=None, position_bias=None
+):
     """query (heads, tokens, head_dim), key and value (kv_heads, tokens, head_dim), offsets (sequences + 1,)
-    -> context (heads, tokens, head_dim): per sequence, softmax(q k^T * scaling, masked) v."""
+    -> context (heads, tokens, head_dim): per sequence, softmax(q k^T * scaling + position_bias, masked) v.
+    position_bias (heads, n, n), n at least the longest sequence: [:, i, j] for the query at position i of its
+    sequence and the key at position j (T5's relative position bias)."""
     offsets = check_arguments(query, key, value, offsets)
     groups = query.shape[0] // key.shape[0]
     context = np.zeros_like(query)
@@ -56,6 +131,8 @@ def packed_masked_attention_reference(query, key, value, offsets, scaling, causa
         q = query[:, start:stop]  # (heads, length, head_dim)
         k, v = (np.repeat(t[:, start:stop], groups, axis=0) for t in (key, value))  # (heads, length, head_dim)
         scores = q @ k.transpose(0, 2, 1) * np.asarray(scaling, query.dtype)  # (heads, length, length)
+        if position_bias is not None:
+            scores = scores + position_bias[:, : stop - start, : stop - start]
         rows, columns = masked_positions(stop - start, causal, window)
         scores[:, rows, columns] = -np.inf
         scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
@@ -63,12 +140,22 @@ def packed_masked_attention_reference(query, key, value, offsets, scaling, causa
     return context
 
 
-def packed_masked_attention(query, key, value, offsets, scaling, causal=False, window=None):
+def packed_masked_attention(query, key, value, offsets, scaling, causal=False, window=None, position_bias=None):
     """The fast version of ``packed_masked_attention_reference``: same arguments, float32, same result to
-    float32 rounding (a masked score weighs exp(-87) ~ 1e-38 instead of 0, as softmax_blocks floors exp)."""
+    float32 rounding."""
     offsets = check_arguments(query, key, value, offsets)
+    if position_bias is not None and (
+        position_bias.shape[0] != query.shape[0] or min(position_bias.shape[1:]) < np.diff(offsets).max(initial=0)
+    ):
+        raise ValueError(
+            f"position_bias {position_bias.shape} must be (heads, n, n) with {query.shape[0]} heads and n at least "
+            f"the longest sequence ({np.diff(offsets).max(initial=0)})"
+        )
     if query.dtype != np.float32 or key.dtype != np.float32 or value.dtype != np.float32:
         raise ValueError(f"packed_masked_attention expects float32, got {query.dtype}, {key.dtype}, {value.dtype}")
+    # each head's (tokens, head_dim) rows contiguous, so that every per-sequence product runs in OpenBLAS (numpy's
+    # own loop takes the strided views a (tokens, heads, head_dim) split gives, some 50x slower)
+    query, key, value = (np.ascontiguousarray(t) for t in (query, key, value))
     heads, tokens, head_dim = query.shape
     kv_heads = key.shape[0]
     groups = heads // kv_heads
@@ -84,12 +171,14 @@ def packed_masked_attention(query, key, value, offsets, scaling, causal=False, w
         stacked = query[:, start:stop].reshape(kv_heads, groups * length, head_dim)
         block = scores[block_starts[i] : block_starts[i + 1]].reshape(kv_heads, groups * length, length)
         np.matmul(stacked, key[:, start:stop].transpose(0, 2, 1), out=block)  # q k^T
-        rows, columns = masked_positions(int(length), causal, window)
-        if len(rows):
-            block.reshape(heads, length, length)[:, rows, columns] = -np.inf
+        if position_bias is not None:  # scores * scaling + bias here, so the softmax scales by 1
+            square = block.reshape(heads, length, length)
+            square *= np.float32(scaling)
+            square += position_bias[:, :length, :length]
         blocks.append(block)
     real = lengths > 0
-    softmax_blocks(scores, block_starts[:-1][real], heads * lengths[real], lengths[real], 1.0 / np.float32(scaling))
+    softmax_scaling = scaling if position_bias is None else 1.0
+    banded_softmax(scores, block_starts[:-1][real], lengths[real], heads, softmax_scaling, causal, window)
     for i, (start, stop) in enumerate(zip(offsets[:-1], offsets[1:])):
         weighted = np.matmul(blocks[i], value[:, start:stop])  # (kv_heads, groups * length, head_dim)
         context[:, start:stop] = weighted.reshape(heads, stop - start, head_dim)

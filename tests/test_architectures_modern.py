@@ -22,7 +22,12 @@ MODELS = {
     "qwen3": ("qwen3", dict(pooling_mode="lasttoken", normalize=True, padding_side="left", prompts=QWEN3_PROMPTS)),
     "gemma3": (
         "gemma3_text",
-        dict(pooling_mode="mean", dense=[(64, "Identity", False), (32, "Identity", False)], normalize=True, prompts=GEMMA_PROMPTS),
+        dict(
+            pooling_mode="mean",
+            dense=[(64, "Identity", False), (32, "Identity", False)],
+            normalize=True,
+            prompts=GEMMA_PROMPTS,
+        ),
     ),
     "gemma3-causal": ("gemma3_text-causal", dict(pooling_mode="lasttoken", padding_side="left")),
     "sentence-t5": ("t5", dict(pooling_mode="mean", dense=[(32, "Identity", False)], normalize=True)),
@@ -126,15 +131,27 @@ def test_left_and_right_padding_give_the_same_embeddings(built):
 @pytest.mark.parametrize(
     "config, message",
     [
-        ({"model_type": "modernbert", "rope_scaling": {"rope_type": "yarn", "factor": 4.0}}, "rope_scaling.rope_type = 'yarn'"),
-        ({"model_type": "modernbert", "layer_types": ["chunked_attention", "full_attention"]}, "layer_types = 'chunked_attention'"),
+        (
+            {"model_type": "modernbert", "rope_scaling": {"rope_type": "yarn", "factor": 4.0}},
+            "rope_scaling.rope_type = 'yarn'",
+        ),
+        (
+            {"model_type": "modernbert", "layer_types": ["chunked_attention", "full_attention"]},
+            "layer_types = 'chunked_attention'",
+        ),
         ({"model_type": "modernbert", "mlp_bias": True}, "mlp_bias = True"),
         ({"model_type": "qwen3", "use_sliding_window": True}, "use_sliding_window = True"),
-        ({"model_type": "qwen3", "rope_parameters": {"rope_type": "linear", "factor": 2.0}}, "rope_parameters.rope_type = 'linear'"),
+        (
+            {"model_type": "qwen3", "rope_parameters": {"rope_type": "linear", "factor": 2.0}},
+            "rope_parameters.rope_type = 'linear'",
+        ),
         ({"model_type": "qwen3", "partial_rotary_factor": 0.5}, "partial_rotary_factor = 0.5"),
         ({"model_type": "qwen3", "attention_bias": True}, "attention_bias = True"),
         ({"model_type": "gemma3_text", "attn_logit_softcapping": 50.0}, "attn_logit_softcapping = 50.0"),
-        ({"model_type": "gemma3_text", "rope_scaling": {"rope_type": "linear", "factor": 8.0}}, "rope_scaling.rope_type = 'linear'"),
+        (
+            {"model_type": "gemma3_text", "rope_scaling": {"rope_type": "linear", "factor": 8.0}},
+            "rope_scaling.rope_type = 'linear'",
+        ),
         ({"model_type": "gemma3_text", "hidden_activation": "gelu_fast"}, "unsupported activation 'gelu_fast'"),
         ({"model_type": "t5", "feed_forward_proj": "gated-gelu-extra"}, "feed_forward_proj = 'gated-gelu-extra'"),
         ({"model_type": "t5", "feed_forward_proj": "swiglu"}, "unsupported activation 'swiglu'"),
@@ -143,7 +160,7 @@ def test_left_and_right_padding_give_the_same_embeddings(built):
     ],
 )
 def test_unsupported_options_are_errors_naming_key_and_value(config, message):
-    base = {"hidden_size": 32, "intermediate_size": 40, "num_attention_heads": 4, "num_hidden_layers": 2, "vocab_size": 10}
+    base = dict(hidden_size=32, intermediate_size=40, num_attention_heads=4, num_hidden_layers=2, vocab_size=10)
     base.update(d_model=32, d_ff=40, num_heads=4, num_layers=2)  # T5's names
     module, full_config = architecture_for({**base, **config})
     with pytest.raises(ValueError, match=re.escape(message)):
@@ -192,3 +209,32 @@ def test_half_precision_checkpoints_are_computed_in_float32(tmp_path, architectu
     reference = ReferenceModel(str(folder), device="cpu", model_kwargs={"dtype": torch.float32})
     texts = HARD_TEXTS[:20]
     assert max_relative_difference(SentenceTransformer(folder).encode(texts), reference.encode(texts)) <= TOLERANCE
+
+
+# The keys hub checkpoints saved before transformers 5 carry instead of layer_types and rope_parameters, with
+# values other than the defaults, so that reading them wrongly shows.
+LEGACY_KEYS = {
+    "modernbert": {"global_attn_every_n_layers": 2, "global_rope_theta": 50000.0, "local_rope_theta": 500.0},
+    "gemma3_text": {"sliding_window_pattern": 2, "rope_theta": 50000.0, "rope_local_base_freq": 500.0},
+    "qwen3": {"rope_theta": 500.0, "rope_scaling": None},
+}
+
+
+@pytest.mark.parametrize("architecture", LEGACY_KEYS)
+def test_older_config_keys_are_read_as_transformers_reads_them(tmp_path, architecture):
+    import json
+
+    from sentence_transformers import SentenceTransformer as ReferenceModel
+
+    from minisbert import SentenceTransformer
+
+    folder, _ = build_modern_sentence_transformer(tmp_path / "model", architecture, pooling_mode="mean")
+    texts = HARD_TEXTS[38:44]
+    before = SentenceTransformer(folder).encode(texts)
+    config = json.loads((folder / "config.json").read_text())
+    for key in ("layer_types", "rope_parameters"):
+        config.pop(key, None)
+    (folder / "config.json").write_text(json.dumps({**config, **LEGACY_KEYS[architecture]}))
+    actual = SentenceTransformer(folder).encode(texts)
+    assert max_relative_difference(actual, ReferenceModel(str(folder), device="cpu").encode(texts)) <= TOLERANCE
+    assert max_relative_difference(actual, before) > 1e-3  # the keys changed the model

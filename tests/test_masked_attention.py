@@ -43,7 +43,8 @@ def test_reference_matches_padded_attention_on_real_tokens(causal, window):
         out[token_index] = x.transpose(1, 0, 2)
         return out.transpose(0, 2, 1, 3)
 
-    context, _ = grouped_query_attention(padded(query), padded(key), padded(value), attention_bias(mask, causal, window), 0.3)
+    bias = attention_bias(mask, causal, window)
+    context, _ = grouped_query_attention(padded(query), padded(key), padded(value), bias, 0.3)
     expected = context.transpose(0, 2, 1, 3)[token_index].transpose(1, 0, 2)  # (heads, tokens, head_dim)
     actual = packed_masked_attention_reference(query, key, value, offsets, 0.3, causal, window)
     np.testing.assert_allclose(actual, expected, rtol=0, atol=2e-6)
@@ -57,3 +58,30 @@ def test_bad_arguments_are_errors_naming_them():
         packed_masked_attention(query, key, value, [0, 3, 6], 1.0)
     with pytest.raises(ValueError, match="expects float32"):
         packed_masked_attention(query.astype(np.float64), key, value, offsets, 1.0)
+
+
+@pytest.mark.parametrize("causal, window", [(False, None), (True, None), (False, 2), (True, 2), (False, 0)])
+def test_banded_softmax_matches_reference(causal, window):
+    from minisbert.kernels.masked_attention import banded_softmax, banded_softmax_reference
+
+    heads, lengths = 3, np.array([4, 1, 9])
+    block_starts = np.concatenate([[0], np.cumsum(heads * lengths**2)])
+    scores = (RNG.standard_normal(block_starts[-1]) * 4).astype(np.float32)
+    expected = banded_softmax_reference(scores, block_starts[:-1], lengths, heads, 0.5, causal, window)
+    actual = banded_softmax(scores.copy(), block_starts[:-1], lengths, heads, 0.5, causal, window)
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-6)
+    assert np.count_nonzero(actual == 0) == np.count_nonzero(expected == 0)  # masked keys exactly 0
+
+
+@pytest.mark.parametrize("lengths", [[5, 1, 0, 12], [30, 7]])
+def test_position_bias_fast_matches_reference(lengths):
+    # T5's relative position bias, by position within each sequence, added to the scaled scores
+    query, key, value, offsets = packed_case(lengths, 4, 4)
+    bias = RNG.standard_normal((4, 40, 40)).astype(np.float32) * 3
+    expected = packed_masked_attention_reference(query, key, value, offsets, 1.0, position_bias=bias)
+    actual = packed_masked_attention(query, key, value, offsets, 1.0, position_bias=bias)
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=2e-6)
+    without = packed_masked_attention_reference(query, key, value, offsets, 1.0)
+    assert np.abs(expected - without).max() > 0.1  # the bias matters
+    with pytest.raises(ValueError, match="at least the longest sequence"):
+        packed_masked_attention(query, key, value, offsets, 1.0, position_bias=bias[:, :3, :3])

@@ -50,7 +50,7 @@ def tokenizer_and_config(architecture, padding_side):
             tokenizer_object=backend, cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]", unk_token="[UNK]",
             mask_token="[MASK]", **common,
         )
-        ids = {name: backend.token_to_id(token) for name, token in (("cls", "[CLS]"), ("sep", "[SEP]"), ("pad", "[PAD]"))}
+        ids = {name: backend.token_to_id(f"[{name.upper()}]") for name in ("cls", "sep", "pad")}
         config = transformers.ModernBertConfig(
             vocab_size=backend.get_vocab_size(), num_hidden_layers=4, local_attention=2 * WINDOW,
             global_attn_every_n_layers=3, global_rope_theta=160000.0, local_rope_theta=10000.0,
@@ -118,11 +118,12 @@ def tokenizer_and_config(architecture, padding_side):
 
 def build_modern_sentence_transformer(
     folder, architecture, padding_side="right", pooling_mode="mean", dense=(), normalize=False, prompts=None,
-    include_prompt=True, dtype=None,
+    include_prompt=True, dtype=None, config_overrides=None, max_seq_length=MAX_SEQ_LENGTH,
 ):
     """Saves a tiny sentence-transformers model of ``architecture`` in ``folder``; returns (folder, the folder of
     the bare transformers model). dense: (out_features, torch.nn activation class name, bias) of each Dense module;
-    dtype: "bfloat16" or "float16" to save the transformer's weights in that type (as the real models ship)."""
+    dtype: "bfloat16" or "float16" to save the transformer's weights in that type (as the real models ship);
+    config_overrides: config keys to change (bench/modern_architectures.py builds real-size models so)."""
     import torch
     import transformers
     from sentence_transformers import SentenceTransformer
@@ -132,15 +133,18 @@ def build_modern_sentence_transformer(
     hf_folder = folder.parent / f"{folder.name}-transformers"
     hf_folder.mkdir(parents=True, exist_ok=True)
     tokenizer, config = tokenizer_and_config(architecture, padding_side)
+    if config_overrides:
+        config = type(config)(**{**config.to_dict(), **config_overrides})
     torch.manual_seed(0)
     # sentence-transformers loads T5 as T5EncoderModel; saved as one, so the folder names that class
     model_class = transformers.T5EncoderModel if config.model_type == "t5" else transformers.AutoModel
-    model = random_model(model_class.from_config(config) if model_class is transformers.AutoModel else model_class(config))
+    model = model_class(config) if model_class is transformers.T5EncoderModel else model_class.from_config(config)
+    model = random_model(model)
     if dtype is not None:
         model = model.to(getattr(torch, dtype))
     model.save_pretrained(hf_folder)
     tokenizer.save_pretrained(hf_folder)
-    transformer = Transformer(str(hf_folder), max_seq_length=MAX_SEQ_LENGTH)
+    transformer = Transformer(str(hf_folder), max_seq_length=max_seq_length)
     pooling = Pooling(config.hidden_size, pooling_mode=pooling_mode, include_prompt=include_prompt)
     modules = [transformer, pooling]
     in_features = pooling.get_embedding_dimension()

@@ -7,13 +7,16 @@ Bidirectional, a window layer sees the tokens within sliding_window // 2 positio
 (a plain Gemma 3), the sliding_window - 1 tokens before and itself.
 """
 
+import functools
+
 import numpy as np
 
 from minisbert.models.checkpoint import Checkpoint
-from minisbert.models.layers import activation, embedding_lookup
+from minisbert.models.layers import embedding_lookup
 from minisbert.models.modern_layers import (
+    compiled_activation,
     attention_weights,
-    batch_layout,
+    run_layout,
     check_layer_types,
     gated_mlp,
     gated_mlp_weights,
@@ -54,7 +57,8 @@ def layer_types(config):
     if config.get("layer_types") is None:
         every = config["sliding_window_pattern"]
         layers = range(config["num_hidden_layers"])
-        config = {**config, "layer_types": ["sliding_attention" if (i + 1) % every else "full_attention" for i in layers]}
+        types = ["sliding_attention" if (i + 1) % every else "full_attention" for i in layers]
+        config = {**config, "layer_types": types}
     return check_layer_types(config, "gemma3_text")
 
 
@@ -81,9 +85,13 @@ def decoder_layer(x, layer, attend, cos, sin, config):
 
 def forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None):
     # input_ids, attention_mask (batch, seq) -> token embeddings (batch, seq, hidden); packed unless recording
-    batch = batch_layout(input_ids, attention_mask, record)
-    scale = np.float32(config["hidden_size"] ** 0.5)
-    x = embedding_lookup(params["word"], batch.ids, "word embedding") * scale  # (batch, seq, hidden) or (1, tokens, hidden)
+    return run_layout(functools.partial(layers_forward, params, config), input_ids, attention_mask, record)
+
+
+def layers_forward(params, config, batch, record):
+    # batch: a modern_layers.PaddedBatch or PackedBatch -> token embeddings in its layout
+    x = embedding_lookup(params["word"], batch.ids, "word embedding")  # (batch, seq, hidden) or (1, tokens, hidden)
+    x = x * np.float32(config["hidden_size"] ** 0.5)
     scaling = config["query_pre_attn_scalar"] ** -0.5
     attends = {kind: batch.attention(scaling, causal, window) for kind, (causal, window) in params["masks"].items()}
     tables = {kind: rotary_tables(frequencies, batch.positions) for kind, frequencies in params["rotary"].items()}
@@ -105,7 +113,7 @@ def load_parameters(tensors, config):
     for key in ("attention_bias", "attn_logit_softcapping"):
         if config.get(key):
             raise unsupported("gemma3_text", key, config[key], f"Gemma 3 without {key}")
-    activation(config["hidden_activation"])
+    compiled_activation(config["hidden_activation"])
     types = layer_types(config)
     hidden = config["hidden_size"]
     checkpoint = Checkpoint(tensors, prefixes=("model.",))

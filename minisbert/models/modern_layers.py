@@ -11,6 +11,7 @@ ModernBERT's ``global_rope_theta``...), with an error naming the key and value o
 import numpy as np
 
 from minisbert.kernels.masked_attention import packed_masked_attention
+from minisbert.models.fast_encoder import MIN_GROUP_TOKENS, blas_threads, sequence_groups
 from minisbert.models.layers import activation, softmax
 
 
@@ -36,6 +37,14 @@ def layer_norm_without_bias(x, weight, eps):
     mean = x.mean(axis=-1, keepdims=True)
     variance = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
     return (x - mean) / np.sqrt(variance + np.float32(eps)) * weight
+
+
+def compiled_activation(name):
+    """The activation config.json names, called once now: a numba ufunc compiles at its first call, which must
+    not happen in two of the encoder's threads at once."""
+    function = activation(name)
+    function(np.zeros(1, dtype=np.float32))
+    return function
 
 
 def linear_without_bias(x, weight):
@@ -120,13 +129,17 @@ class PaddedBatch:
     position with the masks as additive biases (models.layers' way), recording its probabilities."""
 
     def __init__(self, input_ids, attention_mask):
-        self.ids = input_ids  # (batch, seq)
+        self.shape = input_ids.shape  # (batch, seq)
+        self.ids = input_ids
         self.attention_mask = attention_mask
         self.positions = np.arange(input_ids.shape[1])  # (seq,) each column's position, for rotary tables
 
-    def attention(self, scaling, causal=False, window=None):
-        # -> attend(query, key, value) -> context (batch, heads, seq, head_dim), probabilities
+    def attention(self, scaling, causal=False, window=None, position_bias=None):
+        # position_bias (heads, seq, seq) or None -> attend(query, key, value) -> context (batch, heads, seq,
+        # head_dim), probabilities
         bias = attention_bias(self.attention_mask, causal, window)  # (batch, 1, seq, seq)
+        if position_bias is not None:
+            bias = bias + position_bias[None]  # (batch, heads, seq, seq)
         return lambda query, key, value: grouped_query_attention(query, key, value, bias, scaling)
 
     def unpack(self, x):
@@ -145,10 +158,15 @@ class PackedBatch:
         self.positions = self.token_index[1]  # (tokens,)
         self.offsets = np.concatenate([[0], np.cumsum((attention_mask > 0).sum(axis=1))])  # (batch + 1,)
 
-    def attention(self, scaling, causal=False, window=None):
-        # -> attend(query, key, value) -> context (1, heads, tokens, head_dim), None (no probabilities kept)
+    def attention(self, scaling, causal=False, window=None, position_bias=None):
+        # position_bias (heads, seq, seq) or None, by position in the sequence -> attend(query, key, value) ->
+        # context (1, heads, tokens, head_dim), None (no probabilities kept)
         def attend(query, key, value):
-            context = packed_masked_attention(query[0], key[0], value[0], self.offsets, scaling, causal, window)
+            # one OpenBLAS thread for the small per-sequence products (as each group of run_layout has anyway)
+            with blas_threads()[0].limit(limits=1):
+                context = packed_masked_attention(
+                    query[0], key[0], value[0], self.offsets, scaling, causal, window, position_bias
+                )
             return context[None], None
 
         return attend
@@ -160,9 +178,26 @@ class PackedBatch:
         return output
 
 
-def batch_layout(input_ids, attention_mask, record):
-    """The packed (fast) layout, or the padded reference one when intermediate states are to be recorded."""
-    return PaddedBatch(input_ids, attention_mask) if record is not None else PackedBatch(input_ids, attention_mask)
+def run_layout(run, input_ids, attention_mask, record):
+    """run(batch layout, record) -> token embeddings (batch, seq, hidden): on the padded reference layout when
+    intermediate states are to be recorded, else packed, in one group of sequences per core as
+    models.fast_encoder runs BERT (each group in its own thread with one OpenBLAS thread: the many small
+    per-sequence attention products run ~10x slower with OpenBLAS threads competing for busy cores)."""
+    if record is not None:
+        return run(PaddedBatch(input_ids, attention_mask), record)
+    tokens = int(attention_mask.sum())
+    if len(input_ids) < 2 or tokens < 2 * MIN_GROUP_TOKENS:
+        return run(PackedBatch(input_ids, attention_mask), None)
+    blas, threads, pool = blas_threads()
+    groups = sequence_groups(attention_mask, min(threads, tokens // MIN_GROUP_TOKENS))
+
+    def run_group(group):
+        return run(PackedBatch(input_ids[group], attention_mask[group]), None)
+
+    with blas.limit(limits=1):
+        others = [pool.submit(run_group, group) for group in groups[1:]]
+        outputs = [run_group(groups[0])] + [future.result() for future in others]
+    return np.concatenate(outputs)
 
 
 

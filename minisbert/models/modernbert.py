@@ -5,13 +5,16 @@ whole text with rotary base global_rope_theta; the others see only the tokens wi
 positions on either side, with base local_rope_theta. The first layer has no norm before its attention.
 """
 
+import functools
+
 import numpy as np
 
 from minisbert.models.checkpoint import Checkpoint
 from minisbert.models.layers import activation, embedding_lookup
 from minisbert.models.modern_layers import (
+    compiled_activation,
     apply_rotary,
-    batch_layout,
+    run_layout,
     check_layer_types,
     layer_norm_without_bias,
     linear_without_bias,
@@ -82,8 +85,12 @@ def encoder_layer(x, layer, attend, cos, sin, config):
 def forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None):
     # input_ids, attention_mask (batch, seq) -> token embeddings (batch, seq, hidden); positions count from the
     # first column (as transformers: arange(seq) whatever the padding side). Packed unless recording.
+    return run_layout(functools.partial(layers_forward, params, config), input_ids, attention_mask, record)
+
+
+def layers_forward(params, config, batch, record):
+    # batch: a modern_layers.PaddedBatch or PackedBatch -> token embeddings in its layout
     eps = config["norm_eps"]
-    batch = batch_layout(input_ids, attention_mask, record)
     x = embedding_lookup(params["word"], batch.ids, "word embedding")  # (batch, seq, hidden) or (1, tokens, hidden)
     x = layer_norm_without_bias(x, params["embedding_norm"], eps)
     scaling = head_dim(config) ** -0.5
@@ -108,7 +115,7 @@ def load_parameters(tensors, config):
     for key in ("norm_bias", "attention_bias", "mlp_bias"):
         if config[key]:
             raise unsupported("modernbert", key, config[key], "the bias-free layers of the released models")
-    activation(config["hidden_activation"])
+    compiled_activation(config["hidden_activation"])
     types = layer_types(config)
     hidden, intermediate = config["hidden_size"], config["intermediate_size"]
     head_dim = hidden // config["num_attention_heads"]

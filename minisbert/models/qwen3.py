@@ -5,11 +5,14 @@ feed-forward block; a final RMSNorm. Qwen3-Embedding pools the last token (its t
 <|endoftext|> and pads on the left) and prefixes queries with an instruction prompt.
 """
 
+import functools
+
 from minisbert.models.checkpoint import Checkpoint
-from minisbert.models.layers import activation, embedding_lookup
+from minisbert.models.layers import embedding_lookup
 from minisbert.models.modern_layers import (
+    compiled_activation,
     attention_weights,
-    batch_layout,
+    run_layout,
     gated_mlp,
     gated_mlp_weights,
     record_layer,
@@ -55,7 +58,11 @@ def forward(params, config, input_ids, attention_mask, token_type_ids=None, reco
     # input_ids, attention_mask (batch, seq) -> token embeddings (batch, seq, hidden); positions count from the
     # first column, as transformers' (so left padding shifts them: rotary attention depends only on distances).
     # Packed unless recording.
-    batch = batch_layout(input_ids, attention_mask, record)
+    return run_layout(functools.partial(layers_forward, params, config), input_ids, attention_mask, record)
+
+
+def layers_forward(params, config, batch, record):
+    # batch: a modern_layers.PaddedBatch or PackedBatch -> token embeddings in its layout
     x = embedding_lookup(params["word"], batch.ids, "word embedding")  # (batch, seq, hidden) or (1, tokens, hidden)
     attend = batch.attention(head_dim(config) ** -0.5, causal=True)
     cos, sin = rotary_tables(params["rotary"], batch.positions)  # (seq or tokens, head_dim)
@@ -79,7 +86,7 @@ def check_config(config):
     if any(kind != "full_attention" for kind in layer_types):
         kind = next(kind for kind in layer_types if kind != "full_attention")
         raise unsupported("qwen3", "layer_types", kind, "full_attention layers")
-    activation(config["hidden_act"])
+    compiled_activation(config["hidden_act"])
 
 
 def load_parameters(tensors, config):

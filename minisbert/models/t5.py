@@ -6,16 +6,20 @@ took them from T5), computed by the first layer and added in every layer. The fe
 ReLU (t5) or gated GELU (t5 v1.1, mT5: ``feed_forward_proj = "gated-gelu"``).
 """
 
+import functools
+
 import numpy as np
 
 from minisbert.models.checkpoint import Checkpoint
-from minisbert.models.layers import activation, additive_attention_mask, embedding_lookup, softmax
+from minisbert.models.layers import activation, embedding_lookup
 from minisbert.models.modern_layers import (
+    compiled_activation,
     gated_mlp,
     linear_without_bias,
     merge_heads,
     record_layer,
     rms_norm,
+    run_layout,
     split_heads,
     unsupported,
 )
@@ -44,55 +48,62 @@ def feed_forward_kind(config):
     if len(parts) > 2 or (len(parts) == 2 and parts[0] != "gated"):
         raise unsupported("t5", "feed_forward_proj", proj, "'{act}' or 'gated-{act}'")
     name = "gelu_new" if proj == "gated-gelu" else parts[-1]
-    activation(name)
+    compiled_activation(name)
     return len(parts) == 2, name
 
 
 def position_bias(relative_attention_bias, seq_len, config):
-    # relative_attention_bias (buckets, heads) -> (1, heads, seq, seq), added to every layer's attention scores
+    # relative_attention_bias (buckets, heads) -> (heads, seq, seq), added to every layer's attention scores
     positions = np.arange(seq_len)
     buckets = relative_position_bucket(
         positions[None, :] - positions[:, None],
         config["relative_attention_num_buckets"],
         config["relative_attention_max_distance"],
     )  # (seq, seq)
-    return relative_attention_bias[buckets].transpose(2, 0, 1)[None]
+    return np.ascontiguousarray(relative_attention_bias[buckets].transpose(2, 0, 1))
 
 
-def self_attention(x, layer, bias, head_dim):
-    # x (batch, seq, hidden) normed, bias (batch, heads, seq, seq) = position bias + padding mask
-    # -> (batch, seq, hidden), probabilities (batch, heads, seq, seq); T5 does not scale the scores
+def self_attention(x, layer, attend, head_dim):
+    # x (batch, seq, hidden) normed, attend from a layout's attention(...) -> (batch, seq, hidden), probabilities
+    # (batch, heads, seq, seq) or None
     query, key, value = (split_heads(linear_without_bias(x, layer[name]), head_dim) for name in ("q", "k", "v"))
-    probabilities = softmax(query @ key.transpose(0, 1, 3, 2) + bias)
-    return linear_without_bias(merge_heads(probabilities @ value), layer["o"]), probabilities
+    context, probabilities = attend(query, key, value)
+    return linear_without_bias(merge_heads(context), layer["o"]), probabilities
 
 
-def encoder_layer(x, layer, bias, config):
+def encoder_layer(x, layer, attend, config):
     # x (batch, seq, hidden) -> (batch, seq, hidden), probabilities (batch, heads, seq, seq)
     eps = config["layer_norm_epsilon"]
-    attention_output, probabilities = self_attention(rms_norm(x, layer["attention_norm"], eps), layer, bias, config["d_kv"])
+    normed = rms_norm(x, layer["attention_norm"], eps)
+    attention_output, probabilities = self_attention(normed, layer, attend, config["d_kv"])
     x = x + attention_output
     normed = rms_norm(x, layer["mlp_norm"], eps)
     gated, name = feed_forward_kind(config)
     if gated:
         return x + gated_mlp(normed, layer["wi_0"], layer["wi_1"], layer["wo"], name), probabilities
-    return x + linear_without_bias(activation(name)(linear_without_bias(normed, layer["wi"])), layer["wo"]), probabilities
+    hidden = activation(name)(linear_without_bias(normed, layer["wi"]))  # (batch, seq, d_ff)
+    return x + linear_without_bias(hidden, layer["wo"]), probabilities
 
 
 def forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None):
-    # input_ids, attention_mask (batch, seq) -> token embeddings (batch, seq, hidden)
-    x = embedding_lookup(params["word"], input_ids, "word embedding")  # (batch, seq, hidden)
-    bias = position_bias(params["relative_attention_bias"], input_ids.shape[1], config)  # (1, heads, seq, seq)
-    bias = (bias + additive_attention_mask(attention_mask)).astype(np.float32)  # (batch, heads, seq, seq)
+    # input_ids, attention_mask (batch, seq) -> token embeddings (batch, seq, hidden); packed unless recording
+    return run_layout(functools.partial(layers_forward, params, config), input_ids, attention_mask, record)
+
+
+def layers_forward(params, config, batch, record):
+    # batch: a modern_layers.PaddedBatch or PackedBatch -> token embeddings in its layout
+    x = embedding_lookup(params["word"], batch.ids, "word embedding")  # (batch, seq, hidden) or (1, tokens, hidden)
+    bias = position_bias(params["relative_attention_bias"], batch.shape[1], config)  # (heads, seq, seq)
+    attend = batch.attention(1.0, position_bias=bias)  # T5 does not scale its scores
     record_layer(record, "hidden_states", x)
     for layer in params["layers"]:
-        x, probabilities = encoder_layer(x, layer, bias, config)
+        x, probabilities = encoder_layer(x, layer, attend, config)
         record_layer(record, "hidden_states", x)
         record_layer(record, "attentions", probabilities)
     x = rms_norm(x, params["final_norm"], config["layer_norm_epsilon"])
     if record is not None:  # transformers' last hidden state is the final norm's output
         record["hidden_states"][-1] = x
-    return x
+    return batch.unpack(x)
 
 
 def load_parameters(tensors, config):
