@@ -23,6 +23,7 @@ import itertools
 import os
 import shutil
 import sys
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -240,28 +241,32 @@ def encoded_here(embedder, fingerprint, chunks):
 
 
 def encoded_on_cluster(client, embedder, fingerprint, chunks):
-    """(index, embeddings) of each (index, lines) as the cluster finishes them; at most two chunks per worker
-    thread in flight, so memory is bounded whatever the input's size."""
+    """(index, embeddings) of each (index, lines) as the cluster finishes them. Chunks in flight: twice the
+    cluster's worker threads, counted again as each chunk comes back (workers that join later get work, fewer
+    workers hold less), so memory is bounded whatever the input's size; the next chunks are sent before this
+    one is handed back to be written, so the workers never wait for the writing."""
     distributed = import_optional("distributed", "--workers / --scheduler")
-    in_flight = max(2, 2 * sum(client.nthreads().values()))
+    finished = distributed.as_completed()
     indices = {}  # future key -> chunk index
 
-    def submit(index, lines):
-        key = f"minisbert-chunk-{index}-{fingerprint[:8]}"
-        future = client.submit(encode_chunk, embedder, fingerprint, lines, key=key)
-        indices[future.key] = index
-        return future
+    def top_up():
+        wanted = max(2, 2 * sum(client.nthreads().values()))
+        for index, lines in itertools.islice(chunks, max(0, wanted - finished.count())):
+            key = f"minisbert-chunk-{index}-{uuid.uuid4().hex}"  # keys are global to a shared scheduler
+            future = client.submit(encode_chunk, embedder, fingerprint, lines, key=key)
+            indices[future.key] = index
+            finished.add(future)
 
-    finished = distributed.as_completed([submit(index, lines) for index, lines in itertools.islice(chunks, in_flight)])
+    top_up()
     for future in finished:
         index = indices.pop(future.key)
         try:
-            yield index, future.result()
+            embeddings = future.result()
         except distributed.KilledWorker as error:  # the chunk took down several workers in turn
             raise ChildProcessError(f"chunk {index} of the input killed the workers that ran it ({error})") from None
         future.release()
-        for index, lines in itertools.islice(chunks, 1):
-            finished.add(submit(index, lines))
+        top_up()
+        yield index, embeddings
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import dask
 import dask.array as da
 import dask.bag as db
 import dask.dataframe as dd
@@ -96,6 +97,15 @@ def test_encode_equals_in_process_encode(client, model, kind, options):
 def test_encode_without_a_cluster(model, scheduler):
     embeddings = minisbert_dask.encode(db.from_sequence(TEXTS, npartitions=3), batch_size=8)
     np.testing.assert_allclose(embeddings.compute(scheduler=scheduler), model.encode(TEXTS), rtol=0, atol=1e-6)
+
+
+def test_two_encodes_of_one_bag_with_other_options_stay_apart(client, model):
+    texts = db.from_sequence(TEXTS[:12], npartitions=2)
+    plain, normalized = dask.compute(
+        minisbert_dask.encode(texts), minisbert_dask.encode(texts, normalize_embeddings=True)
+    )
+    np.testing.assert_allclose(plain, model.encode(TEXTS[:12]), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(normalized, model.encode(TEXTS[:12], normalize_embeddings=True), rtol=0, atol=1e-6)
 
 
 def test_encode_list_chunks_are_known(client, model, monkeypatch):
