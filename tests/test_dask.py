@@ -16,7 +16,10 @@ import dask.bag as db
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
+import zarr
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import WorkerPlugin
 from tiny_models import HARD_TEXTS
@@ -206,12 +209,16 @@ def test_semantic_search_equals_util(client, score_function, rows, chunk, top_k)
     )
 
 
-@pytest.mark.parametrize("chunks, k", [((5, 9, 1, 20), 4), ((3, 3), 10), ((8,), 8), ((2, 2, 2), 0)])
-def test_merge_top_k_of_chunks_equals_top_k_of_all_scores(chunks, k):
-    rng = np.random.default_rng(len(chunks) + k)
-    scores = rng.integers(0, 6, size=(9, sum(chunks))).astype(np.float32)  # many ties
+@settings(max_examples=200, deadline=None)
+@given(
+    chunks=st.lists(st.integers(1, 12), min_size=1, max_size=6),
+    k=st.integers(0, 15),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_merge_top_k_of_chunks_equals_top_k_of_all_scores(chunks, k, seed):
+    scores = np.random.default_rng(seed).integers(0, 4, size=(3, sum(chunks))).astype(np.float32)  # many ties
     candidates = [top_k(block, k) for block in np.split(scores, np.cumsum(chunks)[:-1], axis=1)]
-    offsets = np.cumsum((0,) + chunks[:-1])
+    offsets = np.cumsum([0] + chunks[:-1])
     values = np.concatenate([values for values, _ in candidates], axis=1)
     indices = np.concatenate([indices + offset for (_, indices), offset in zip(candidates, offsets)], axis=1)
     merged_values, merged_indices = merge_top_k(values, indices, k)
@@ -273,6 +280,21 @@ def test_importing_minisbert_imports_no_dask_and_minisbert_dask_no_torch():
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["[]", "[]"]
+
+
+def test_the_cli_encodes_on_a_running_scheduler(client, model, tmp_path, capsys):
+    """Near the end of this module: the CLI's own Client to the same scheduler is closed when it is done."""
+    from minisbert.cli import main
+
+    (tmp_path / "corpus.txt").write_text("\n".join(text.replace("\n", " ") for text in TEXTS) + "\n")
+    store = tmp_path / "emb.zarr"
+    address = client.scheduler.address
+    main(["encode", "-i", str(tmp_path / "corpus.txt"), "-o", str(store), "--chunk-size", "10", "--scheduler", address])
+    assert "(5 chunks encoded now, 0 already written)" in capsys.readouterr().out
+    embeddings = zarr.open_group(str(store), mode="r")["embeddings"][:]
+    expected = model.encode([text.replace("\n", " ") for text in TEXTS])
+    np.testing.assert_allclose(embeddings, expected, rtol=0, atol=1e-6)
+    assert len(client.scheduler_info()["workers"]) == 2  # the cluster is still there
 
 
 def test_a_worker_killed_mid_job_still_gives_the_complete_result(client, model):
