@@ -2,7 +2,9 @@
 prints the similarity matrix of a few sentences. Sentences come as arguments, or one a line from a file
 or standard input. ``models`` lists the hub models known to work. ``search`` finds the lines of a file closest
 to a query (embeddings cached beside the file); ``evaluate`` reports the correlation of similarities with gold
-scores on a CSV/TSV of sentence pairs; ``explain`` draws what happens inside the model for a text.
+scores on a CSV/TSV of sentence pairs; ``explain`` draws what happens inside the model for a text. ``rerank``
+orders candidate lines by a cross-encoder's score with a query, and ``search --rerank`` reorders search's hits so.
+``train`` fine-tunes a model on a CSV/TSV of examples (minisbert.training) and saves it.
 """
 
 import argparse
@@ -29,10 +31,12 @@ def read_sentences(arguments):
 def load_model(arguments):
     from minisbert import SentenceTransformer
 
-    return SentenceTransformer(arguments.model)
+    return SentenceTransformer(arguments.model, quantize=getattr(arguments, "quantize", None))
 
 
 def encode_command(arguments):
+    if arguments.sparse:
+        return sparse_encode_command(arguments)
     if streaming_requested(arguments):
         return encode_to_store_command(arguments)
     sentences = read_sentences(arguments)
@@ -71,6 +75,7 @@ def models_command(arguments):
         modules += ["Normalize"] if known.normalize else []
         prompts = f"  prompts: {', '.join(known.prompts)}" if known.prompts else ""
         print(f"{known.hub_id:60} {known.model_type:12} {known.dimension:5}  {' -> '.join(modules)}{prompts}")
+    print_known_rerankers()
 
 
 def format_similarity_matrix(sentences, scores, function_name):
@@ -199,12 +204,16 @@ def search_command(arguments):
     if not lines:
         raise SystemExit(f"minisbert: the corpus {corpus_path} has no non-empty line to search")
     model = load_model(arguments)
+    cross_encoder = load_cross_encoder(arguments.rerank) if arguments.rerank else None
     sentences = [line for _, line in lines]
     embeddings = cached_corpus_embeddings(model, corpus_path, sentences, corpus_bytes, arguments.batch_size)
     query_embeddings = model.encode(arguments.query, batch_size=arguments.batch_size)
     score_function = SIMILARITY_FUNCTIONS[model.similarity_fn_name][0]
-    results = semantic_search(query_embeddings, embeddings, top_k=arguments.top_k, score_function=score_function)
+    retrieved = arguments.top_k * RERANK_CANDIDATES_PER_HIT if cross_encoder else arguments.top_k
+    results = semantic_search(query_embeddings, embeddings, top_k=retrieved, score_function=score_function)
     for query, hits in zip(arguments.query, results):
+        if cross_encoder:
+            hits = rerank_hits(cross_encoder, query, hits, sentences, arguments.top_k, arguments.batch_size)
         print(f"query: {query}")
         for rank, hit in enumerate(hits, 1):
             number, line = lines[hit["corpus_id"]]
@@ -234,6 +243,10 @@ def add_search_commands(commands):
     search.add_argument("--corpus", required=True, help="text file, one document a line (embeddings cached beside it)")
     search.add_argument("--query", "-q", required=True, action="append", help="query text (repeat for several)")
     search.add_argument("--top-k", "-k", type=int, default=5)
+    search.add_argument(
+        "--rerank", metavar="CROSS_ENCODER",
+        help=f"retrieve top-k x {RERANK_CANDIDATES_PER_HIT} lines, then order them by this cross-encoder (folder or hub id)",
+    )
     search.set_defaults(function=search_command)
     evaluate = commands.add_parser("evaluate", help="Pearson/Spearman of similarities with gold scores (STS)")
     evaluate.add_argument("pairs", help="CSV or TSV file of sentence pairs with a score")
@@ -272,8 +285,68 @@ def build_parser():
     explain.set_defaults(function=explain_command)
     commands.add_parser("models", help="list the hub models known to work").set_defaults(function=models_command)
     add_search_commands(commands)
+    add_sparse_options(commands.choices["encode"])
+    add_train_command(commands)
+    add_rerank_command(commands)
+    add_info_command(commands)
     add_streaming_arguments(commands)
     return parser
+
+
+def info_lines():
+    """What minisbert runs with here: CPU, BLAS and its threads, numba's threading layer, the vector width numba
+    compiles for (and the instructions the GEMM kernels compiled to), numba's cache folder."""
+    import platform
+
+    import llvmlite.binding
+    import numba
+    from threadpoolctl import threadpool_info
+
+    from minisbert import __version__, vector_width
+    from minisbert.kernels import matmul
+    from minisbert.models import fast_encoder
+
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), None)
+    lines = [
+        f"minisbert {__version__}, python {platform.python_version()}, numpy {np.__version__}, "
+        f"numba {numba.__version__}",
+        f"cpu: {cpu or platform.processor()}, {matmul.available_cores()} cores available (LLVM: "
+        f"{llvmlite.binding.get_host_cpu_name()}, LLVM {'.'.join(map(str, llvmlite.binding.llvm_version_info))})",
+    ]
+    for pool in threadpool_info():
+        if pool["user_api"] == "blas":
+            lines.append(
+                f"BLAS: {pool['internal_api']} {pool['version']} ({pool.get('architecture')} kernel), "
+                f"{pool['num_threads']} threads, {pool['filepath']}"
+            )
+    layer = numba.config.THREADING_LAYER
+    lines.append(f"numba threading layer: {layer} requested ({numba.config.NUMBA_NUM_THREADS} threads); "
+                 "the encoder's kernels are serial, threaded by Python thread pools")
+    lines.append(f"vector width: {vector_width.WIDE_VECTORS}")
+    for kernel, report in matmul.compiled_instructions().items():
+        counts = ", ".join(f"{name} {count}" for name, count in report.items() if name != "registers")
+        lines.append(f"  {kernel}: {report['registers']} registers; {counts}")
+    lines.append(
+        f"fast encoder: packed numba GEMM up to {fast_encoder.PACKED_GEMM_MAX_TOKENS} tokens a call, OpenBLAS above"
+    )
+    example = Path(matmul.__file__).parent / "__pycache__"
+    cache = numba.config.CACHE_DIR or f"__pycache__ beside each module, e.g. {example}"
+    lines.append(f"numba cache: {cache}")
+    return lines
+
+
+def info_command(arguments):
+    print("\n".join(info_lines()))
+
+
+def add_info_command(commands):
+    info = commands.add_parser("info", help="CPU, BLAS, threads, vector width and numba cache in force")
+    info.set_defaults(function=info_command)
+    commands.choices["encode"].add_argument(
+        "--quantize", choices=["int8"], default=None, help="int8 weights and activations (faster, ~1%% less exact)"
+    )
+
+
 
 
 def add_streaming_arguments(commands):
@@ -364,5 +437,140 @@ def main(argv=None):
         raise SystemExit(f"minisbert: {error}") from None
 
 
+def add_sparse_options(encode):
+    encode.add_argument("--sparse", action="store_true",
+                        help="a SparseEncoder (SPLADE) model: print each text's top weighted vocabulary entries")
+    encode.add_argument("--top-k", "-k", type=int, default=10, help="with --sparse: entries shown per text")
+    encode.add_argument("--query", action="store_true", help="with --sparse: encode as queries (encode_query)")
+
+
+def sparse_encode_command(arguments):
+    """JSON lines {"sentence", "tokens": [[token, weight], ...]} (top-k, heaviest first); --output FILE.npz saves
+    the whole csr_array with scipy.sparse.save_npz."""
+    from minisbert import SparseEncoder
+    from minisbert.sparse_encoder import scipy_sparse
+
+    sentences = read_sentences(arguments)
+    model = SparseEncoder(arguments.model)
+    encode = model.encode_query if arguments.query else model.encode_document
+    embeddings = encode(sentences, batch_size=arguments.batch_size)
+    if arguments.output:
+        scipy_sparse().save_npz(arguments.output, embeddings)
+        print(f"wrote {embeddings.shape[0]} x {embeddings.shape[1]} sparse embeddings ({embeddings.nnz} non-zeros) "
+              f"to {arguments.output}")
+        return
+    for sentence, tokens in zip(sentences, model.decode(embeddings, top_k=arguments.top_k)):
+        print(json.dumps({"sentence": sentence, "tokens": [[token, round(weight, 5)] for token, weight in tokens]},
+                         ensure_ascii=False))
+
+
+
+def train_command(arguments):
+    from minisbert.evaluation import EmbeddingSimilarityEvaluator, read_pairs
+    from minisbert.training import losses
+    from minisbert.training.data import read_examples
+    from minisbert.training.model import TrainingError
+    from minisbert.training.trainer import fit
+
+    loss_class = losses.LOSSES[arguments.loss]
+    columns = arguments.columns.split(",")
+    texts = len(columns) - loss_class.needs_labels
+    if loss_class.columns is not None and texts != loss_class.columns or texts < 1:
+        expected = f"{loss_class.columns or 'at least 1'} text column(s)" + (" and a label column" if loss_class.needs_labels else "")
+        raise TrainingError(f"--loss {arguments.loss} needs {expected}; --columns gives {len(columns)}: {arguments.columns}")
+    examples = read_examples(arguments.data, columns, loss_class.needs_labels)
+    model = load_model(arguments)
+    loss = loss_class(model)
+    evaluator = None
+    if arguments.evaluate:
+        evaluator = EmbeddingSimilarityEvaluator(*read_pairs(arguments.evaluate, arguments.evaluate_columns.split(",")))
+    history = fit(
+        model, examples, loss, epochs=arguments.epochs, batch_size=arguments.batch_size,
+        learning_rate=arguments.learning_rate, warmup_ratio=arguments.warmup_ratio, weight_decay=arguments.weight_decay,
+        seed=arguments.seed, evaluator=evaluator, evaluation_steps=arguments.evaluation_steps,
+        output_path=arguments.output, checkpoint_steps=arguments.checkpoint_steps, overwrite=arguments.overwrite,
+    )
+    last = history[-1]
+    metrics = "".join(f", {name} {value:.5f}" for name, value in last.items() if name not in ("step", "epoch", "loss", "learning_rate"))
+    print(f"trained {last['step']} steps on {len(examples)} examples: last loss {last['loss']:.5f}{metrics}")
+    print(f"saved in {arguments.output}")
+
+
+def add_train_command(commands):
+    train = commands.add_parser("train", help="fine-tune a model on a CSV/TSV of examples (no torch)")
+    train.add_argument("--model", "-m", default=None, help="model folder or hub id (default all-MiniLM-L6-v2)")
+    train.add_argument("--data", required=True, help="CSV or TSV file of training examples")
+    train.add_argument(
+        "--columns", required=True,
+        help="the text columns, then the label column if the loss needs one: header names or 1-based positions "
+        "(STS-B with cosent: 6,7,5)",
+    )
+    train.add_argument("--loss", default="cosent", choices=["cosine", "cosent", "angle", "mnrl", "contrastive", "triplet"])
+    train.add_argument("--output", "-o", required=True, help="folder to save the trained model in")
+    train.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
+    train.add_argument("--epochs", type=int, default=1)
+    train.add_argument("--batch-size", type=int, default=8)
+    train.add_argument("--learning-rate", "--lr", type=float, default=5e-5)
+    train.add_argument("--warmup-ratio", type=float, default=0.0)
+    train.add_argument("--weight-decay", type=float, default=0.0)
+    train.add_argument("--seed", type=int, default=42)
+    train.add_argument("--evaluate", help="CSV/TSV of scored pairs to evaluate on (EmbeddingSimilarityEvaluator)")
+    train.add_argument("--evaluate-columns", default="sentence1,sentence2,score", help="as evaluate's --columns")
+    train.add_argument("--evaluation-steps", type=int, default=0, help="also evaluate every N steps")
+    train.add_argument("--checkpoint-steps", type=int, default=0, help="save OUTPUT/checkpoint-N every N steps")
+    train.set_defaults(function=train_command)
+
+
 if __name__ == "__main__":
     main()
+
+
+# search --rerank: the bi-encoder retrieves this many candidates per hit asked for, the cross-encoder orders them.
+RERANK_CANDIDATES_PER_HIT = 4
+
+
+def load_cross_encoder(name):
+    from minisbert import CrossEncoder
+
+    return CrossEncoder(name)
+
+
+def rerank_hits(cross_encoder, query, hits, sentences, top_k, batch_size=32):
+    """semantic_search hits [{"corpus_id", "score"}] reordered by the cross-encoder's score with the query,
+    the top_k best kept; the scores become the cross-encoder's."""
+    ranked = cross_encoder.rank(query, [sentences[hit["corpus_id"]] for hit in hits], top_k=top_k, batch_size=batch_size)
+    return [{"corpus_id": hits[result["corpus_id"]]["corpus_id"], "score": result["score"]} for result in ranked]
+
+
+def rerank_command(arguments):
+    candidates = [(number, line) for number, line in enumerate(read_sentences(arguments), 1) if line.strip()]
+    if not candidates:
+        raise SystemExit("minisbert: no non-empty candidate to rerank")
+    model = load_cross_encoder(arguments.model)
+    results = model.rank(
+        arguments.query, [line for _, line in candidates], top_k=arguments.top_k, batch_size=arguments.batch_size
+    )
+    print(f"query: {arguments.query}")
+    for rank, result in enumerate(results, 1):
+        number, line = candidates[result["corpus_id"]]
+        print(f"{rank:4d}. {result['score']:.4f}  line {number}: {line}")
+
+
+def add_rerank_command(commands):
+    rerank = commands.add_parser("rerank", help="order candidate texts by a cross-encoder's score with a query")
+    rerank.add_argument("sentences", nargs="*", metavar="candidate", help="candidates (default: one a line from --input or stdin)")
+    rerank.add_argument("--input", "-i", help="file with one candidate a line ('-' for standard input); empty lines skipped")
+    rerank.add_argument("--model", "-m", required=True, help="cross-encoder folder or hub id")
+    rerank.add_argument("--query", "-q", required=True, help="the query text")
+    rerank.add_argument("--top-k", "-k", type=int, default=None, help="print only the k best (default: all)")
+    rerank.add_argument("--batch-size", type=int, default=32)
+    rerank.set_defaults(function=rerank_command)
+
+
+def print_known_rerankers():
+    from minisbert.known_models import KNOWN_RERANKERS, reranker_is_supported
+
+    print(f"\n{'cross-encoder (minisbert.CrossEncoder, minisbert rerank)':60} {'architecture':12} {'labels':>6}  scores")
+    for known in KNOWN_RERANKERS:
+        note = "" if reranker_is_supported(known) else f"  (not yet: no {known.model_type} forward pass and head)"
+        print(f"{known.hub_id:60} {known.model_type:12} {known.num_labels:6}  {known.activation}(logits){note}")

@@ -72,3 +72,36 @@ KNOWN_MODELS = [
     KnownModel("sentence-transformers/gtr-t5-base", "t5", 768, ("mean",), ((768, "Identity"),), normalize=True),
     KnownModel("sentence-transformers/gtr-t5-large", "t5", 1024, ("mean",), ((768, "Identity"),), normalize=True),
 ]
+
+
+@dataclass(frozen=True)
+class KnownReranker:
+    """A hub cross-encoder (minisbert.CrossEncoder): its config.json model_type and hidden size, its labels,
+    and the activation predict applies (as saved, else sigmoid for one label)."""
+
+    hub_id: str
+    model_type: str
+    hidden_size: int
+    num_labels: int = 1
+    activation: str = "Sigmoid"  # a torch.nn class name, as the model saves it
+
+
+KNOWN_RERANKERS = [
+    KnownReranker("cross-encoder/ms-marco-MiniLM-L6-v2", "bert", 384, activation="Identity"),
+    KnownReranker("cross-encoder/ms-marco-MiniLM-L12-v2", "bert", 384, activation="Identity"),
+    KnownReranker("cross-encoder/stsb-distilroberta-base", "roberta", 768),
+    KnownReranker("cross-encoder/nli-distilroberta-base", "roberta", 768, num_labels=3, activation="Identity"),
+    KnownReranker("BAAI/bge-reranker-base", "xlm-roberta", 768),
+    KnownReranker("BAAI/bge-reranker-large", "xlm-roberta", 1024),
+    KnownReranker("BAAI/bge-reranker-v2-m3", "xlm-roberta", 1024),
+    KnownReranker("mixedbread-ai/mxbai-rerank-xsmall-v1", "deberta-v2", 384),
+    KnownReranker("mixedbread-ai/mxbai-rerank-base-v1", "deberta-v2", 768),
+]
+
+
+def reranker_is_supported(known):
+    """Whether minisbert has both the forward pass and the classification head of a reranker's architecture."""
+    from minisbert.models import ARCHITECTURES
+    from minisbert.models.heads import HEADS
+
+    return known.model_type in ARCHITECTURES and known.model_type in HEADS

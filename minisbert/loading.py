@@ -137,3 +137,14 @@ def require_keys(config, path, keys):
     missing = [key for key in keys if config.get(key) is None]
     if missing:
         raise ConfigError(f"corrupt model file {path}: missing {', '.join(map(repr, missing))}")
+
+
+def saved_model_family(folder):
+    """The sentence-transformers family a folder was saved as, as sentence-transformers reads it:
+    config_sentence_transformers.json's model_type ("SentenceTransformer", "CrossEncoder", "SparseEncoder"...),
+    "SentenceTransformer" for a folder with modules.json that names none, None for a plain transformers folder."""
+    folder = Path(folder)
+    if not (folder / "modules.json").is_file():
+        return None
+    settings = read_json(folder / "config_sentence_transformers.json", required=False) or {}
+    return settings.get("model_type", "SentenceTransformer")

@@ -169,3 +169,80 @@ def save_explanation(model, texts, folder):
         )
         paths["layer_similarity"] = plot_layer_similarity(trace, traces[1:], folder / "layer_similarity.png")
     return traces, paths
+
+
+def plot_splade_trace(trace, path):
+    """A SpladeTrace (SparseEncoder.trace): the text's tokens (rows) x the heaviest vocabulary entries of its
+    vector (columns), each cell what that token gives that entry; the entry's weight above its column (with max
+    pooling, the largest cell of the column)."""
+    weights = trace.token_weights  # (seq, top_k)
+    figure = new_figure(2.5 + 0.32 * len(trace.vocabulary), 1.8 + 0.22 * len(trace.tokens))
+    axes = figure.subplots()
+    image = axes.imshow(weights, cmap="magma_r", aspect="auto", vmin=0)
+    axes.set_xticks(np.arange(len(trace.vocabulary)),
+                    [f"{entry} {weight:.2f}" for entry, weight in zip(trace.vocabulary, trace.weights)],
+                    rotation=90, fontsize=label_size(len(trace.vocabulary)))
+    positions, labels = token_ticks(trace.tokens)
+    axes.set_yticks(positions, labels, fontsize=label_size(len(labels)))
+    axes.set_xlabel("vocabulary entry (weight in the vector)")
+    axes.set_ylabel("input token")
+    figure.colorbar(image, ax=axes, label="log(1 + relu(logit))")
+    axes.set_title(f"SPLADE: what lights up  {shorten(trace.text, 50)}", fontsize=9, loc="left")
+    return save(figure, path)
+
+
+def plot_maxsim_trace(trace, path):
+    """A MaxSimTrace (MultiVectorEncoder.trace): query tokens (rows) x document tokens (columns), each cell their
+    dot product; a ring marks each query token's best match, whose sum is the MaxSim score."""
+    similarities = trace.similarities  # (s, t)
+    figure = new_figure(2.8 + 0.22 * len(trace.document_tokens), 1.8 + 0.22 * len(trace.query_tokens))
+    axes = figure.subplots()
+    image = axes.imshow(similarities, cmap="viridis", aspect="auto")
+    if trace.document_tokens:
+        best = similarities.argmax(axis=1)
+        axes.scatter(best, np.arange(len(best)), s=40, facecolors="none", edgecolors="red", linewidths=1.2)
+    positions, labels = token_ticks(trace.document_tokens)
+    axes.set_xticks(positions, labels, rotation=90, fontsize=label_size(len(labels)))
+    positions, labels = token_ticks(trace.query_tokens)
+    axes.set_yticks(positions, labels, fontsize=label_size(len(labels)))
+    axes.set_xlabel("document token")
+    axes.set_ylabel("query token")
+    figure.colorbar(image, ax=axes, label="dot product")
+    axes.set_title(f"MaxSim {trace.score:.3f}: each query token's best document token (ringed)", fontsize=9,
+                   loc="left")
+    return save(figure, path)
+
+
+def plot_cross_encoder_trace(trace, path):
+    """What a cross-encoder's classification head sees (a minisbert.cross_encoder.CrossEncoderTrace): how the
+    first token, the only one the head reads, attends to the query's and the document's tokens layer by layer;
+    the pooled vector the classifier multiplies; and the logits and scores that come out."""
+    attention = trace.first_token_attention  # (num_layers, seq)
+    figure = new_figure(min(4 + 0.28 * len(trace.tokens), 18), 2.2 + 0.35 * trace.num_layers + 2.6)
+    top, bottom = figure.subfigures(2, 1, height_ratios=[1.2 + 0.35 * trace.num_layers, 2.6])
+    axes = top.subplots()
+    image = axes.imshow(attention, cmap="viridis", aspect="auto", vmin=0)
+    document = np.flatnonzero(trace.segments == 1)
+    if len(document):
+        axes.axvline(document[0] - 0.5, color="white", linewidth=1.5)  # query | document
+    positions, labels = token_ticks(trace.tokens)
+    axes.set_xticks(positions, labels, rotation=90, fontsize=label_size(len(labels)))
+    axes.set_yticks(np.arange(trace.num_layers), [f"layer {i}" for i in range(1, trace.num_layers + 1)])
+    top.colorbar(image, ax=axes, label="attention (mean of heads)")
+    axes.set_title(f"{trace.tokens[0]}'s attention to each token (query | document): "
+                   f"{shorten(trace.query, 40)!r} | {shorten(trace.document, 40)!r}", fontsize=9, loc="left")
+
+    pooled_axes, logits_axes = bottom.subplots(1, 2, width_ratios=[3, 1])
+    pooled_axes.bar(np.arange(len(trace.pooled)), trace.pooled, width=1.0, color="tab:blue")
+    pooled_axes.set_xlabel("dimension")
+    pooled_axes.set_title("pooled vector: the head's dense layer + activation on the first token", fontsize=9)
+    labels = np.arange(len(trace.logits))
+    logits_axes.bar(labels - 0.2, trace.logits, width=0.4, label="logit")
+    logits_axes.bar(labels + 0.2, trace.scores, width=0.4, label="score")
+    for label, logit, score in zip(labels, trace.logits, trace.scores):
+        logits_axes.annotate(f"{score:.3f}", (label + 0.2, score), ha="center", va="bottom", fontsize=7)
+    logits_axes.set_xticks(labels, [f"label {label}" for label in labels], fontsize=8)
+    logits_axes.axhline(0, color="gray", linewidth=0.5)
+    logits_axes.legend(fontsize=7)
+    logits_axes.set_title("classifier output", fontsize=9)
+    return save(figure, path)

@@ -8,6 +8,7 @@ import logging
 import numpy as np
 
 from minisbert.loading import TEXT, TEXT_BY_NAME, read_config, resolve_model_folder
+from minisbert.models.fast_encoder import quantize_linear_layers
 from minisbert.modules import Transformer, load_modules
 from minisbert.quantization import check_precision, quantize_embeddings
 from minisbert.similarity import SIMILARITY_FUNCTIONS, similarity_function_name
@@ -20,6 +21,8 @@ OUTPUT_VALUES = ("sentence_embedding", "token_embeddings", None)
 DEFAULT_PROMPTS = {"query": "", "document": ""}
 # The keys of config_sentence_transformers.json minisbert reads.
 SETTINGS_CHECKS = {"prompts": TEXT_BY_NAME, "default_prompt_name": TEXT, "similarity_fn_name": TEXT}
+# quantize=: None (float32) or "int8": the encoder's linear layers in int8 (models.fast_encoder.quantized_linear)
+QUANTIZE_OPTIONS = (None, "int8")
 
 
 class SentenceTransformer:
@@ -32,10 +35,16 @@ class SentenceTransformer:
         similarity_fn_name=None,
         truncate_dim=None,
         cache_folder=None,
+        quantize=None,
     ):
+        if quantize not in QUANTIZE_OPTIONS:
+            raise ValueError(f"quantize={quantize!r} is not one of {QUANTIZE_OPTIONS}")
         self.folder = resolve_model_folder(model_name_or_path, cache_folder)
         self.modules = load_modules(self.folder)
         settings = read_config(self.folder / "config_sentence_transformers.json", SETTINGS_CHECKS, required=False) or {}
+        if quantize == "int8":
+            quantize_transformers(self.modules)
+        settings = read_json(self.folder / "config_sentence_transformers.json", required=False) or {}
         saved_prompts = {name: text or "" for name, text in (settings.get("prompts") or {}).items()}
         self.prompts = {**DEFAULT_PROMPTS, **saved_prompts, **(prompts or {})}
         self.default_prompt_name = default_prompt_name or settings.get("default_prompt_name")
@@ -248,3 +257,12 @@ def per_text_outputs(features, output_value, normalize_embeddings):
         }
         for i in range(count)
     ]
+
+
+def quantize_transformers(modules):
+    """quantize="int8": each Transformer module's encoder layers get int8 weights (quantize_linear_layers)."""
+    for module in modules:
+        if isinstance(module, Transformer):
+            if "layers" not in module.params:
+                raise ValueError(f"quantize='int8' does not support model_type {module.config.get('model_type')!r}")
+            quantize_linear_layers(module.params["layers"])

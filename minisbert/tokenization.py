@@ -28,7 +28,6 @@ TOKENIZER_CONFIG_CHECKS = {
 class Tokenizer:
     def __init__(self, backend, max_seq_length, pad_token, padding_side="right", truncation_side="right"):
         self.backend = backend
-        self.max_seq_length = max_seq_length
         pad_id = backend.token_to_id(pad_token)
         if pad_id is None:
             raise ModelLoadError(f"the tokenizer has no padding token {pad_token!r} in its vocabulary")
@@ -36,8 +35,14 @@ class Tokenizer:
             if side not in ("left", "right"):
                 raise ModelLoadError(f"tokenizer_config.json has {key} = {side!r}; expected 'left' or 'right'")
         self.padding_side = padding_side
+        self.truncation_side = truncation_side
         backend.enable_padding(pad_id=pad_id, pad_token=pad_token, direction=padding_side)
-        backend.enable_truncation(max_length=max_seq_length, strategy="longest_first", direction=truncation_side)
+        self.set_max_length(max_seq_length)
+
+    def set_max_length(self, max_seq_length):
+        """From now on, truncate each text (or pair, longest first) to max_seq_length tokens, special tokens included."""
+        self.max_seq_length = max_seq_length
+        self.backend.enable_truncation(max_length=max_seq_length, strategy="longest_first", direction=self.truncation_side)
 
     @classmethod
     def from_folder(cls, folder, max_seq_length, do_lower_case=False):
@@ -59,9 +64,10 @@ class Tokenizer:
         sides = {key: tokenizer_config.get(key) or "right" for key in ("padding_side", "truncation_side")}
         return cls(backend, max_seq_length, pad_token, **sides)
 
-    def __call__(self, texts):
-        """texts (list of str) -> {"input_ids", "attention_mask", "token_type_ids"}, each int64 (batch, seq)."""
-        encodings = self.backend.encode_batch(texts, add_special_tokens=True)
+    def __call__(self, texts, add_special_tokens=True):
+        """texts (list of str, or of (str, str) pairs for the tokenizer's pair template: a cross-encoder's
+        input, longest first truncated) -> {"input_ids", "attention_mask", "token_type_ids"}, int64 (batch, seq)."""
+        encodings = self.backend.encode_batch(texts, add_special_tokens=add_special_tokens)
         return {
             "input_ids": np.array([e.ids for e in encodings], dtype=np.int64).reshape(len(texts), -1),
             "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64).reshape(len(texts), -1),

@@ -49,3 +49,26 @@ def tiny_model(tmp_path_factory):
         return cache[key]
 
     return build
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_encoder(tmp_path_factory):
+    """tiny_cross_encoder(architecture, num_labels=1, activation_fn=None, legacy=False) -> (folder, minisbert
+    CrossEncoder, sentence-transformers CrossEncoder) of a tiny random model built by
+    tests/tiny_models.build_cross_encoder; each distinct model is built and loaded once."""
+    from sentence_transformers import CrossEncoder as ReferenceCrossEncoder
+    from tiny_models import build_cross_encoder
+
+    from minisbert import CrossEncoder
+
+    cache = {}
+
+    def build(architecture, num_labels=1, activation_fn=None, legacy=False):
+        key = (architecture, num_labels, repr(activation_fn), legacy)
+        if key not in cache:
+            folder = tmp_path_factory.mktemp("tiny-cross-encoder") / architecture
+            build_cross_encoder(folder, architecture, num_labels, activation_fn, legacy)
+            cache[key] = folder, CrossEncoder(folder), ReferenceCrossEncoder(str(folder), device="cpu")
+        return cache[key]
+
+    return build

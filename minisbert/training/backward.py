@@ -1,0 +1,228 @@
+"""The backward pass of the encoder, one function beside each forward piece of models/layers.py.
+
+Each ``*_backward`` takes the gradient of the loss with respect to a piece's output (``d_out``, same shape as
+the output) and what the forward pass saw, and returns the gradient with respect to the piece's input and, for
+pieces with weights, a dict of parameter gradients shaped as the parameters. LayerNorm and the activations
+recompute what they need from their input, so the forward pass only has to keep inputs; attention keeps its
+queries, keys, values and probabilities.
+
+``encoder_layer_forward`` / ``encoder_forward`` are the training forward pass: models/layers.py's functions, in
+the same order, with dropout (a seeded mask) and a ``cache`` of the activations the backward pass reads.
+Everything runs in the dtype of its inputs: float32 for training, float64 for gradient checks.
+"""
+
+import math
+
+import numba
+import numpy as np
+
+from minisbert.models.layers import (
+    activation,
+    additive_attention_mask,
+    layer_norm,
+    linear,
+    merge_heads,
+    softmax,
+    split_heads,
+)
+
+# ---------------------------------------------------------------------------------------------- pieces
+
+
+def linear_forward(x, layer):
+    # x (..., in) -> (..., out): models.layers.linear over the tokens as rows of one matrix (numpy runs a
+    # (batch, seq, in) @ (in, out) product as one BLAS call per text, several times slower)
+    return linear(x.reshape(-1, x.shape[-1]), layer).reshape(*x.shape[:-1], -1)
+
+
+def linear_backward(d_out, x, layer):
+    # d_out (..., out), x (..., in), layer["weight"] (out, in) -> d_x (..., in), {"weight" (out, in), "bias" (out,)}
+    d_flat, x_flat = d_out.reshape(-1, d_out.shape[-1]), x.reshape(-1, x.shape[-1])  # (n, out), (n, in)
+    d_x = (d_flat @ layer["weight"]).reshape(x.shape)
+    return d_x, {"weight": d_flat.T @ x_flat, "bias": d_flat.sum(axis=0)}
+
+
+def layer_norm_backward(d_out, x, layer, eps):
+    # d_out, x (..., hidden) -> d_x (..., hidden), {"weight" (hidden,), "bias" (hidden,)}.
+    # With x_hat = (x - mean) / std and g = d_out * weight: d_x = (g - mean(g) - x_hat * mean(g * x_hat)) / std
+    mean = x.mean(axis=-1, keepdims=True)
+    inverse_std = 1 / np.sqrt(((x - mean) ** 2).mean(axis=-1, keepdims=True) + eps)  # (..., 1)
+    x_hat = (x - mean) * inverse_std  # (..., hidden)
+    g = d_out * layer["weight"]
+    d_x = inverse_std * (g - g.mean(axis=-1, keepdims=True) - x_hat * (g * x_hat).mean(axis=-1, keepdims=True))
+    axes = tuple(range(d_out.ndim - 1))
+    return d_x, {"weight": (d_out * x_hat).sum(axis=axes), "bias": d_out.sum(axis=axes)}
+
+
+_SQRT_HALF = 1 / math.sqrt(2)
+_INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+_SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
+
+
+def gelu_derivative_reference(x):
+    # d/dx x Phi(x) = Phi(x) + x phi(x), with Python's math.erf one element at a time
+    erf = np.frompyfunc(math.erf, 1, 1)
+    cdf = 0.5 * (1 + erf(x * _SQRT_HALF).astype(np.float64))
+    return (cdf + x * np.exp(-0.5 * x * x) * _INV_SQRT_2PI).astype(x.dtype)
+
+
+@numba.vectorize(["float32(float32)", "float64(float64)"], cache=True)
+def gelu_derivative(x):
+    # computed in float64 whatever the input, rounded once to the input's dtype
+    x = np.float64(x)
+    return 0.5 * (1 + math.erf(x * _SQRT_HALF)) + x * math.exp(-0.5 * x * x) * _INV_SQRT_2PI
+
+
+def gelu_tanh_derivative(x):
+    # GELU's tanh approximation 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3):
+    # 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2)
+    t = np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x**3))
+    return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+# hidden_act (as in models.layers.ACTIVATIONS) -> derivative as a function of the activation's input
+ACTIVATION_DERIVATIVES = {
+    "gelu": gelu_derivative,
+    "gelu_new": gelu_tanh_derivative,
+    "gelu_pytorch_tanh": gelu_tanh_derivative,
+    "relu": lambda x: (x > 0).astype(x.dtype),
+    "silu": lambda x: sigmoid(x) * (1 + x * (1 - sigmoid(x))),
+    "swish": lambda x: sigmoid(x) * (1 + x * (1 - sigmoid(x))),
+    "tanh": lambda x: 1 - np.tanh(x) ** 2,
+}
+
+
+def activation_backward(d_out, x, name):
+    # d_out, x (...) -> d_x (...): the activation's derivative at its input x, times d_out
+    if name not in ACTIVATION_DERIVATIVES:
+        raise ValueError(f"training does not support hidden_act {name!r}; supported: {sorted(ACTIVATION_DERIVATIVES)}")
+    return d_out * ACTIVATION_DERIVATIVES[name](x)
+
+
+def softmax_backward(d_out, probabilities):
+    # d_out, probabilities (..., n) -> d_scores (..., n) = p * (d_out - sum(d_out * p))
+    return probabilities * (d_out - (d_out * probabilities).sum(axis=-1, keepdims=True))
+
+
+def dropout(x, rate, rng):
+    # x (...) -> x * mask / (1 - rate), mask (...) bool drawn from rng (None, nothing dropped, when rate is 0 or
+    # rng is None: evaluation mode)
+    if rate == 0 or rng is None:
+        return x, None
+    keep = rng.random(x.shape) >= rate
+    return x * keep / x.dtype.type(1 - rate), keep
+
+
+def dropout_backward(d_out, keep, rate):
+    return d_out if keep is None else d_out * keep / d_out.dtype.type(1 - rate)
+
+
+def embedding_backward(d_out, ids, rows):
+    # d_out (batch, seq, hidden), ids (batch or 1, seq) int -> d_table (rows, hidden): each position's gradient
+    # added to its id's row, so that an id met several times gets the sum
+    d_table = np.zeros((rows, d_out.shape[-1]), dtype=d_out.dtype)
+    np.add.at(d_table, np.broadcast_to(ids, d_out.shape[:2]), d_out)
+    return d_table
+
+
+# ---------------------------------------------------------------------------------------------- attention
+
+
+def attention_forward(x, layer, mask, num_heads, position_bias, dropout_rate, rng):
+    # x (batch, seq, hidden), mask (batch, 1, 1, seq) additive, position_bias (1, heads, seq, seq) or None
+    # -> output (batch, seq, hidden), cache; as models.layers.self_attention, with dropout on the probabilities
+    query, key, value = np.split(linear_forward(x, layer["qkv"]), 3, axis=-1)  # 3 x (batch, seq, hidden)
+    query, key, value = (split_heads(t, num_heads) for t in (query, key, value))  # (batch, heads, seq, head_dim)
+    scale = x.dtype.type(1 / np.sqrt(query.shape[-1]))
+    scores = query @ key.transpose(0, 1, 3, 2) * scale  # (batch, heads, seq, seq)
+    if position_bias is not None:
+        scores = scores + position_bias
+    probabilities = softmax(scores + mask)  # (batch, heads, seq, seq)
+    dropped, keep = dropout(probabilities, dropout_rate, rng)
+    context = merge_heads(dropped @ value)  # (batch, seq, hidden)
+    cache = dict(x=x, query=query, key=key, value=value, probabilities=probabilities, dropped=dropped, keep=keep,
+                 context=context, scale=scale, rate=dropout_rate)
+    return linear_forward(context, layer["attention_output"]), cache
+
+
+def attention_backward(d_out, layer, cache):
+    # d_out (batch, seq, hidden) -> d_x (batch, seq, hidden), grads {"qkv", "attention_output"},
+    # d_position_bias (heads, seq, seq) summed over the batch
+    d_context, d_output_layer = linear_backward(d_out, cache["context"], layer["attention_output"])
+    num_heads = cache["query"].shape[1]
+    d_context = split_heads(d_context, num_heads)  # (batch, heads, seq, head_dim)
+    d_value = cache["dropped"].transpose(0, 1, 3, 2) @ d_context  # (batch, heads, seq, head_dim)
+    d_dropped = d_context @ cache["value"].transpose(0, 1, 3, 2)  # (batch, heads, seq, seq)
+    d_probabilities = dropout_backward(d_dropped, cache["keep"], cache["rate"])
+    d_scores = softmax_backward(d_probabilities, cache["probabilities"])  # (batch, heads, seq, seq)
+    d_query = d_scores @ cache["key"] * cache["scale"]
+    d_key = d_scores.transpose(0, 1, 3, 2) @ cache["query"] * cache["scale"]
+    d_qkv = np.concatenate([merge_heads(d) for d in (d_query, d_key, d_value)], axis=-1)  # (batch, seq, 3 hidden)
+    d_x, d_qkv_layer = linear_backward(d_qkv, cache["x"], layer["qkv"])
+    return d_x, {"qkv": d_qkv_layer, "attention_output": d_output_layer}, d_scores.sum(axis=0)
+
+
+# ---------------------------------------------------------------------------------------------- layers
+
+
+def encoder_layer_forward(x, layer, mask, config, position_bias, rng):
+    # x (batch, seq, hidden), mask (batch, 1, 1, seq) -> (batch, seq, hidden), cache; as
+    # models.layers.encoder_layer, with dropout after the attention and the feed-forward block
+    eps, rate = config["layer_norm_eps"], config["hidden_dropout_prob"]
+    attention_output, attention_cache = attention_forward(
+        x, layer, mask, config["num_attention_heads"], position_bias, config["attention_probs_dropout_prob"], rng
+    )
+    attention_output, attention_keep = dropout(attention_output, rate, rng)
+    attention_residual = x + attention_output  # (batch, seq, hidden)
+    h = layer_norm(attention_residual, layer["attention_norm"], eps)
+    intermediate = linear_forward(h, layer["intermediate"])  # (batch, seq, intermediate)
+    activated = activation(config["hidden_act"])(intermediate)
+    feed_forward, feed_forward_keep = dropout(linear_forward(activated, layer["output"]), rate, rng)
+    output_residual = h + feed_forward
+    cache = dict(attention=attention_cache, attention_keep=attention_keep, attention_residual=attention_residual,
+                 h=h, intermediate=intermediate, activated=activated, feed_forward_keep=feed_forward_keep,
+                 output_residual=output_residual)
+    return layer_norm(output_residual, layer["output_norm"], eps), cache
+
+
+def encoder_layer_backward(d_out, layer, config, cache):
+    # d_out (batch, seq, hidden) -> d_x (batch, seq, hidden), grads shaped as ``layer``, d_position_bias
+    eps, rate = config["layer_norm_eps"], config["hidden_dropout_prob"]
+    grads = {}
+    d_residual, grads["output_norm"] = layer_norm_backward(d_out, cache["output_residual"], layer["output_norm"], eps)
+    d_feed_forward = dropout_backward(d_residual, cache["feed_forward_keep"], rate)
+    d_activated, grads["output"] = linear_backward(d_feed_forward, cache["activated"], layer["output"])
+    d_intermediate = activation_backward(d_activated, cache["intermediate"], config["hidden_act"])
+    d_h, grads["intermediate"] = linear_backward(d_intermediate, cache["h"], layer["intermediate"])
+    d_h = d_h + d_residual
+    d_residual, grads["attention_norm"] = layer_norm_backward(
+        d_h, cache["attention_residual"], layer["attention_norm"], eps
+    )
+    d_attention_output = dropout_backward(d_residual, cache["attention_keep"], rate)
+    d_x, attention_grads, d_position_bias = attention_backward(d_attention_output, layer, cache["attention"])
+    grads.update(attention_grads)
+    return d_x + d_residual, grads, d_position_bias
+
+
+def encoder_forward(x, layers, attention_mask, config, position_bias, rng):
+    # x (batch, seq, hidden) embeddings, attention_mask (batch, seq) -> (batch, seq, hidden), caches (one a layer)
+    mask = additive_attention_mask(attention_mask, x.dtype)
+    caches = []
+    for layer in layers:
+        x, cache = encoder_layer_forward(x, layer, mask, config, position_bias, rng)
+        caches.append(cache)
+    return x, caches
+
+
+def encoder_backward(d_out, layers, config, caches):
+    # d_out (batch, seq, hidden) -> d_x (batch, seq, hidden), [grads of each layer], d_position_bias summed
+    # over layers (heads, seq, seq)
+    layer_grads, d_position_bias = [None] * len(layers), 0
+    for index in reversed(range(len(layers))):
+        d_out, layer_grads[index], d_bias = encoder_layer_backward(d_out, layers[index], config, caches[index])
+        d_position_bias = d_position_bias + d_bias
+    return d_out, layer_grads, d_position_bias

@@ -1,0 +1,217 @@
+"""``fit``: fine-tunes a minisbert SentenceTransformer as sentence-transformers' SentenceTransformerTrainer does,
+with its defaults: AdamW (betas 0.9, 0.999, eps 1e-8, weight decay 0, never on biases and LayerNorms), a linear
+learning-rate warmup then decay to 0, gradient clipping to norm 1.0, batches of examples in a seeded random
+order, dropout as the model's config says (seeded too). Checkpoints are sentence-transformers folders.
+"""
+
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from minisbert.training.checkpoint import module_folders, save_model
+from minisbert.training.model import (
+    TrainingError,
+    check_trainable,
+    leaves,
+    make_trainable,
+    model_backward,
+    model_forward,
+    trainable_parameters,
+)
+
+
+@dataclass
+class InputExample:
+    """One training example: its texts (one a column: a pair, a triplet...) and its label (a score, a class, a
+    teacher embedding) or None."""
+
+    texts: list
+    label: object = None
+    guid: str = field(default="")
+
+
+def epoch_order(count, seed, epoch):
+    """The order (a permutation of range(count)) the examples are visited in during ``epoch``."""
+    return np.random.default_rng([seed, epoch]).permutation(count)
+
+
+def linear_schedule(step, warmup_steps, total_steps):
+    """The learning rate factor of optimizer step ``step`` (from 0): rising linearly from 0 over warmup_steps,
+    then falling linearly to 0 at total_steps (transformers' get_linear_schedule_with_warmup)."""
+    if step < warmup_steps:
+        return step / max(1, warmup_steps)
+    return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+
+def clip_gradients(grads, max_norm):
+    """Scales every gradient (in place) so that their global L2 norm is at most max_norm, as
+    torch.nn.utils.clip_grad_norm_ (factor max_norm / (norm + 1e-6), applied when below 1); returns the norm."""
+    norm = math.sqrt(sum(float(np.dot(g.ravel(), g.ravel())) for g in grads))
+    factor = max_norm / (norm + 1e-6)
+    if factor < 1:
+        for g in grads:
+            g *= g.dtype.type(factor)
+    return norm
+
+
+def decays(name):
+    """Whether weight decay applies to the parameter ``name``: not to biases nor LayerNorms, as transformers'
+    Trainer (its patterns "bias" and "norm": the MPNet relative attention bias is excluded too)."""
+    return "bias" not in name and "norm" not in name
+
+
+def adamw_step(params, grads, moments, step, learning_rate, weight_decay, betas=(0.9, 0.999), eps=1e-8):
+    """One AdamW update, in place (torch.optim.AdamW): params, grads, moments["m"], moments["v"] are lists of
+    arrays in one order; step counts from 1."""
+    beta1, beta2 = betas
+    correction1, correction2 = 1 - beta1**step, 1 - beta2**step
+    for index, (param, grad, decay) in enumerate(zip(params, grads, moments["decays"])):
+        m, v = moments["m"][index], moments["v"][index]
+        if decay and weight_decay:
+            param *= param.dtype.type(1 - learning_rate * weight_decay)
+        m += (grad - m) * m.dtype.type(1 - beta1)
+        v *= v.dtype.type(beta2)
+        v += grad * grad * v.dtype.type(1 - beta2)
+        denominator = np.sqrt(v) / v.dtype.type(math.sqrt(correction2)) + v.dtype.type(eps)
+        param -= param.dtype.type(learning_rate / correction1) * m / denominator
+
+
+def check_examples(examples, loss):
+    """The examples as (columns of texts, labels array or None), or a TrainingError naming the first that does
+    not fit the loss (wrong number of texts, a missing label)."""
+    if not examples:
+        raise TrainingError("no training examples")
+    columns = len(examples[0].texts)
+    for index, example in enumerate(examples):
+        if len(example.texts) != columns or (loss.columns is not None and len(example.texts) != loss.columns):
+            expected = loss.columns if loss.columns is not None else columns
+            raise TrainingError(f"example {index} has {len(example.texts)} texts; {type(loss).__name__} needs {expected}")
+        if not all(isinstance(text, str) for text in example.texts):
+            raise TrainingError(f"example {index}: texts must be strings, got {example.texts!r:.80}")
+        if loss.needs_labels and example.label is None:
+            raise TrainingError(f"example {index} has no label; {type(loss).__name__} needs one per example")
+    labels = None
+    if loss.needs_labels:
+        try:
+            labels = np.asarray([example.label for example in examples], dtype=np.float64)
+        except (TypeError, ValueError):
+            shapes = {np.shape(example.label) for example in examples}
+            raise TrainingError(f"the labels must be numbers (or vectors of one length), got shapes {sorted(shapes)[:4]}") from None
+        if not np.isfinite(labels).all():
+            raise TrainingError(f"example {int(np.argwhere(~np.isfinite(labels))[0][0])} has a non-finite label")
+    return [[example.texts[c] for example in examples] for c in range(columns)], labels
+
+
+def prepare_output(output_path, model, overwrite):
+    if output_path is None:
+        return None
+    output = Path(output_path)
+    if output.resolve() == Path(model.folder).resolve():
+        raise TrainingError(f"output folder {output} is the model's own folder; choose another")
+    if output.exists() and any(output.iterdir()):
+        if not overwrite:
+            raise TrainingError(f"output folder {output} exists and is not empty; pass overwrite=True (--overwrite) to replace it")
+        shutil.rmtree(output)
+    return output
+
+
+def fit(
+    model,
+    train_examples,
+    loss,
+    epochs=1,
+    batch_size=8,
+    learning_rate=5e-5,
+    warmup_ratio=0.0,
+    weight_decay=0.0,
+    max_grad_norm=1.0,
+    seed=42,
+    evaluator=None,
+    evaluation_steps=0,
+    output_path=None,
+    checkpoint_steps=0,
+    overwrite=False,
+    show_progress_bar=True,
+):
+    """Fine-tunes ``model`` (a minisbert SentenceTransformer, updated in place) on ``train_examples`` (a list of
+    InputExample) with ``loss`` (a minisbert.training.losses class instance). Every ``evaluation_steps`` steps
+    and at the end, ``evaluator(model)`` (e.g. EmbeddingSimilarityEvaluator) is run; every ``checkpoint_steps``
+    steps the model is saved in output_path/checkpoint-<step>, and at the end in output_path. A non-finite loss
+    stops training with a TrainingError naming the step, before any update from it (saved checkpoints stay).
+    Returns the history: one dict per step (step, epoch, loss, learning_rate, and the evaluator's metrics)."""
+    check_trainable(model)
+    columns, labels = check_examples(list(train_examples), loss)
+    output = prepare_output(output_path, model, overwrite)
+    if output is not None:
+        module_folders(model)  # a folder that cannot be saved fails now, not after training
+    make_trainable(model)
+    tree = {"model": trainable_parameters(model), "loss": loss.params}
+    names, params = zip(*leaves(tree))
+    moments = {"m": [np.zeros_like(p) for p in params], "v": [np.zeros_like(p) for p in params],
+               "decays": [decays(name) for name in names]}
+    count = len(columns[0])
+    steps_per_epoch = math.ceil(count / batch_size)
+    total_steps = epochs * steps_per_epoch
+    warmup_steps = math.ceil(total_steps * warmup_ratio)
+    dropout_rng = np.random.default_rng([seed, 2**31])
+    history, step = [], 0
+    progress = progress_bar(total_steps, show_progress_bar)
+    started = time.perf_counter()
+    for epoch in range(epochs):
+        order = epoch_order(count, seed, epoch)
+        for start in range(0, count, batch_size):
+            indices = order[start : start + batch_size]
+            batch_labels = None if labels is None else labels[indices]
+            embeddings, caches = [], []
+            for column in columns:
+                embedding, cache = model_forward(model, model.tokenize([column[i] for i in indices]), dropout_rng)
+                embeddings.append(embedding)
+                caches.append(cache)
+            value, d_embeddings, d_loss_params = loss(embeddings, batch_labels)
+            if not np.isfinite(value):
+                raise TrainingError(
+                    f"the loss is {value} at step {step + 1} (epoch {epoch + 1}): training stopped, the model keeps "
+                    f"the weights of step {step}" + (f"; checkpoints saved so far are in {output}" if output else "")
+                )
+            grads = gradients_by_name(model, caches, d_embeddings, d_loss_params)
+            grads = [grads[name] for name in names]
+            clip_gradients(grads, max_grad_norm)
+            rate = learning_rate * linear_schedule(step, warmup_steps, total_steps)
+            step += 1
+            adamw_step(params, grads, moments, step, rate, weight_decay)
+            record = {"step": step, "epoch": epoch + (start + len(indices)) / count, "loss": value, "learning_rate": rate}
+            if evaluator is not None and (step == total_steps or evaluation_steps and step % evaluation_steps == 0):
+                record.update(evaluator(model))
+            if output is not None and checkpoint_steps and step % checkpoint_steps == 0:
+                save_model(model, output / f"checkpoint-{step}")
+            history.append(record)
+            if progress is not None:
+                pairs_per_second = step * batch_size / (time.perf_counter() - started)
+                progress.set_postfix(loss=f"{value:.4f}", pairs_per_s=f"{pairs_per_second:.1f}")
+                progress.update(1)
+    if progress is not None:
+        progress.close()
+    if output is not None:
+        save_model(model, output)
+    return history
+
+
+def gradients_by_name(model, caches, d_embeddings, d_loss_params):
+    """{parameter name (as leaves names them): gradient summed over the text columns} for the model and loss."""
+    grads = {f"loss.{name}": value for name, value in d_loss_params.items()}
+    for cache, d_embedding in zip(caches, d_embeddings):
+        for name, value in leaves({"model": model_backward(model, cache, d_embedding)}):
+            grads[name] = grads[name] + value if name in grads else value
+    return grads
+
+
+def progress_bar(total, show):
+    if not show:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="Training")
