@@ -402,7 +402,7 @@ def encode_to_store_command(arguments):
     try:
         encoded, written, embeddings = streaming.encode_file_to_store(
             arguments.input, output, arguments.model, {**options, **output_options(arguments)},
-            arguments.chunk_size, arguments.workers, arguments.scheduler,
+            arguments.chunk_size, arguments.workers, arguments.scheduler, getattr(arguments, "quantize", None),
         )
     except ImportError as error:
         raise SystemExit(f"minisbert: {error}") from None

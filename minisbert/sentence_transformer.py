@@ -44,7 +44,6 @@ class SentenceTransformer:
         settings = read_config(self.folder / "config_sentence_transformers.json", SETTINGS_CHECKS, required=False) or {}
         if quantize == "int8":
             quantize_transformers(self.modules)
-        settings = read_json(self.folder / "config_sentence_transformers.json", required=False) or {}
         saved_prompts = {name: text or "" for name, text in (settings.get("prompts") or {}).items()}
         self.prompts = {**DEFAULT_PROMPTS, **saved_prompts, **(prompts or {})}
         self.default_prompt_name = default_prompt_name or settings.get("default_prompt_name")

@@ -98,16 +98,17 @@ def scan_input(path, chunk_size):
     return count, fingerprints
 
 
-def store_record(model, encode_options, lines, chunk_size, fingerprints, input_path):
+def store_record(embedder, lines, chunk_size, fingerprints, input_path):
     """The store's "minisbert" attribute: what made it, compared on every later run."""
     from minisbert import __version__
 
-    loaded = process_model(model)
+    loaded, encode_options = embedder.loaded_model(), embedder.encode_options
     return {
         "format": STORE_FORMAT,
         "minisbert_version": __version__,
-        "model": {"name": model, "fingerprint": model_fingerprint(str(loaded.folder))},
+        "model": {"name": embedder.model, "fingerprint": model_fingerprint(str(loaded.folder))},
         "options": {
+            "quantize": embedder.quantize,
             "normalize_embeddings": bool(encode_options.get("normalize_embeddings", False)),
             # "" and None both mean no prompt
             "prompt": loaded.resolve_prompt(encode_options.get("prompt"), encode_options.get("prompt_name")) or None,
@@ -224,7 +225,7 @@ def stored_chunk_size(path):
 
 def encode_chunk(embedder, fingerprint, lines):
     """A chunk's embeddings, after checking that this process's copy of the model is the one recorded."""
-    folder = str(process_model(embedder.model).folder)
+    folder = str(embedder.loaded_model().folder)
     if model_fingerprint(folder) != fingerprint:
         raise ValueError(
             f"the model {embedder.model!r} at {folder} on this worker has fingerprint "
@@ -295,7 +296,8 @@ def dask_client(workers, scheduler):
 
 
 def encode_file_to_store(
-    input_path, output_path, model=None, encode_options=None, chunk_size=None, workers=None, scheduler=None
+    input_path, output_path, model=None, encode_options=None, chunk_size=None, workers=None, scheduler=None,
+    quantize=None,
 ):
     """Encodes the file's lines into the zarr store at output_path, resuming it if it holds some chunks already:
     returns (chunks encoded now, chunks found written, the zarr array). Messages and the progress bar go to
@@ -310,11 +312,10 @@ def encode_file_to_store(
         chunk_size = stored_chunk_size(output_path) or DEFAULT_CHUNK_SIZE
     if chunk_size < 1:
         raise ValueError(f"--chunk-size must be at least 1, got {chunk_size}")
-    model = model_name(model)
-    embedder = Embedder(model, **(encode_options or {}))
+    embedder = Embedder(model, quantize=quantize, **(encode_options or {}))
     empty = embedder.encode([])  # (0, dim) in the output dtype; loads the model and checks the options
     lines, fingerprints = scan_input(input_path, chunk_size)
-    record = store_record(model, embedder.encode_options, lines, chunk_size, fingerprints, input_path)
+    record = store_record(embedder, lines, chunk_size, fingerprints, input_path)
     store = existing_store(output_path, record)
     if store is not None and store["done"][:].all():
         workers = scheduler = None  # nothing left to encode: no cluster needed
@@ -386,7 +387,7 @@ def search_store(store_path, corpus_path, queries, model=None, top_k=5, batch_si
     if record["options"]["precision"] != "float32":
         raise ValueError(f"{store_path} holds {record['options']['precision']} embeddings; search needs float32")
     model = model_name(model)
-    loaded = process_model(model)
+    loaded = process_model(model, record["options"].get("quantize"))  # queries as the corpus was encoded
     if model_fingerprint(str(loaded.folder)) != record["model"]["fingerprint"]:
         raise ValueError(
             f"{store_path} was made with the model {record['model']['name']!r}, not with {model!r} "

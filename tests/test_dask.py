@@ -5,6 +5,7 @@ dask-array corpus gives minisbert.util.semantic_search's hits; the Embedder call
 
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -111,6 +112,14 @@ def test_two_encodes_of_one_bag_with_other_options_stay_apart(client, model):
     np.testing.assert_allclose(normalized, model.encode(TEXTS[:12], normalize_embeddings=True), rtol=0, atol=1e-6)
 
 
+def test_encode_with_int8_weights(client, default_model_folder):
+    from minisbert import SentenceTransformer
+
+    embeddings = minisbert_dask.encode(db.from_sequence(TEXTS, npartitions=3), quantize="int8").compute()
+    expected = SentenceTransformer(default_model_folder, quantize="int8").encode(TEXTS)
+    np.testing.assert_allclose(embeddings, expected, rtol=0, atol=1e-6)
+
+
 def test_encode_list_chunks_are_known(client, model, monkeypatch):
     monkeypatch.setattr(minisbert_dask, "LIST_PARTITION_SIZE", 10)
     embeddings = minisbert_dask.encode(iter(TEXTS))  # an iterator is read once, into chunks of 10
@@ -153,10 +162,11 @@ def test_the_graph_carries_no_weights(client):
         (["a"], {"normalise": True}, TypeError, "'normalise' is not an option of encode"),
         ("one string", {}, TypeError, "list of strings"),
         (["a"], {"prompt_name": "nope"}, ValueError, "prompt name 'nope' not found"),
+        (["a"], {"quantize": "int4"}, ValueError, "quantize='int4' is not one of (None, 'int8')"),
     ],
 )
 def test_encode_refuses_bad_arguments(texts, options, error, match):
-    with pytest.raises(error, match=match):
+    with pytest.raises(error, match=re.escape(match)):
         minisbert_dask.encode(texts, **options)
 
 

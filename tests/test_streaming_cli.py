@@ -73,7 +73,7 @@ def test_store_equals_encode_and_records_what_made_it(capsys, model, corpus, tmp
     assert record["minisbert_version"] == __version__
     assert record["model"]["fingerprint"] == model_fingerprint(str(model.folder))
     assert record["options"] == {
-        "normalize_embeddings": True, "prompt": "passage: ", "truncate_dim": 128, "precision": "float32"
+        "quantize": None, "normalize_embeddings": True, "prompt": "passage: ", "truncate_dim": 128, "precision": "float32"
     }
     assert record["input"]["lines"] == len(LINES) and record["input"]["chunk_size"] == 7
     assert len(set(record["input"]["chunk_fingerprints"])) == 7
@@ -170,6 +170,7 @@ def model_copy(source, destination, pooling=None):
         (["--prompt-name", "query"], None),  # the model's query prompt is empty: the same output, accepted
         (["--prompt", "query: "], "option prompt: the store has None, this run 'query: '"),
         (["--precision", "binary"], "option precision: the store has 'float32', this run 'binary'"),
+        (["--quantize", "int8"], "option quantize: the store has None, this run 'int8'"),
         (["--chunk-size", "5"], "--chunk-size: the store has 8, this run 5"),
         ("edited line", "the input's text: chunk 2 (lines 17-24)"),
         ("appended line", f"the input has {len(LINES) + 1} lines, the store's had {len(LINES)}"),

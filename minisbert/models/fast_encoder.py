@@ -5,6 +5,7 @@ sequences is cut into one group of sequences per core, and each group runs the w
 with one OpenBLAS thread: the numba kernels then run on every core too, and no thread waits for another.
 """
 
+import functools
 import itertools
 
 import numpy as np
