@@ -317,3 +317,19 @@ def test_a_worker_with_another_copy_of_the_model_refuses_its_chunk(model):
     np.testing.assert_allclose(
         encode_chunk(Embedder(str(model.folder)), fingerprint, ["a line"]), model.encode(["a line"]), rtol=0, atol=0
     )
+
+
+def test_search_over_a_store_with_rerank_prints_what_search_rerank_prints(capsys, tiny_cross_encoder, tmp_path):
+    cross_encoder_folder = tiny_cross_encoder("bert", 1)[0]
+    # 12 lines, none empty: both searches number the same lines, and retrieve them all (3 hits x 4) to rerank.
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(LINES[10:22]) + "\n", encoding="utf-8")
+    store = tmp_path / "emb.zarr"
+    assert run_cli(capsys, "encode", "-i", corpus, "-o", store, "--chunk-size", 5)[0] is None
+    query = ["--query", "word word", "--query", "line 7", "-k", "3", "--rerank", cross_encoder_folder]
+    message, from_store, _ = run_cli(capsys, "search", "--embeddings", store, "--corpus", corpus, *query)
+    assert message is None, message
+    message, from_cache, _ = run_cli(capsys, "search", "--corpus", corpus, *query)
+    assert message is None, message
+    assert len(parse_hits(from_store)[0]) == 3
+    assert from_store == from_cache
