@@ -333,3 +333,24 @@ def test_search_over_a_store_with_rerank_prints_what_search_rerank_prints(capsys
     assert message is None, message
     assert len(parse_hits(from_store)[0]) == 3
     assert from_store == from_cache
+
+
+@pytest.mark.parametrize(
+    "blocked, extra, outcome",
+    [
+        (["dask", "distributed"], [], "wrote 43 x 384 float32 embeddings"),
+        (["zarr"], [], "minisbert: a .zarr output needs zarr: pip install 'minisbert[dask]'"),
+        (["distributed"], ["--workers", "2"], "minisbert: --workers / --scheduler needs distributed: pip install"),
+    ],
+)
+def test_what_streaming_needs_installed(corpus, tmp_path, blocked, extra, outcome):
+    """In this process a zarr store needs zarr but no dask; a cluster needs dask: else one line naming the extra."""
+    store = tmp_path / "emb.zarr"
+    script = (
+        f"import sys\nfor name in {blocked!r}: sys.modules[name] = None  # import of it fails\n"
+        f"from minisbert.cli import main\nmain({['encode', '-i', str(corpus), '-o', str(store), *extra]!r})"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert outcome in run.stdout + run.stderr, run.stderr
+    assert "Traceback" not in run.stderr
+    assert store.exists() == (run.returncode == 0)
