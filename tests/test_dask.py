@@ -292,6 +292,13 @@ def test_importing_minisbert_imports_no_dask_and_minisbert_dask_no_torch():
     assert result.stdout.split() == ["[]", "[]"]
 
 
+def test_minisbert_dask_without_dask_names_the_extra():
+    check = "import sys; sys.modules['dask'] = None; import minisbert.dask"
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "ImportError: minisbert.dask needs dask: pip install 'minisbert[dask]'" in result.stderr
+
+
 def test_the_cli_encodes_on_a_running_scheduler(client, model, tmp_path, capsys):
     """Near the end of this module: the CLI's own Client to the same scheduler is closed when it is done."""
     from minisbert.cli import main
