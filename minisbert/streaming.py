@@ -320,7 +320,8 @@ def encode_file_to_store(
     if store is not None and store["done"][:].all():
         workers = scheduler = None  # nothing left to encode: no cluster needed
     with dask_client(workers, scheduler) as client:  # reached (or started) before a new store is created
-        store = store or create_store(output_path, record, empty.shape[1], empty.dtype)
+        if store is None:
+            store = create_store(output_path, record, empty.shape[1], empty.dtype)
         return encode_missing_chunks(store, input_path, record, embedder, client)
 
 
