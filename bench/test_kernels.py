@@ -4,8 +4,11 @@ attention. Bytes: every array read or written once; FLOPs: multiplies and adds (
 the operations of its polynomial)."""
 
 import numpy as np
+from threadpoolctl import threadpool_limits
+
 from minisbert.kernels.activations import bias_gelu
 from minisbert.kernels.attention import packed_attention, softmax_blocks
+from minisbert.kernels.matmul import int8_linear, matmul_3_packed, pack_weight, quantize_weight
 from minisbert.kernels.normalization import bias_residual_layer_norm
 from minisbert.kernels.pooling import mean_pool
 from minisbert.kernels.similarity import normalize_rows
@@ -83,3 +86,42 @@ def test_normalize_rows(benchmark, report):
     embeddings = RNG.standard_normal((1024, HIDDEN)).astype(np.float32)
     benchmark(normalize_rows, embeddings)
     report("normalize_rows 1024x384", 2 * embeddings.size * FLOAT, 3 * embeddings.size)
+
+
+# One short sentence (23 tokens) through the feed-forward's first product, one thread each: OpenBLAS repacks the
+# weight on every call, the packed numba GEMM reads it as packed at load; the int8 path reads a 4x smaller weight.
+SENTENCE_TOKENS = 23
+
+
+def sentence_case():
+    weight = RNG.standard_normal((INTERMEDIATE, HIDDEN)).astype(np.float32)
+    x = RNG.standard_normal((HIDDEN, SENTENCE_TOKENS)).astype(np.float32)
+    return weight, x, np.empty((INTERMEDIATE, SENTENCE_TOKENS), np.float32)
+
+
+def gemm_bytes(weight_bytes):
+    return weight_bytes + (HIDDEN + INTERMEDIATE) * SENTENCE_TOKENS * FLOAT
+
+
+GEMM_FLOPS = 2 * INTERMEDIATE * HIDDEN * SENTENCE_TOKENS
+
+
+def test_sgemm_one_sentence(benchmark, report):
+    weight, x, out = sentence_case()
+    with threadpool_limits(1, user_api="blas"):
+        benchmark(np.matmul, weight, x, out=out)
+    report("sgemm 1536x384 @ 384x23 (1 thread)", gemm_bytes(weight.size * FLOAT), GEMM_FLOPS)
+
+
+def test_packed_gemm_one_sentence(benchmark, report):
+    weight, x, out = sentence_case()
+    packed = pack_weight(weight)
+    benchmark(matmul_3_packed, packed, x, out)
+    report("packed numba GEMM 1536x384 @ 384x23", gemm_bytes(weight.size * FLOAT), GEMM_FLOPS)
+
+
+def test_int8_gemm_one_sentence(benchmark, report):
+    weight, x, out = sentence_case()
+    quantized = quantize_weight(weight)
+    benchmark(int8_linear, quantized, x, out)
+    report("int8 GEMM 1536x384 @ 384x23", gemm_bytes(weight.size), GEMM_FLOPS)

@@ -81,7 +81,9 @@ def hamming_top_k_update(running, query_words, corpus_words, column_offset, firs
     values, indices, sizes = running.values[rows], running.indices[rows], running.sizes[rows]
     split_rows(
         len(query_words),
-        lambda part: _hamming_top_k(query_words[part], corpus_words, column_offset, values[part], indices[part], sizes[part]),
+        lambda part: _hamming_top_k(
+            query_words[part], corpus_words, column_offset, values[part], indices[part], sizes[part]
+        ),
         work_per_row=corpus_words.size,
         multiple=QUERY_GROUP,
     )

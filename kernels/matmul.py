@@ -327,8 +327,8 @@ def _int8_dot_blocks(weight, x_rows, out, first_row, end_row):
 
 def int8_matmul(weight_int8, x_rows, out, threads=1):
     """The fast twin of int8_matmul_reference: int8 (out, in), int16 (tokens, in) within +-2047 -> out int32
-    (out, tokens)."""
-    if weight_int8.shape[1] != x_rows.shape[1] or out.shape != (len(weight_int8), len(x_rows)):
+    (out, tokens); out may have fewer rows than the weight (quantize_weight pads the rows to a multiple of 4)."""
+    if weight_int8.shape[1] != x_rows.shape[1] or out.shape[0] > len(weight_int8) or out.shape[1] != len(x_rows):
         raise ValueError(
             f"int8_matmul: weight {weight_int8.shape}, x rows {x_rows.shape} and out {out.shape} do not fit"
         )
@@ -356,8 +356,7 @@ def int8_linear(quantized, x, out, threads=1):
     x_rows[:, x.shape[0] :] = 0  # the padding; _quantize_tokens writes the rest
     x_scales = np.empty(x.shape[1], dtype=np.float32)
     _quantize_tokens(x, x_rows, x_scales)
-    products = np.empty(out.shape, dtype=np.int32)
-    over_row_blocks(_int8_dot_blocks, len(out), threads, quantized["weight"], x_rows, products)
+    products = int8_matmul(quantized["weight"], x_rows, np.empty(out.shape, dtype=np.int32), threads)
     out[:] = products  # int32 -> float32, then the two scales, in int8_linear_reference's order
     out *= quantized["scales"][:, None]
     out *= x_scales[None, :]

@@ -90,10 +90,12 @@ class RunningTopK:
         rows = slice(first_row, first_row + len(scores))
         if scores.ndim != 2 or len(scores) != len(self.values[rows]):
             raise ValueError(f"expected scores of shape ({len(self.values[rows])}, columns), got {scores.shape}")
-        values, indices, sizes, nan_counts = self.values[rows], self.indices[rows], self.sizes[rows], self.nan_counts[rows]
+        values, indices, sizes, nans = self.values[rows], self.indices[rows], self.sizes[rows], self.nan_counts[rows]
         split_rows(
             len(scores),
-            lambda part: _merge_scores(scores[part], column_offset, values[part], indices[part], sizes[part], nan_counts[part]),
+            lambda part: _merge_scores(
+                scores[part], column_offset, values[part], indices[part], sizes[part], nans[part]
+            ),
             work_per_row=scores.shape[1],
         )
         self.columns_seen = max(self.columns_seen, column_offset + scores.shape[1])

@@ -177,7 +177,8 @@ def cached_corpus_embeddings(model, corpus_path, sentences, corpus_bytes, batch_
     except FileNotFoundError:
         pass  # no cache yet
     except (OSError, ValueError, AttributeError) as error:
-        print(f"minisbert: the cache {embeddings_path} is stale or unreadable ({error}): encoding again", file=sys.stderr)
+        print(f"minisbert: the cache {embeddings_path} is stale or unreadable ({error}): encoding again",
+              file=sys.stderr)
     embeddings = model.encode(sentences, batch_size=batch_size)
     try:
         np.save(embeddings_path, embeddings)

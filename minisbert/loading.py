@@ -107,8 +107,10 @@ WHOLE_NUMBER = ("a whole number", lambda value: type(value) is int)
 POSITIVE_NUMBER = ("a number > 0", lambda value: type(value) in (int, float) and 0 < value < float("inf"))
 TEXT = ("a string", lambda value: isinstance(value, str))
 FLAG = ("true or false", lambda value: isinstance(value, bool))
-TEXT_OR_TEXTS = ("a string or a list of strings",
-                 lambda value: isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)))
+TEXT_OR_TEXTS = (
+    "a string or a list of strings",
+    lambda value: isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)),
+)
 TOKEN = ("a token string or an object with a content string",
          lambda value: isinstance(value, str) or (isinstance(value, dict) and isinstance(value.get("content"), str)))
 TEXT_BY_NAME = ("an object of strings (or null)",

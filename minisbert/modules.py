@@ -45,8 +45,11 @@ class Transformer:
 
     def __init__(self, folder):
         folder = Path(folder)
-        sentence_bert_config = read_config(folder / "sentence_bert_config.json", SENTENCE_BERT_CONFIG_CHECKS, False) or {}
-        self.architecture, self.config = architecture_for(read_config(folder / "config.json", TRANSFORMER_CONFIG_CHECKS))
+        sentence_bert_config = read_config(
+            folder / "sentence_bert_config.json", SENTENCE_BERT_CONFIG_CHECKS, required=False
+        ) or {}
+        config = read_config(folder / "config.json", TRANSFORMER_CONFIG_CHECKS)
+        self.architecture, self.config = architecture_for(config)
         self.max_seq_length = sentence_bert_config.get("max_seq_length") or default_max_seq_length(
             folder, self.config
         )
@@ -292,14 +295,18 @@ def load_modules(folder):
         transformer = Transformer(folder)
         return [transformer, Pooling(transformer.config["hidden_size"])]
     if not isinstance(module_list, list):
-        raise ConfigError(f"corrupt model file {path}: expected a list of modules, found a {type(module_list).__name__}")
+        found = type(module_list).__name__
+        raise ConfigError(f"corrupt model file {path}: expected a list of modules, found a {found}")
     modules = []
     for number, entry in enumerate(module_list):
         if not (isinstance(entry, dict) and isinstance(entry.get("type"), str)):
             raise ConfigError(f"corrupt model file {path}: module {number} must be an object with a 'type' string")
         module_path = entry.get("path", "")
         if not isinstance(module_path, str) or Path(module_path).is_absolute() or ".." in Path(module_path).parts:
-            raise ConfigError(f"corrupt model file {path}: module {number} has the path {module_path!r:.80}, not a folder inside the model")
+            raise ConfigError(
+                f"corrupt model file {path}: module {number} has the path {module_path!r:.80}, not a folder inside "
+                "the model"
+            )
         class_name = entry["type"].rsplit(".", 1)[-1]
         if class_name not in MODULE_TYPES:
             raise ModelLoadError(

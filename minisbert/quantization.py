@@ -134,7 +134,8 @@ def semantic_search_binary(
     rescore_multiplier = check_count(rescore_multiplier, "rescore_multiplier", 1)
     rescoring = rescore and float_queries
 
-    running = RunningTopK(len(queries), top_k * rescore_multiplier if rescoring else top_k, np.int64)
+    candidates = min(top_k * rescore_multiplier if rescoring else top_k, len(corpus))  # no more than the corpus
+    running = RunningTopK(len(queries), candidates, np.int64)
     hamming_top_k_update(running, as_words(packed_queries), as_words(corpus), 0)  # (q, words), (n, words) uint64
     negative_distances, indices = running.result()  # (q, candidates), best first
     if not rescoring:

@@ -54,6 +54,7 @@ class SentenceTransformer:
         self.similarity_fn_name = similarity_function_name(
             similarity_fn_name or settings.get("similarity_fn_name") or "cosine"
         )
+        check_truncate_dim(truncate_dim)
         self.truncate_dim = truncate_dim
 
     def __repr__(self):
@@ -145,7 +146,9 @@ class SentenceTransformer:
         if returns_array:
             if embeddings is None:  # no text: the width a text would have had
                 dimension = self.get_sentence_embedding_dimension()
-                embeddings = np.empty((0, dimension if truncate_dim is None else min(dimension, truncate_dim)), np.float32)
+                if truncate_dim is not None:
+                    dimension = min(dimension, truncate_dim)
+                embeddings = np.empty((0, dimension), dtype=np.float32)
             elif len(texts) < len(rows):
                 embeddings = embeddings[rows]
             if quantize:
@@ -214,13 +217,17 @@ def check_encode_arguments(batch_size, output_value, truncate_dim=None, prompt=N
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
     if output_value not in OUTPUT_VALUES:
         raise ValueError(f"output_value must be one of {OUTPUT_VALUES}, got {output_value!r}")
+    check_truncate_dim(truncate_dim)
+    if prompt is not None and not isinstance(prompt, str):
+        raise TypeError(f"prompt must be a string, got {type(prompt).__name__}")
+
+
+def check_truncate_dim(truncate_dim):
     if truncate_dim is not None:
         if isinstance(truncate_dim, bool) or not isinstance(truncate_dim, (int, np.integer)):
             raise TypeError(f"truncate_dim must be a positive integer or None, got {truncate_dim!r}")
         if truncate_dim < 1:
             raise ValueError(f"truncate_dim must be a positive integer or None, got {truncate_dim}")
-    if prompt is not None and not isinstance(prompt, str):
-        raise TypeError(f"prompt must be a string, got {type(prompt).__name__}")
 
 
 def batch_starts(count, batch_size, show_progress_bar):

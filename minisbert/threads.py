@@ -70,7 +70,8 @@ def worker_pool():
     with state.lock:
         if state.pool is None:
             blas_threads = live_blas_threads() if state.limiter is None else state.original_threads
-            state.pool = ThreadPoolExecutor(max(core_count(), blas_threads) - 1 or 1, thread_name_prefix=POOL_THREAD_NAME)
+            workers = max(core_count(), blas_threads) - 1 or 1
+            state.pool = ThreadPoolExecutor(workers, thread_name_prefix=POOL_THREAD_NAME)
         return state.pool
 
 

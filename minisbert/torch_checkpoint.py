@@ -90,7 +90,8 @@ class StridedTensor:
     def check(self, name):
         """Refuses a view that reads past its storage or claims more elements than the storage holds (a stride
         of 0 repeats elements: a few bytes of file could otherwise ask for terabytes)."""
-        described = f"tensor {name!r:.100} (size {self.size!r:.80}, stride {self.stride!r:.80}, offset {self.offset!r:.80})"
+        described = f"tensor {name!r:.100} (size {self.size!r:.80}, stride {self.stride!r:.80}, "
+        described += f"offset {self.offset!r:.80})"
         if not (isinstance(self.size, tuple) and isinstance(self.stride, tuple) and len(self.size) == len(self.stride)):
             raise ModelLoadError(f"{described}: size and stride must be tuples of one length")
         if not all(type(n) is int and n >= 0 for n in (self.offset, *self.size, *self.stride)):
@@ -191,7 +192,9 @@ class RestrictedUnpickler(pickle._Unpickler):
             self.storages[key] = Storage(key, self.read_storage(key, storage_type), storage_type.name)
         storage = self.storages[key]
         if storage.type_name != storage_type.name or len(storage.values) < numel:
-            raise ModelLoadError(f"storage data/{key} is read as {storage_type.name} of {numel} elements, which it is not")
+            raise ModelLoadError(
+                f"storage data/{key} is read as {storage_type.name} of {numel} elements, which it is not"
+            )
         return storage
 
     def read_storage(self, key, storage_type):

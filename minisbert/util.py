@@ -74,7 +74,7 @@ def top_k_scores(
     queries, corpus = query_and_corpus(query_embeddings, corpus_embeddings)
     query_chunk_size = check_count(query_chunk_size, "query_chunk_size", 1)
     corpus_chunk_size = check_count(corpus_chunk_size, "corpus_chunk_size", 1)
-    top_k = check_count(top_k, "top_k", 0)
+    top_k = min(check_count(top_k, "top_k", 0), len(corpus))  # heaps no larger than the corpus
     # cos_sim would normalise a corpus chunk once per query chunk; normalising each once gives the same scores.
     normalize_chunks = score_function is cos_sim
     if normalize_chunks:

@@ -54,7 +54,9 @@ def read_safetensors(path):
     data = np.memmap(path, dtype=np.uint8, mode="r")
     header_length = int.from_bytes(bytes(data[:8]), "little")
     if header_length > min(size - 8, MAX_SAFETENSORS_HEADER_BYTES):
-        raise ModelLoadError(f"corrupt weights file {path}: its header claims {header_length} bytes; the file has {size}")
+        raise ModelLoadError(
+            f"corrupt weights file {path}: its header claims {header_length} bytes; the file has {size}"
+        )
     try:
         entries = safetensors_header_entries(bytes(data[8 : 8 + header_length]), size - 8 - header_length)
     except ModelLoadError as error:
@@ -101,10 +103,13 @@ def safetensors_header_entries(header_bytes, body_length):
     position = 0
     for name, _, _, start, end in sorted(entries, key=lambda entry: (entry[3], entry[4])):
         if start != position:
-            gap_or_overlap = "overlaps the tensor before it" if start < position else f"leaves bytes {position}-{start} unused"
-            raise ModelLoadError(f"tensor {name!r:.100} (bytes {start}-{end}) {gap_or_overlap}")
+            problem = "overlaps the tensor before it" if start < position else f"leaves bytes {position}-{start} unused"
+            raise ModelLoadError(f"tensor {name!r:.100} (bytes {start}-{end}) {problem}")
         if end > body_length:
-            raise ModelLoadError(f"tensor {name!r:.100} (bytes {start}-{end}) ends past the file's {body_length} bytes of data (truncated?)")
+            raise ModelLoadError(
+                f"tensor {name!r:.100} (bytes {start}-{end}) ends past the file's {body_length} bytes of data "
+                "(truncated?)"
+            )
         position = end
     if position != body_length:
         raise ModelLoadError(f"the tensors cover {position} bytes of data; the file holds {body_length}")
@@ -132,7 +137,9 @@ def read_sharded(index_path):
     shards = set(weight_map.values())
     for shard in shards:
         if not isinstance(shard, str) or Path(shard).name != shard or shard in ("", ".", ".."):
-            raise ModelLoadError(f"corrupt {index_path}: weight_map names the shard {shard!r:.100}, not a file name beside it")
+            raise ModelLoadError(
+                f"corrupt {index_path}: weight_map names the shard {shard!r:.100}, not a file name beside it"
+            )
     tensors = {}
     for shard in sorted(shards):
         shard_path = index_path.parent / shard

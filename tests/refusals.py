@@ -36,7 +36,8 @@ def check(refusal, call):
 
 
 def all_refusals():
-    from tests import test_bad_inputs, test_hostile_files
+    import test_bad_inputs  # the modules pytest imports (tests/ on sys.path), not second copies under tests.
+    import test_hostile_files
 
     return test_bad_inputs.REFUSALS + test_hostile_files.REFUSALS
 
@@ -53,5 +54,5 @@ if __name__ == "__main__":
     import sys
     from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent)]
     print(render(), end="")

@@ -21,7 +21,7 @@ from minisbert.models.checkpoint import CheckpointError
 from minisbert.quantization import quantize_embeddings, semantic_search_binary
 from minisbert.util import community_detection, cos_sim, semantic_search
 from tests.conftest import REPO
-from tests.refusals import Refusal, check, render
+from refusals import Refusal, check, render
 
 
 class Context:
@@ -110,6 +110,8 @@ REFUSALS = [
             encode(truncate_dim=-1)),
     Refusal(E, "truncate_dim as a string", TypeError, "truncate_dim must be a positive integer or None, got '10'",
             encode(truncate_dim="10")),
+    Refusal(E, "negative truncate_dim given to the model", ValueError, "truncate_dim must be a positive integer or None, got -5",
+            lambda c: partial(SentenceTransformer, c.folder, truncate_dim=-5)),
     Refusal(E, "unknown precision", ValueError, "precision 'int4' is not supported", encode(precision="int4")),
     Refusal(E, "precision with token embeddings", ValueError, "needs output_value='sentence_embedding'",
             encode(precision="int8", output_value="token_embeddings")),
@@ -261,7 +263,7 @@ def test_bad_input_is_refused_with_an_error_naming_the_problem(refusal, context)
 def test_the_readme_lists_every_refusal_the_tests_check():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert render() in readme, "README.md's table is out of date: regenerate it with .venv/bin/python tests/refusals.py"
-    assert len(REFUSALS) + len(__import__("tests.test_hostile_files", fromlist=["x"]).REFUSALS) >= 60
+    assert len(REFUSALS) + len(__import__("test_hostile_files").REFUSALS) >= 60
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -301,6 +303,14 @@ def test_many_identical_texts_are_encoded_once(model, monkeypatch):
     np.testing.assert_array_equal(embeddings[:10_000], np.broadcast_to(embeddings[-1], (10_000, 384)))
     monkeypatch.undo()
     np.testing.assert_allclose(embeddings[-2:], model.encode(["a", ""]), rtol=0, atol=1e-6)
+
+
+def test_a_top_k_far_beyond_the_corpus_gives_the_whole_corpus_without_allocating_it():
+    corpus = np.random.default_rng(1).standard_normal((5, 8)).astype(np.float32)
+    hits = semantic_search(corpus[:2], corpus, top_k=10**12)
+    assert [len(row) for row in hits] == [5, 5] and hits[0][0]["corpus_id"] == 0
+    binary = semantic_search_binary(corpus[:2], quantize_embeddings(corpus, "ubinary"), top_k=10**12)
+    assert [len(row) for row in binary] == [5, 5]
 
 
 def test_cli_encode_output_writes_exactly_the_file_it_names(tmp_path, capsys):

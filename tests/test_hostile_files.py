@@ -7,6 +7,7 @@ each field (size, stride, offset, element count) can be made to lie."""
 
 import collections
 import json
+import math
 import os
 import pickle
 import struct
@@ -24,13 +25,21 @@ from hypothesis import strategies as st
 from minisbert.loading import ModelLoadError
 from minisbert.torch_checkpoint import UnsafeCheckpointError, load_torch_checkpoint
 from minisbert.weights import load_weights, read_safetensors
-from tests.refusals import Refusal, check
+from refusals import Refusal, check
 
 # ---------------------------------------------------------------------------------------------------------
 # Writing torch-format checkpoints without torch
 
-FAKE_TORCH = types.ModuleType("fake_torch")
-FAKE_TORCH_UTILS = types.ModuleType("fake_torch_utils")
+def fake_module(name, *things):
+    """A module in sys.modules holding ``things``, made once however often this file is imported (pickle finds
+    a global by its module's name and checks it is the very object pickled)."""
+    if name not in sys.modules:
+        module = types.ModuleType(name)
+        for thing in things:
+            thing.__module__ = name
+            setattr(module, thing.__name__, thing)
+        sys.modules[name] = module
+    return sys.modules[name]
 
 
 def _rebuild_tensor_v2(*arguments):  # stands in for torch._utils._rebuild_tensor_v2 in the pickle
@@ -41,18 +50,12 @@ class FloatStorage:  # stands in for torch.FloatStorage
     pass
 
 
-class HalfStorage:
-    pass
-
-
-for _module, _thing in ((FAKE_TORCH_UTILS, _rebuild_tensor_v2), (FAKE_TORCH, FloatStorage), (FAKE_TORCH, HalfStorage)):
-    _thing.__module__ = _module.__name__
-    setattr(_module, _thing.__name__, _thing)
-    sys.modules[_module.__name__] = _module
+FAKE_TORCH_UTILS = fake_module("fake_torch_utils", _rebuild_tensor_v2)
+FAKE_TORCH = fake_module("fake_torch", FloatStorage)
 
 
 class Storage:
-    def __init__(self, key, values, storage_type=FloatStorage):
+    def __init__(self, key, values, storage_type=FAKE_TORCH.FloatStorage):
         self.key, self.values, self.storage_type = key, np.asarray(values), storage_type
 
 
@@ -61,7 +64,7 @@ class Tensor:
         self.arguments = (storage, offset, size, stride, False, collections.OrderedDict())
 
     def __reduce__(self):
-        return _rebuild_tensor_v2, self.arguments
+        return FAKE_TORCH_UTILS._rebuild_tensor_v2, self.arguments
 
 
 class StoragePickler(pickle.Pickler):
@@ -365,3 +368,25 @@ def test_arbitrary_safetensors_headers_load_or_give_minisbert_format_errors(tmp_
     assert tensors.keys() == header.keys() - {"__metadata__"}
     for name, tensor in tensors.items():
         assert list(tensor.shape) == header[name]["shape"]
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    elements=st.integers(0, 40),
+    offset=st.integers(0, 45),
+    layout=st.lists(st.tuples(st.integers(0, 6), st.integers(0, 12)), max_size=3),
+)
+def test_arbitrary_tensor_layouts_load_as_torch_would_read_them_or_are_refused(tmp_path, elements, offset, layout):
+    size, stride = tuple(n for n, _ in layout), tuple(s for _, s in layout)
+    tensor = Tensor(Storage("0", np.arange(elements)), offset, size, stride)
+    path = write_checkpoint(tmp_path / "pytorch_model.bin", {"t": tensor})
+    count = math.prod(size)
+    last = offset + sum((n - 1) * s for n, s in zip(size, stride))
+    try:
+        loaded = load_torch_checkpoint(path)["t"]
+    except ModelLoadError:  # refused exactly when the tensor claims more than its storage holds
+        assert count > elements - min(offset, elements) or (count and last >= elements)
+        return
+    values = np.arange(elements, dtype=np.float32)
+    expected = [values[offset + sum(i * s for i, s in zip(index, stride))] for index in np.ndindex(*size)]
+    np.testing.assert_array_equal(loaded, np.array(expected, dtype=np.float32).reshape(size))

@@ -51,7 +51,8 @@ class Checkpoint:
         # a placeholder no larger than the weights, and no more than a page of problems: a config claiming
         # absurd sizes or layer counts is refused here, before allocating or looping on what it claims
         if math.prod(shape) > self.total_elements or len(self.problems) > MAX_PROBLEMS:
-            self.check("config", f"\n  (stopped there: the config asks for more than the {self.total_elements} weights hold)")
+            stopped = f"\n  (stopped there: the config asks for more than the {self.total_elements} weights hold)"
+            self.check("config", stopped)
         return np.zeros(shape, dtype=np.float32)
 
     def linear(self, name, in_features, out_features):

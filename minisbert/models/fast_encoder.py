@@ -136,7 +136,7 @@ def quantized_linear(linear, x, out, threads):
 def linear_kernel(layers, tokens, threads):
     """The matmul of the linear layers for a call of ``tokens`` tokens: int8 if the layers were quantized,
     else the packed numba GEMM up to PACKED_GEMM_MAX_TOKENS tokens, else OpenBLAS."""
-    if layers and "int8" in layers[0]["qkv"]:
+    if layers and any(isinstance(part, dict) and "int8" in part for part in layers[0].values()):
         return functools.partial(quantized_linear, threads=threads)
     if tokens <= PACKED_GEMM_MAX_TOKENS:
         return functools.partial(packed_linear, threads=threads)
