@@ -85,6 +85,8 @@ def main():
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--corpus", type=Path, default=CORPUS, help="one sentence a line (default: %(default)s)")
     args = parser.parse_args()
+    if args.count <= args.chunk_size:
+        parser.error("--count must exceed --chunk-size: the steady rate is measured after the first chunk")
     lines = [line.strip() for line in args.corpus.read_text(encoding="utf-8").splitlines() if line.strip()]
     texts = (lines * (args.count // len(lines) + 1))[: args.count]
     chunks = math.ceil(args.count / args.chunk_size)

@@ -403,7 +403,7 @@ def encode_to_store_command(arguments):
     try:
         encoded, written, embeddings = streaming.encode_file_to_store(
             arguments.input, output, arguments.model, {**options, **output_options(arguments)},
-            arguments.chunk_size, arguments.workers, arguments.scheduler,
+            arguments.chunk_size, arguments.workers, arguments.scheduler, getattr(arguments, "quantize", None),
         )
     except ImportError as error:
         raise SystemExit(f"minisbert: {error}") from None
@@ -417,14 +417,20 @@ def encode_to_store_command(arguments):
 def search_store_command(arguments):
     from minisbert import streaming
 
+    cross_encoder = load_cross_encoder(arguments.rerank) if arguments.rerank else None
+    retrieved = arguments.top_k * RERANK_CANDIDATES_PER_HIT if cross_encoder else arguments.top_k
     try:
         results = streaming.search_store(
-            arguments.embeddings, arguments.corpus, arguments.query, arguments.model, arguments.top_k,
-            arguments.batch_size,
+            arguments.embeddings, arguments.corpus, arguments.query, arguments.model, retrieved, arguments.batch_size
         )
     except ImportError as error:
         raise SystemExit(f"minisbert: {error}") from None
     for query, hits in zip(arguments.query, results):
+        if cross_encoder:
+            lines = {number: line for _, number, line in hits}
+            candidates = [{"corpus_id": number, "score": score} for score, number, _ in hits]
+            reranked = rerank_hits(cross_encoder, query, candidates, lines, arguments.top_k, arguments.batch_size)
+            hits = [(hit["score"], hit["corpus_id"], lines[hit["corpus_id"]]) for hit in reranked]
         print(f"query: {query}")
         for rank, (score, number, line) in enumerate(hits, 1):
             print(f"{rank:4d}. {score:.4f}  line {number}: {line}")

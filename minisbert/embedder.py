@@ -12,14 +12,14 @@ import os
 import threading
 
 from minisbert.loading import DEFAULT_MODEL
-from minisbert.sentence_transformer import SentenceTransformer
+from minisbert.sentence_transformer import QUANTIZE_OPTIONS, SentenceTransformer
 
 # Options of SentenceTransformer.encode that a worker may be given: those that keep one (n, dim) array per
 # batch, equal whatever the batches are (int8/uint8 calibrate on the batch itself, so they are refused).
 BATCH_ENCODE_OPTIONS = ("batch_size", "normalize_embeddings", "prompt", "prompt_name", "truncate_dim", "precision")
 BATCH_PRECISIONS = ("float32", "binary", "ubinary")
 
-_process_models = {}  # model name or path -> SentenceTransformer, loaded in this process
+_process_models = {}  # (model name or path, quantize) -> SentenceTransformer, loaded in this process
 _process_models_lock = threading.Lock()  # threads of one worker share the cache: one load per process
 
 
@@ -55,12 +55,13 @@ def check_batch_encode_options(options):
     return dict(options)
 
 
-def process_model(model):
-    """The SentenceTransformer for this model name or path, loaded the first time this process asks for it."""
+def process_model(model, quantize=None):
+    """The SentenceTransformer for this model name or path (int8 linear layers if quantize="int8"), loaded the
+    first time this process asks for it."""
     with _process_models_lock:
-        if model not in _process_models:
-            _process_models[model] = SentenceTransformer(model)
-        return _process_models[model]
+        if (model, quantize) not in _process_models:
+            _process_models[model, quantize] = SentenceTransformer(model, quantize=quantize)
+        return _process_models[model, quantize]
 
 
 def texts_of(batch):
@@ -73,20 +74,29 @@ class Embedder:
 
     batch: a list / pandas Series / NumPy array of strings -> (n, dim) array; a dict of columns (Ray Data's
     batch format) or a pandas DataFrame -> a copy with an "embedding" column added ((n, dim) array in the dict,
-    one array per row in the DataFrame), the texts read from column ``text_column``."""
+    one array per row in the DataFrame), the texts read from column ``text_column``. quantize="int8": the
+    model's linear layers in int8, as SentenceTransformer(model, quantize="int8")."""
 
-    def __init__(self, model=None, text_column="text", **encode_options):
+    def __init__(self, model=None, text_column="text", quantize=None, **encode_options):
+        if quantize not in QUANTIZE_OPTIONS:
+            raise ValueError(f"quantize={quantize!r} is not one of {QUANTIZE_OPTIONS}")
         self.model = model_name(model)
         self.text_column = text_column
+        self.quantize = quantize
         self.encode_options = check_batch_encode_options(encode_options)
 
     def __repr__(self):
         options = "".join(f", {name}={value!r}" for name, value in self.encode_options.items())
-        return f"Embedder({self.model!r}, text_column={self.text_column!r}{options})"
+        quantize = f", quantize={self.quantize!r}" if self.quantize else ""
+        return f"Embedder({self.model!r}, text_column={self.text_column!r}{quantize}{options})"
+
+    def loaded_model(self):
+        """This process's copy of the model."""
+        return process_model(self.model, self.quantize)
 
     def encode(self, texts):
         """A list of strings -> (n, dim) embeddings with this process's copy of the model."""
-        return process_model(self.model).encode(texts, show_progress_bar=False, **self.encode_options)
+        return self.loaded_model().encode(texts, show_progress_bar=False, **self.encode_options)
 
     def __call__(self, batch):
         if isinstance(batch, dict) or hasattr(batch, "columns"):

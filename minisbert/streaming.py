@@ -23,6 +23,7 @@ import itertools
 import os
 import shutil
 import sys
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -97,16 +98,17 @@ def scan_input(path, chunk_size):
     return count, fingerprints
 
 
-def store_record(model, encode_options, lines, chunk_size, fingerprints, input_path):
+def store_record(embedder, lines, chunk_size, fingerprints, input_path):
     """The store's "minisbert" attribute: what made it, compared on every later run."""
     from minisbert import __version__
 
-    loaded = process_model(model)
+    loaded, encode_options = embedder.loaded_model(), embedder.encode_options
     return {
         "format": STORE_FORMAT,
         "minisbert_version": __version__,
-        "model": {"name": model, "fingerprint": model_fingerprint(str(loaded.folder))},
+        "model": {"name": embedder.model, "fingerprint": model_fingerprint(str(loaded.folder))},
         "options": {
+            "quantize": embedder.quantize,
             "normalize_embeddings": bool(encode_options.get("normalize_embeddings", False)),
             # "" and None both mean no prompt
             "prompt": loaded.resolve_prompt(encode_options.get("prompt"), encode_options.get("prompt_name")) or None,
@@ -223,7 +225,7 @@ def stored_chunk_size(path):
 
 def encode_chunk(embedder, fingerprint, lines):
     """A chunk's embeddings, after checking that this process's copy of the model is the one recorded."""
-    folder = str(process_model(embedder.model).folder)
+    folder = str(embedder.loaded_model().folder)
     if model_fingerprint(folder) != fingerprint:
         raise ValueError(
             f"the model {embedder.model!r} at {folder} on this worker has fingerprint "
@@ -240,28 +242,32 @@ def encoded_here(embedder, fingerprint, chunks):
 
 
 def encoded_on_cluster(client, embedder, fingerprint, chunks):
-    """(index, embeddings) of each (index, lines) as the cluster finishes them; at most two chunks per worker
-    thread in flight, so memory is bounded whatever the input's size."""
+    """(index, embeddings) of each (index, lines) as the cluster finishes them. Chunks in flight: twice the
+    cluster's worker threads, counted again as each chunk comes back (workers that join later get work, fewer
+    workers hold less), so memory is bounded whatever the input's size; the next chunks are sent before this
+    one is handed back to be written, so the workers never wait for the writing."""
     distributed = import_optional("distributed", "--workers / --scheduler")
-    in_flight = max(2, 2 * sum(client.nthreads().values()))
+    finished = distributed.as_completed()
     indices = {}  # future key -> chunk index
 
-    def submit(index, lines):
-        key = f"minisbert-chunk-{index}-{fingerprint[:8]}"
-        future = client.submit(encode_chunk, embedder, fingerprint, lines, key=key)
-        indices[future.key] = index
-        return future
+    def top_up():
+        wanted = max(2, 2 * sum(client.nthreads().values()))
+        for index, lines in itertools.islice(chunks, max(0, wanted - finished.count())):
+            key = f"minisbert-chunk-{index}-{uuid.uuid4().hex}"  # keys are global to a shared scheduler
+            future = client.submit(encode_chunk, embedder, fingerprint, lines, key=key)
+            indices[future.key] = index
+            finished.add(future)
 
-    finished = distributed.as_completed([submit(index, lines) for index, lines in itertools.islice(chunks, in_flight)])
+    top_up()
     for future in finished:
         index = indices.pop(future.key)
         try:
-            yield index, future.result()
+            embeddings = future.result()
         except distributed.KilledWorker as error:  # the chunk took down several workers in turn
             raise ChildProcessError(f"chunk {index} of the input killed the workers that ran it ({error})") from None
         future.release()
-        for index, lines in itertools.islice(chunks, 1):
-            finished.add(submit(index, lines))
+        top_up()
+        yield index, embeddings
 
 
 @contextlib.contextmanager
@@ -290,7 +296,8 @@ def dask_client(workers, scheduler):
 
 
 def encode_file_to_store(
-    input_path, output_path, model=None, encode_options=None, chunk_size=None, workers=None, scheduler=None
+    input_path, output_path, model=None, encode_options=None, chunk_size=None, workers=None, scheduler=None,
+    quantize=None,
 ):
     """Encodes the file's lines into the zarr store at output_path, resuming it if it holds some chunks already:
     returns (chunks encoded now, chunks found written, the zarr array). Messages and the progress bar go to
@@ -305,16 +312,16 @@ def encode_file_to_store(
         chunk_size = stored_chunk_size(output_path) or DEFAULT_CHUNK_SIZE
     if chunk_size < 1:
         raise ValueError(f"--chunk-size must be at least 1, got {chunk_size}")
-    model = model_name(model)
-    embedder = Embedder(model, **(encode_options or {}))
+    embedder = Embedder(model, quantize=quantize, **(encode_options or {}))
     empty = embedder.encode([])  # (0, dim) in the output dtype; loads the model and checks the options
     lines, fingerprints = scan_input(input_path, chunk_size)
-    record = store_record(model, embedder.encode_options, lines, chunk_size, fingerprints, input_path)
+    record = store_record(embedder, lines, chunk_size, fingerprints, input_path)
     store = existing_store(output_path, record)
     if store is not None and store["done"][:].all():
         workers = scheduler = None  # nothing left to encode: no cluster needed
     with dask_client(workers, scheduler) as client:  # reached (or started) before a new store is created
-        store = store or create_store(output_path, record, empty.shape[1], empty.dtype)
+        if store is None:
+            store = create_store(output_path, record, empty.shape[1], empty.dtype)
         return encode_missing_chunks(store, input_path, record, embedder, client)
 
 
@@ -381,7 +388,7 @@ def search_store(store_path, corpus_path, queries, model=None, top_k=5, batch_si
     if record["options"]["precision"] != "float32":
         raise ValueError(f"{store_path} holds {record['options']['precision']} embeddings; search needs float32")
     model = model_name(model)
-    loaded = process_model(model)
+    loaded = process_model(model, record["options"].get("quantize"))  # queries as the corpus was encoded
     if model_fingerprint(str(loaded.folder)) != record["model"]["fingerprint"]:
         raise ValueError(
             f"{store_path} was made with the model {record['model']['name']!r}, not with {model!r} "

@@ -5,17 +5,22 @@ dask-array corpus gives minisbert.util.semantic_search's hits; the Embedder call
 
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
 import time
 
+import dask
 import dask.array as da
 import dask.bag as db
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
+import zarr
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import WorkerPlugin
 from tiny_models import HARD_TEXTS
@@ -98,6 +103,23 @@ def test_encode_without_a_cluster(model, scheduler):
     np.testing.assert_allclose(embeddings.compute(scheduler=scheduler), model.encode(TEXTS), rtol=0, atol=1e-6)
 
 
+def test_two_encodes_of_one_bag_with_other_options_stay_apart(client, model):
+    texts = db.from_sequence(TEXTS[:12], npartitions=2)
+    plain, normalized = dask.compute(
+        minisbert_dask.encode(texts), minisbert_dask.encode(texts, normalize_embeddings=True)
+    )
+    np.testing.assert_allclose(plain, model.encode(TEXTS[:12]), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(normalized, model.encode(TEXTS[:12], normalize_embeddings=True), rtol=0, atol=1e-6)
+
+
+def test_encode_with_int8_weights(client, default_model_folder):
+    from minisbert import SentenceTransformer
+
+    embeddings = minisbert_dask.encode(db.from_sequence(TEXTS, npartitions=3), quantize="int8").compute()
+    expected = SentenceTransformer(default_model_folder, quantize="int8").encode(TEXTS)
+    np.testing.assert_allclose(embeddings, expected, rtol=0, atol=1e-6)
+
+
 def test_encode_list_chunks_are_known(client, model, monkeypatch):
     monkeypatch.setattr(minisbert_dask, "LIST_PARTITION_SIZE", 10)
     embeddings = minisbert_dask.encode(iter(TEXTS))  # an iterator is read once, into chunks of 10
@@ -140,10 +162,11 @@ def test_the_graph_carries_no_weights(client):
         (["a"], {"normalise": True}, TypeError, "'normalise' is not an option of encode"),
         ("one string", {}, TypeError, "list of strings"),
         (["a"], {"prompt_name": "nope"}, ValueError, "prompt name 'nope' not found"),
+        (["a"], {"quantize": "int4"}, ValueError, "quantize='int4' is not one of (None, 'int8')"),
     ],
 )
 def test_encode_refuses_bad_arguments(texts, options, error, match):
-    with pytest.raises(error, match=match):
+    with pytest.raises(error, match=re.escape(match)):
         minisbert_dask.encode(texts, **options)
 
 
@@ -196,12 +219,16 @@ def test_semantic_search_equals_util(client, score_function, rows, chunk, top_k)
     )
 
 
-@pytest.mark.parametrize("chunks, k", [((5, 9, 1, 20), 4), ((3, 3), 10), ((8,), 8), ((2, 2, 2), 0)])
-def test_merge_top_k_of_chunks_equals_top_k_of_all_scores(chunks, k):
-    rng = np.random.default_rng(len(chunks) + k)
-    scores = rng.integers(0, 6, size=(9, sum(chunks))).astype(np.float32)  # many ties
+@settings(max_examples=200, deadline=None)
+@given(
+    chunks=st.lists(st.integers(1, 12), min_size=1, max_size=6),
+    k=st.integers(0, 15),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_merge_top_k_of_chunks_equals_top_k_of_all_scores(chunks, k, seed):
+    scores = np.random.default_rng(seed).integers(0, 4, size=(3, sum(chunks))).astype(np.float32)  # many ties
     candidates = [top_k(block, k) for block in np.split(scores, np.cumsum(chunks)[:-1], axis=1)]
-    offsets = np.cumsum((0,) + chunks[:-1])
+    offsets = np.cumsum([0] + chunks[:-1])
     values = np.concatenate([values for values, _ in candidates], axis=1)
     indices = np.concatenate([indices + offset for (_, indices), offset in zip(candidates, offsets)], axis=1)
     merged_values, merged_indices = merge_top_k(values, indices, k)
@@ -263,6 +290,28 @@ def test_importing_minisbert_imports_no_dask_and_minisbert_dask_no_torch():
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["[]", "[]"]
+
+
+def test_minisbert_dask_without_dask_names_the_extra():
+    check = "import sys; sys.modules['dask'] = None; import minisbert.dask"
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "ImportError: minisbert.dask needs dask: pip install 'minisbert[dask]'" in result.stderr
+
+
+def test_the_cli_encodes_on_a_running_scheduler(client, model, tmp_path, capsys):
+    """Near the end of this module: the CLI's own Client to the same scheduler is closed when it is done."""
+    from minisbert.cli import main
+
+    (tmp_path / "corpus.txt").write_text("\n".join(text.replace("\n", " ") for text in TEXTS) + "\n")
+    store = tmp_path / "emb.zarr"
+    address = client.scheduler.address
+    main(["encode", "-i", str(tmp_path / "corpus.txt"), "-o", str(store), "--chunk-size", "10", "--scheduler", address])
+    assert "(5 chunks encoded now, 0 already written)" in capsys.readouterr().out
+    embeddings = zarr.open_group(str(store), mode="r")["embeddings"][:]
+    expected = model.encode([text.replace("\n", " ") for text in TEXTS])
+    np.testing.assert_allclose(embeddings, expected, rtol=0, atol=1e-6)
+    assert len(client.scheduler_info()["workers"]) == 2  # the cluster is still there
 
 
 def test_a_worker_killed_mid_job_still_gives_the_complete_result(client, model):

@@ -73,7 +73,7 @@ def test_store_equals_encode_and_records_what_made_it(capsys, model, corpus, tmp
     assert record["minisbert_version"] == __version__
     assert record["model"]["fingerprint"] == model_fingerprint(str(model.folder))
     assert record["options"] == {
-        "normalize_embeddings": True, "prompt": "passage: ", "truncate_dim": 128, "precision": "float32"
+        "quantize": None, "normalize_embeddings": True, "prompt": "passage: ", "truncate_dim": 128, "precision": "float32"
     }
     assert record["input"]["lines"] == len(LINES) and record["input"]["chunk_size"] == 7
     assert len(set(record["input"]["chunk_fingerprints"])) == 7
@@ -170,6 +170,7 @@ def model_copy(source, destination, pooling=None):
         (["--prompt-name", "query"], None),  # the model's query prompt is empty: the same output, accepted
         (["--prompt", "query: "], "option prompt: the store has None, this run 'query: '"),
         (["--precision", "binary"], "option precision: the store has 'float32', this run 'binary'"),
+        (["--quantize", "int8"], "option quantize: the store has None, this run 'int8'"),
         (["--chunk-size", "5"], "--chunk-size: the store has 8, this run 5"),
         ("edited line", "the input's text: chunk 2 (lines 17-24)"),
         ("appended line", f"the input has {len(LINES) + 1} lines, the store's had {len(LINES)}"),
@@ -316,3 +317,40 @@ def test_a_worker_with_another_copy_of_the_model_refuses_its_chunk(model):
     np.testing.assert_allclose(
         encode_chunk(Embedder(str(model.folder)), fingerprint, ["a line"]), model.encode(["a line"]), rtol=0, atol=0
     )
+
+
+def test_search_over_a_store_with_rerank_prints_what_search_rerank_prints(capsys, tiny_cross_encoder, tmp_path):
+    cross_encoder_folder = tiny_cross_encoder("bert", 1)[0]
+    # 12 lines, none empty: both searches number the same lines, and retrieve them all (3 hits x 4) to rerank.
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(LINES[10:22]) + "\n", encoding="utf-8")
+    store = tmp_path / "emb.zarr"
+    assert run_cli(capsys, "encode", "-i", corpus, "-o", store, "--chunk-size", 5)[0] is None
+    query = ["--query", "word word", "--query", "line 7", "-k", "3", "--rerank", cross_encoder_folder]
+    message, from_store, _ = run_cli(capsys, "search", "--embeddings", store, "--corpus", corpus, *query)
+    assert message is None, message
+    message, from_cache, _ = run_cli(capsys, "search", "--corpus", corpus, *query)
+    assert message is None, message
+    assert len(parse_hits(from_store)[0]) == 3
+    assert from_store == from_cache
+
+
+@pytest.mark.parametrize(
+    "blocked, extra, outcome",
+    [
+        (["dask", "distributed"], [], "wrote 43 x 384 float32 embeddings"),
+        (["zarr"], [], "minisbert: a .zarr output needs zarr: pip install 'minisbert[dask]'"),
+        (["distributed"], ["--workers", "2"], "minisbert: --workers / --scheduler needs distributed: pip install"),
+    ],
+)
+def test_what_streaming_needs_installed(corpus, tmp_path, blocked, extra, outcome):
+    """In this process a zarr store needs zarr but no dask; a cluster needs dask: else one line naming the extra."""
+    store = tmp_path / "emb.zarr"
+    script = (
+        f"import sys\nfor name in {blocked!r}: sys.modules[name] = None  # import of it fails\n"
+        f"from minisbert.cli import main\nmain({['encode', '-i', str(corpus), '-o', str(store), *extra]!r})"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert outcome in run.stdout + run.stderr, run.stderr
+    assert "Traceback" not in run.stderr
+    assert store.exists() == (run.returncode == 0)
