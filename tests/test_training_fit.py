@@ -149,15 +149,35 @@ class NaNAtStep(losses.Loss):
         return (float("nan") if self.calls == self.step else loss), d_embeddings, d_params
 
 
-def test_a_non_finite_loss_stops_with_its_step_and_keeps_the_last_good_checkpoint(tiny, tmp_path):
+@pytest.mark.parametrize("checkpoint_steps, saved", [(1, ["checkpoint-1", "checkpoint-2"]), (0, ["checkpoint-2"])])
+def test_a_non_finite_loss_stops_with_its_step_and_keeps_the_last_good_checkpoint(tiny, tmp_path, checkpoint_steps, saved):
     model = SentenceTransformer(tiny)
-    with pytest.raises(TrainingError, match=r"the loss is nan at step 3 \(epoch 1\).*weights of step 2"):
-        fit(model, scored_pairs(20), NaNAtStep(3), batch_size=4, output_path=tmp_path / "out", checkpoint_steps=1,
-            learning_rate=1e-3, show_progress_bar=False)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["checkpoint-1", "checkpoint-2"]
+    with pytest.raises(TrainingError, match=r"the loss is nan at step 3 \(epoch 1\).*weights of step 2.*checkpoint-2"):
+        fit(model, scored_pairs(20), NaNAtStep(3), batch_size=4, output_path=tmp_path / "out",
+            checkpoint_steps=checkpoint_steps, learning_rate=1e-3, show_progress_bar=False)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == saved
     saved = weights_of(SentenceTransformer(tmp_path / "out" / "checkpoint-2"))
     for name, array in weights_of(model).items():
         assert np.array_equal(saved[name], array), name
+
+
+class NaNGradient(losses.Loss):
+    """CoSENT with a NaN in the gradient of the first example."""
+
+    columns, needs_labels = 2, True
+
+    def __call__(self, embeddings, labels):
+        loss, d_embeddings, d_params = losses.CoSENTLoss()(embeddings, labels)
+        d_embeddings[0][0, 0] = np.nan
+        return loss, d_embeddings, d_params
+
+
+def test_a_non_finite_gradient_stops_before_touching_the_weights(tiny):
+    model = SentenceTransformer(tiny)
+    before = weights_of(model)["embeddings.word_embeddings.weight"].copy()
+    with pytest.raises(TrainingError, match=r"the gradient norm is nan at step 1 \(epoch 1\)"):
+        fit(model, scored_pairs(8), NaNGradient(), batch_size=4, show_progress_bar=False)
+    assert np.array_equal(weights_of(model)["embeddings.word_embeddings.weight"], before)
 
 
 def test_evaluation_runs_every_n_steps_and_at_the_end(tiny):

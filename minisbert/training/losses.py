@@ -5,7 +5,8 @@ Every function takes ``embeddings``, a list with one (batch, dim) array per text
 positive, negative...), and ``labels`` (batch,) or None; it returns ``(loss, [d_embeddings per column])``.
 The classes (``CoSENTLoss(model)``...) mirror sentence_transformers.losses' names and arguments for
 minisbert.training.fit; calling one gives ``(loss, d_embeddings, d_params)``. They compute in float64 (a
-batch's embeddings are small) and give the gradients back in the embeddings' dtype.
+batch's embeddings are small) and give float64 gradients, which model_backward carries through Normalize, Dense
+and pooling before narrowing them to the model's dtype at the token embeddings.
 """
 
 import numpy as np
@@ -242,15 +243,11 @@ class Loss:
 
     def __call__(self, embeddings, labels):
         loss, d_embeddings = self.function(widened(embeddings), labels, **self.options)
-        return loss, narrowed(d_embeddings, embeddings), {}
+        return loss, d_embeddings, {}
 
 
 def widened(embeddings):
     return [np.asarray(e, dtype=np.float64) for e in embeddings]
-
-
-def narrowed(gradients, embeddings):
-    return [g.astype(e.dtype, copy=False) for g, e in zip(gradients, embeddings)]
 
 
 def _loss_class(name, function, columns, needs_labels):
@@ -285,7 +282,7 @@ class SoftmaxLoss(Loss):
         classifier = {name: value.astype(np.float64) for name, value in self.params.items()}
         loss, d_embeddings, d_classifier = softmax_loss(widened(embeddings), labels, classifier)
         d_classifier = {name: value.astype(self.params[name].dtype) for name, value in d_classifier.items()}
-        return loss, narrowed(d_embeddings, embeddings), d_classifier
+        return loss, d_embeddings, d_classifier
 
 
 class MatryoshkaLoss(Loss):
@@ -306,7 +303,7 @@ class MatryoshkaLoss(Loss):
             return loss, d_embeddings
 
         loss, d_embeddings = matryoshka_loss(widened(embeddings), labels, inner, self.dims, self.weights)
-        return loss, narrowed(d_embeddings, embeddings), {}
+        return loss, d_embeddings, {}
 
 
 # The names the command line accepts.

@@ -293,7 +293,9 @@ def model_forward(model, features, rng):
 
 def model_backward(model, caches, d_embedding):
     """d_embedding (batch, dim), the gradient of the loss with respect to model_forward's output -> gradients
-    shaped as trainable_parameters(model)."""
+    shaped as trainable_parameters(model). A float64 d_embedding stays float64 through Normalize, Dense and
+    pooling (a few (batch, dim) arrays): the LayerNorm biases' gradients below sum it over every token, and
+    nearly cancel, so rounding it to float32 first costs them several digits."""
     grads = {}
     d = d_embedding
     for index in reversed(range(len(model.modules))):
@@ -302,12 +304,14 @@ def model_backward(model, caches, d_embedding):
             grads[str(index)] = transformer_backward(module.params, cache, d)
         elif isinstance(module, Pooling):
             hidden = cache["token_embeddings"].shape[-1]
+            d = d.astype(cache["token_embeddings"].dtype)
             d = sum(
                 pooling_backward(mode, d[:, i * hidden : (i + 1) * hidden], cache["token_embeddings"], cache["attention_mask"])
                 for i, mode in enumerate(module.modes)
             )
         elif isinstance(module, Dense):
-            d, grads[str(index)] = dense_backward(module, cache, d)
+            d, dense_grads = dense_backward(module, cache, d)
+            grads[str(index)] = {name: grad.astype(module.weight.dtype) for name, grad in dense_grads.items()}
         else:
             d = normalize_backward(d, cache["y"], cache["norms"])
     return grads

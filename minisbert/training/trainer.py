@@ -141,7 +141,8 @@ def fit(
     InputExample) with ``loss`` (a minisbert.training.losses class instance). Every ``evaluation_steps`` steps
     and at the end, ``evaluator(model)`` (e.g. EmbeddingSimilarityEvaluator) is run; every ``checkpoint_steps``
     steps the model is saved in output_path/checkpoint-<step>, and at the end in output_path. A non-finite loss
-    stops training with a TrainingError naming the step, before any update from it (saved checkpoints stay).
+    or gradient stops training with a TrainingError naming the step, before any update from it; the last good
+    weights are then in output_path/checkpoint-<last good step> (and in ``model``).
     Returns the history: one dict per step (step, epoch, loss, learning_rate, and the evaluator's metrics)."""
     check_trainable(model)
     columns, labels = check_examples(list(train_examples), loss)
@@ -173,13 +174,12 @@ def fit(
                 caches.append(cache)
             value, d_embeddings, d_loss_params = loss(embeddings, batch_labels)
             if not np.isfinite(value):
-                raise TrainingError(
-                    f"the loss is {value} at step {step + 1} (epoch {epoch + 1}): training stopped, the model keeps "
-                    f"the weights of step {step}" + (f"; checkpoints saved so far are in {output}" if output else "")
-                )
+                stop_on_non_finite(f"the loss is {value}", model, step, epoch, output, checkpoint_steps)
             grads = gradients_by_name(model, caches, d_embeddings, d_loss_params)
             grads = [grads[name] for name in names]
-            clip_gradients(grads, max_grad_norm)
+            norm = clip_gradients(grads, max_grad_norm)
+            if not math.isfinite(norm):
+                stop_on_non_finite(f"the gradient norm is {norm}", model, step, epoch, output, checkpoint_steps)
             rate = learning_rate * linear_schedule(step, warmup_steps, total_steps)
             step += 1
             adamw_step(params, grads, moments, step, rate, weight_decay)
@@ -198,6 +198,18 @@ def fit(
     if output is not None:
         save_model(model, output)
     return history
+
+
+def stop_on_non_finite(problem, model, step, epoch, output, checkpoint_steps):
+    """Raises the TrainingError of a non-finite loss or gradient at step + 1, the model still holding the weights
+    of step ``step``, which are saved in output/checkpoint-<step> unless they already are (or are the start's)."""
+    message = f"{problem} at step {step + 1} (epoch {epoch + 1}): training stopped before applying it"
+    if output is not None and step > 0:
+        checkpoint = output / f"checkpoint-{step}"
+        if not (checkpoint_steps and step % checkpoint_steps == 0):
+            save_model(model, checkpoint)
+        message += f"; the weights of step {step}, the last good one, are in {checkpoint}"
+    raise TrainingError(message)
 
 
 def gradients_by_name(model, caches, d_embeddings, d_loss_params):
