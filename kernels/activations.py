@@ -24,12 +24,14 @@ def gelu_reference(x):
 # No signatures: each is compiled (or loaded from numba's cache) at its first call, by the reference path
 # only, instead of at import. The constants are float32 so that a float32 array stays float32 (a Python
 # float would make it float64); float64 arrays get float32-accurate constants.
-@numba.vectorize(cache=True)
+# Both loops compiled up front: a lazily compiled ufunc first called on float64 would serve float32 input with
+# its float64 loop (safe casting) and return float64.
+@numba.vectorize(["float32(float32)", "float64(float64)"], cache=True)
 def gelu(x):
     return _HALF * x * (_ONE + math.erf(x * _SQRT_HALF_32))
 
 
-@numba.vectorize(cache=True)
+@numba.vectorize(["float32(float32)", "float64(float64)"], cache=True)
 def gelu_tanh(x):
     return _HALF * x * (_ONE + math.tanh(_SQRT_TWO_OVER_PI_32 * (x + _GELU_TANH_CUBIC * x * x * x)))
 

@@ -171,6 +171,16 @@ class RestrictedUnpickler(pickle._Unpickler):
         self.archive, self.prefix, self.byte_budget = archive, prefix, byte_budget
         self.storages = {}
 
+    def load_bytearray8(self):
+        # pickle's own BYTEARRAY8 allocates the length it claims before reading: read what is there instead
+        length = int.from_bytes(self.read(8), "little")
+        data = self.read(length)
+        if len(data) != length:
+            raise pickle.UnpicklingError(f"BYTEARRAY8 claims {length} bytes; the pickle holds {len(data)}")
+        self.append(bytearray(data))
+
+    dispatch = {**pickle._Unpickler.dispatch, pickle.BYTEARRAY8[0]: load_bytearray8}
+
     def find_class(self, module, name):
         if (module, name) in ALLOWED_GLOBALS:
             return ALLOWED_GLOBALS[(module, name)]

@@ -143,6 +143,11 @@ def linear_kernel(layers, tokens, threads):
     return openblas_linear
 
 
+# Keys a linear layer's dict gains from its "weight" (packed_linear, quantize_linear_layers): stale once the weight
+# changes, so training drops them.
+DERIVED_WEIGHT_KEYS = ("packed", "int8")
+
+
 def quantize_linear_layers(layers):
     """Adds {"int8": quantize_weight(weight)} to every linear layer (a dict with a 2-D weight) of each layer:
     encode then computes them in int8 (LayerNorm, softmax and GELU stay float32)."""

@@ -116,18 +116,19 @@ def load_parameters(tensors, config):
     compiled_activation(config["hidden_activation"])
     types = layer_types(config)
     hidden = config["hidden_size"]
+    rotary = {  # the config's rotary settings are checked before any tensor is read
+        kind: rotary_inverse_frequencies(
+            rope_settings(config, kind, "gemma3_text", LEGACY_THETA_KEYS[kind], DEFAULT_THETA[kind]),
+            config["head_dim"],
+        )
+        for kind in ("full_attention", "sliding_attention")
+    }
     checkpoint = Checkpoint(tensors, prefixes=("model.",))
     params = {
         "word": checkpoint.take("embed_tokens.weight", (config["vocab_size"], hidden)),
         "final_norm": checkpoint.take("norm.weight", (hidden,)),
         "masks": attention_masks(config),
-        "rotary": {
-            kind: rotary_inverse_frequencies(
-                rope_settings(config, kind, "gemma3_text", LEGACY_THETA_KEYS[kind], DEFAULT_THETA[kind]),
-                config["head_dim"],
-            )
-            for kind in ("full_attention", "sliding_attention")
-        },
+        "rotary": rotary,
         "layers": [],
     }
     for i, kind in enumerate(types):

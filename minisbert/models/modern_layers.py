@@ -11,7 +11,8 @@ ModernBERT's ``global_rope_theta``...), with an error naming the key and value o
 import numpy as np
 
 from minisbert.kernels.masked_attention import packed_masked_attention
-from minisbert.models.fast_encoder import MIN_GROUP_TOKENS, blas_threads, sequence_groups
+from minisbert.models.fast_encoder import MIN_GROUP_TOKENS, sequence_groups
+from minisbert.threads import blas_limited_to_one_thread, blas_thread_count, run_parallel
 from minisbert.models.layers import activation, softmax
 
 
@@ -163,7 +164,7 @@ class PackedBatch:
         # context (1, heads, tokens, head_dim), None (no probabilities kept)
         def attend(query, key, value):
             # one OpenBLAS thread for the small per-sequence products (as each group of run_layout has anyway)
-            with blas_threads()[0].limit(limits=1):
+            with blas_limited_to_one_thread():
                 context = packed_masked_attention(
                     query[0], key[0], value[0], self.offsets, scaling, causal, window, position_bias
                 )
@@ -188,16 +189,13 @@ def run_layout(run, input_ids, attention_mask, record):
     tokens = int(attention_mask.sum())
     if len(input_ids) < 2 or tokens < 2 * MIN_GROUP_TOKENS:
         return run(PackedBatch(input_ids, attention_mask), None)
-    blas, threads, pool = blas_threads()
-    groups = sequence_groups(attention_mask, min(threads, tokens // MIN_GROUP_TOKENS))
+    groups = sequence_groups(attention_mask, min(blas_thread_count(), tokens // MIN_GROUP_TOKENS))
 
     def run_group(group):
         return run(PackedBatch(input_ids[group], attention_mask[group]), None)
 
-    with blas.limit(limits=1):
-        others = [pool.submit(run_group, group) for group in groups[1:]]
-        outputs = [run_group(groups[0])] + [future.result() for future in others]
-    return np.concatenate(outputs)
+    with blas_limited_to_one_thread():
+        return np.concatenate(run_parallel(run_group, groups))
 
 
 

@@ -119,18 +119,19 @@ def load_parameters(tensors, config):
     types = layer_types(config)
     hidden, intermediate = config["hidden_size"], config["intermediate_size"]
     head_dim = hidden // config["num_attention_heads"]
+    rotary = {  # the config's rotary settings are checked before any tensor is read
+        kind: rotary_inverse_frequencies(
+            rope_settings(config, kind, "modernbert", LEGACY_THETA_KEYS[kind], DEFAULT_THETA[kind]), head_dim
+        )
+        for kind in ("full_attention", "sliding_attention")
+    }
     checkpoint = Checkpoint(tensors, prefixes=("model.",))
     params = {
         "word": checkpoint.take("embeddings.tok_embeddings.weight", (config["vocab_size"], hidden)),
         "embedding_norm": checkpoint.take("embeddings.norm.weight", (hidden,)),
         "final_norm": checkpoint.take("final_norm.weight", (hidden,)),
         "windows": {"full_attention": None, "sliding_attention": config["local_attention"] // 2},
-        "rotary": {
-            kind: rotary_inverse_frequencies(
-                rope_settings(config, kind, "modernbert", LEGACY_THETA_KEYS[kind], DEFAULT_THETA[kind]), head_dim
-            )
-            for kind in ("full_attention", "sliding_attention")
-        },
+        "rotary": rotary,
         "layers": [],
     }
     for i, kind in enumerate(types):

@@ -94,8 +94,8 @@ def load_parameters(tensors, config):
     parameter dict ``forward`` reads."""
     check_config(config)
     hidden = config["hidden_size"]
-    checkpoint = Checkpoint(tensors, prefixes=("model.",))
     theta = rope_settings(config, "full_attention", "qwen3", ("rope_theta",), DEFAULT_THETA)
+    checkpoint = Checkpoint(tensors, prefixes=("model.",))
     params = {
         "word": checkpoint.take("embed_tokens.weight", (config["vocab_size"], hidden)),
         "final_norm": checkpoint.take("norm.weight", (hidden,)),

@@ -11,6 +11,7 @@ the gradients of every parameter, in a tree shaped as ``trainable_parameters(mod
 import numpy as np
 
 from minisbert.models import mpnet
+from minisbert.models.fast_encoder import DERIVED_WEIGHT_KEYS
 from minisbert.models.layers import embedding_lookup, layer_norm
 from minisbert.models.roberta import position_ids_skipping_padding
 from minisbert.modules import DENSE_ACTIVATIONS, Dense, Normalize, Pooling, Transformer, pool
@@ -87,7 +88,7 @@ def map_tree(function, tree):
     if isinstance(tree, np.ndarray):
         return function(tree)
     if isinstance(tree, dict):
-        return {key: map_tree(function, value) for key, value in tree.items()}
+        return {key: map_tree(function, value) for key, value in tree.items() if key not in DERIVED_WEIGHT_KEYS}
     return [map_tree(function, value) for value in tree]
 
 
