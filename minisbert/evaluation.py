@@ -56,10 +56,10 @@ def spearman(x, y):
     return pearson(average_ranks(x), average_ranks(y))
 
 
-def read_pairs(path, columns=("sentence1", "sentence2", "score")):
-    """sentences1, sentences2, scores from a CSV/TSV file of sentence pairs. columns names the two sentence
-    columns and the score column in the header row, or gives their 1-based positions in a file without header
-    (STS-B's files: columns=(6, 7, 5)). Tab-separated files (tab in the first line) are read without quoting."""
+def read_columns(path, columns):
+    """The rows of a CSV/TSV file after its header, as (line number, row) pairs, and the 0-based positions of
+    ``columns``: header names, or 1-based positions in a file without header (STS-B's files: 6, 7, 5).
+    Tab-separated files (tab in the first line) are read without quoting."""
     try:
         with open(path, encoding="utf-8", newline="") as file:
             first_line = file.readline()
@@ -70,8 +70,6 @@ def read_pairs(path, columns=("sentence1", "sentence2", "score")):
                 rows = list(csv.reader(file))
     except UnicodeDecodeError as error:
         raise ValueError(f"{path} is not UTF-8 text ({error})") from None
-    if len(columns) != 3:
-        raise ValueError(f"columns must name three columns (sentence1, sentence2, score), got {list(columns)}")
     if all(str(column).isdigit() for column in columns):
         if not all(int(column) >= 1 for column in columns):
             raise ValueError(f"column positions count from 1, got {list(columns)}")
@@ -82,8 +80,17 @@ def read_pairs(path, columns=("sentence1", "sentence2", "score")):
         if missing:
             raise ValueError(f"{path}: no column {missing} in the header {header}")
         positions, first_row = [header.index(column) for column in columns], 2
+    return list(enumerate(rows[first_row - 1 :], start=first_row)), positions
+
+
+def read_pairs(path, columns=("sentence1", "sentence2", "score")):
+    """sentences1, sentences2, scores from a CSV/TSV file of sentence pairs. columns names the two sentence
+    columns and the score column (read_columns)."""
+    if len(columns) != 3:
+        raise ValueError(f"columns must name three columns (sentence1, sentence2, score), got {list(columns)}")
+    rows, positions = read_columns(path, columns)
     sentences1, sentences2, scores = [], [], []
-    for line_number, row in enumerate(rows[first_row - 1 :], start=first_row):
+    for line_number, row in rows:
         if not row:
             continue
         try:

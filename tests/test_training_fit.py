@@ -268,3 +268,17 @@ def test_train_command_names_a_bad_line(tiny, tmp_path):
     with pytest.raises(SystemExit, match="pairs.tsv, line 3: expected columns"):
         main(["train", "--model", str(tiny), "--data", str(data), "--columns", "sentence1,sentence2,score",
               "--output", str(tmp_path / "out")])
+
+
+def test_train_command_refuses_position_zero_and_non_utf8(tiny, tmp_path):
+    # training data is read by evaluation.read_columns, as evaluate reads pairs: the same refusals
+    data = tmp_path / "pairs.tsv"
+    write_tsv(data, scored_pairs(4), ["sentence1", "sentence2", "score"])
+    with pytest.raises(SystemExit, match="column positions count from 1, got \\['0', '2', '3'\\]"):
+        main(["train", "--model", str(tiny), "--data", str(data), "--columns", "0,2,3",
+              "--output", str(tmp_path / "out")])
+    data.write_bytes(b"sentence1\tsentence2\tscore\n\xff\xfe\tb\t0.5\n")
+    with pytest.raises(SystemExit, match="is not UTF-8 text"):
+        main(["train", "--model", str(tiny), "--data", str(data), "--columns", "sentence1,sentence2,score",
+              "--output", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()

@@ -1,36 +1,17 @@
 """Training examples from a CSV/TSV file: the text columns and, for losses that need one, a label column, named
 by header or by 1-based position (STS-B's files: ``6,7,5``), as minisbert.evaluation.read_pairs reads pairs."""
 
-import csv
-
+from minisbert.evaluation import read_columns
 from minisbert.training.model import TrainingError
 from minisbert.training.trainer import InputExample
 
 
-def read_rows(path):
-    """The rows of a CSV file, or of a tab-separated one (a tab in the first line), read without quoting."""
-    with open(path, encoding="utf-8", newline="") as file:
-        first_line = file.readline()
-        file.seek(0)
-        if "\t" in first_line:
-            return list(csv.reader(file, delimiter="\t", quoting=csv.QUOTE_NONE))
-        return list(csv.reader(file))
-
-
 def read_examples(path, columns, with_label):
-    """InputExamples from ``path``: ``columns`` (names or 1-based positions) are the texts, the last one the
-    label if with_label (a number)."""
-    rows = read_rows(path)
-    if all(str(column).isdigit() for column in columns):
-        positions, first_row = [int(column) - 1 for column in columns], 1
-    else:
-        header = rows[0] if rows else []
-        missing = [column for column in columns if column not in header]
-        if missing:
-            raise TrainingError(f"{path}: no column {missing} in the header {header}")
-        positions, first_row = [header.index(column) for column in columns], 2
+    """InputExamples from ``path``: ``columns`` (names or 1-based positions, evaluation.read_columns) are the
+    texts, the last one the label if with_label (a number)."""
+    rows, positions = read_columns(path, columns)
     examples = []
-    for line_number, row in enumerate(rows[first_row - 1 :], start=first_row):
+    for line_number, row in rows:
         if not row:
             continue
         try:
