@@ -30,22 +30,29 @@ def sequence_groups(attention_mask, groups):
 MIN_GROUP_TOKENS = 128
 
 
+def run_in_groups(attention_mask, run_group, run_whole):
+    """run_whole() for a batch too small to split, else run_group(slice of sequences) for one group of sequences
+    per core, each in its own thread with numpy's BLAS at one thread, concatenated along the batch."""
+    tokens = int(attention_mask.sum())
+    if len(attention_mask) < 2 or tokens < 2 * MIN_GROUP_TOKENS:
+        return run_whole()
+    groups = sequence_groups(attention_mask, min(blas_thread_count(), tokens // MIN_GROUP_TOKENS))
+    if len(groups) < 2:
+        return run_whole()
+    with blas_limited_to_one_thread():  # one BLAS thread a group; the count comes back when the last caller leaves
+        return np.concatenate(run_parallel(run_group, groups))
+
+
 def fast_encoder(x, layers, attention_mask, config, activation, position_bias=None):
     # x (batch, seq, hidden), attention_mask (batch, seq) -> (batch, seq, hidden), zeros at padding.
     # ``activation`` is the feed-forward function (models.layers.activation(config["hidden_act"])).
-    tokens = int(attention_mask.sum())
-    if len(x) < 2 or tokens < 2 * MIN_GROUP_TOKENS:
-        return packed_encoder(x, layers, attention_mask, config, activation, position_bias)
-    groups = sequence_groups(attention_mask, min(blas_thread_count(), tokens // MIN_GROUP_TOKENS))
-    if len(groups) < 2:
-        return packed_encoder(x, layers, attention_mask, config, activation, position_bias)
-
-    def run(group):
+    def run_group(group):
         bias = position_bias if position_bias is None or len(position_bias) == 1 else position_bias[group]
         return packed_encoder(x[group], layers, attention_mask[group], config, activation, bias, 1)  # 1 GEMM thread
 
-    with blas_limited_to_one_thread():  # one BLAS thread a group; the count comes back when the last caller leaves
-        return np.concatenate(run_parallel(run, groups))
+    return run_in_groups(
+        attention_mask, run_group, lambda: packed_encoder(x, layers, attention_mask, config, activation, position_bias)
+    )
 
 
 def pack(x, attention_mask):

@@ -22,8 +22,7 @@ from minisbert.models.modern_layers import (
     gated_mlp_weights,
     record_layer,
     rms_norm,
-    rope_settings,
-    rotary_inverse_frequencies,
+    rotary_by_layer_type,
     rotary_self_attention,
     rotary_tables,
     unsupported,
@@ -116,13 +115,8 @@ def load_parameters(tensors, config):
     compiled_activation(config["hidden_activation"])
     types = layer_types(config)
     hidden = config["hidden_size"]
-    rotary = {  # the config's rotary settings are checked before any tensor is read
-        kind: rotary_inverse_frequencies(
-            rope_settings(config, kind, "gemma3_text", LEGACY_THETA_KEYS[kind], DEFAULT_THETA[kind]),
-            config["head_dim"],
-        )
-        for kind in ("full_attention", "sliding_attention")
-    }
+    # the config's rotary settings are checked before any tensor is read
+    rotary = rotary_by_layer_type(config, "gemma3_text", LEGACY_THETA_KEYS, DEFAULT_THETA, config["head_dim"])
     checkpoint = Checkpoint(tensors, prefixes=("model.",))
     params = {
         "word": checkpoint.take("embed_tokens.weight", (config["vocab_size"], hidden)),

@@ -11,8 +11,8 @@ ModernBERT's ``global_rope_theta``...), with an error naming the key and value o
 import numpy as np
 
 from minisbert.kernels.masked_attention import packed_masked_attention
-from minisbert.models.fast_encoder import MIN_GROUP_TOKENS, sequence_groups
-from minisbert.threads import blas_limited_to_one_thread, blas_thread_count, run_parallel
+from minisbert.models.fast_encoder import run_in_groups
+from minisbert.threads import blas_limited_to_one_thread
 from minisbert.models.layers import activation, softmax
 
 
@@ -109,6 +109,18 @@ def rope_settings(config, layer_type, model_type, legacy_theta_keys, default_the
     return float(default_theta)
 
 
+def rotary_by_layer_type(config, model_type, legacy_theta_keys, default_theta, head_dim):
+    """{"full_attention", "sliding_attention"} -> each kind of layer's rotary inverse frequencies (head_dim / 2,),
+    for models whose global and sliding-window layers have their own rotary base (ModernBERT, Gemma 3).
+    legacy_theta_keys and default_theta are dicts by layer type (rope_settings)."""
+    return {
+        kind: rotary_inverse_frequencies(
+            rope_settings(config, kind, model_type, legacy_theta_keys[kind], default_theta[kind]), head_dim
+        )
+        for kind in ("full_attention", "sliding_attention")
+    }
+
+
 def check_layer_types(config, model_type):
     # -> the list of layer types, one per layer, each "full_attention" or "sliding_attention"
     layer_types = config["layer_types"]
@@ -186,16 +198,11 @@ def run_layout(run, input_ids, attention_mask, record):
     per-sequence attention products run ~10x slower with OpenBLAS threads competing for busy cores)."""
     if record is not None:
         return run(PaddedBatch(input_ids, attention_mask), record)
-    tokens = int(attention_mask.sum())
-    if len(input_ids) < 2 or tokens < 2 * MIN_GROUP_TOKENS:
-        return run(PackedBatch(input_ids, attention_mask), None)
-    groups = sequence_groups(attention_mask, min(blas_thread_count(), tokens // MIN_GROUP_TOKENS))
-
-    def run_group(group):
-        return run(PackedBatch(input_ids[group], attention_mask[group]), None)
-
-    with blas_limited_to_one_thread():
-        return np.concatenate(run_parallel(run_group, groups))
+    return run_in_groups(
+        attention_mask,
+        lambda group: run(PackedBatch(input_ids[group], attention_mask[group]), None),
+        lambda: run(PackedBatch(input_ids, attention_mask), None),
+    )
 
 
 

@@ -20,8 +20,7 @@ from minisbert.models.modern_layers import (
     linear_without_bias,
     merge_heads,
     record_layer,
-    rope_settings,
-    rotary_inverse_frequencies,
+    rotary_by_layer_type,
     rotary_tables,
     split_heads,
     unsupported,
@@ -119,12 +118,8 @@ def load_parameters(tensors, config):
     types = layer_types(config)
     hidden, intermediate = config["hidden_size"], config["intermediate_size"]
     head_dim = hidden // config["num_attention_heads"]
-    rotary = {  # the config's rotary settings are checked before any tensor is read
-        kind: rotary_inverse_frequencies(
-            rope_settings(config, kind, "modernbert", LEGACY_THETA_KEYS[kind], DEFAULT_THETA[kind]), head_dim
-        )
-        for kind in ("full_attention", "sliding_attention")
-    }
+    # the config's rotary settings are checked before any tensor is read
+    rotary = rotary_by_layer_type(config, "modernbert", LEGACY_THETA_KEYS, DEFAULT_THETA, head_dim)
     checkpoint = Checkpoint(tensors, prefixes=("model.",))
     params = {
         "word": checkpoint.take("embeddings.tok_embeddings.weight", (config["vocab_size"], hidden)),
