@@ -141,6 +141,15 @@ def require_keys(config, path, keys):
         raise ConfigError(f"corrupt model file {path}: missing {', '.join(map(repr, missing))}")
 
 
+def check_family(folder, settings, family):
+    """A clear error for a folder whose config_sentence_transformers.json (``settings``) names another
+    sentence-transformers family (e.g. a bi-encoder given to SparseEncoder); a folder that names none passes."""
+    saved = settings.get("model_type")
+    if saved is not None and saved != family:
+        raise ModelLoadError(f"{folder} is a {saved} model (config_sentence_transformers.json), not a {family}; "
+                             f"load it with minisbert.{saved}")
+
+
 def saved_model_family(folder):
     """The sentence-transformers family a folder was saved as, as sentence-transformers reads it:
     config_sentence_transformers.json's model_type ("SentenceTransformer", "CrossEncoder", "SparseEncoder"...),

@@ -21,7 +21,7 @@ from tokenizers import AddedToken
 from tokenizers import Tokenizer as BackendTokenizer
 
 from minisbert import util
-from minisbert.loading import ModelLoadError, read_json, resolve_model_folder
+from minisbert.loading import ModelLoadError, check_family, read_json, resolve_model_folder
 from minisbert.models.checkpoint import Checkpoint
 from minisbert.modules import Dense, Normalize, Transformer
 from minisbert.sentence_transformer import (
@@ -31,7 +31,6 @@ from minisbert.sentence_transformer import (
     check_encode_arguments,
     texts_from,
 )
-from minisbert.sparse_encoder import check_family
 from minisbert.tokenization import Tokenizer, special_token_text
 from minisbert.weights import load_weights
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minisbert.loading import ModelLoadError, read_json, resolve_model_folder
+from minisbert.loading import ModelLoadError, check_family, read_json, resolve_model_folder
 from minisbert.models.checkpoint import Checkpoint
 from minisbert.models.layers import activation, layer_norm, linear
 from minisbert.modules import Transformer
@@ -318,14 +318,6 @@ def load_sparse_modules(folder):
             raise ModelLoadError(f"{folder}: a SparseEncoder chain must end in SpladePooling or SparseStaticEmbedding, "
                                  f"this one ends in {type(chain[-1]).__name__}")
     return modules
-
-
-def check_family(folder, settings, family):
-    """A clear error for a folder saved by another sentence-transformers family (e.g. a bi-encoder)."""
-    saved = settings.get("model_type")
-    if saved is not None and saved != family:
-        raise ModelLoadError(f"{folder} is a {saved} model (config_sentence_transformers.json), not a {family}; "
-                             f"load it with minisbert.{saved}")
 
 
 def check_max_active_dims(max_active_dims):
