@@ -338,6 +338,18 @@ def test_arbitrary_bytes_give_only_minisbert_format_errors(tmp_path, data):
             reader(tmp_path / name)
 
 
+def test_a_bytearray_claiming_more_than_the_pickle_holds_allocates_nothing(tmp_path):
+    # BYTEARRAY8 with a length of 2^56: pickle's own loader allocates it before reading (found by the test below)
+    load = raw_pickle(tmp_path, b"\x80\x02\x96" + (2**56).to_bytes(8, "little") + b"\x01")
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelLoadError, match="pytorch_model.bin"):
+            load()
+        assert tracemalloc.get_traced_memory()[1] < 1 << 20
+    finally:
+        tracemalloc.stop()
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.binary(max_size=200))
 def test_arbitrary_pickles_in_a_torch_zip_give_only_minisbert_format_errors(tmp_path, data):
