@@ -54,8 +54,9 @@ SENTENCES = [
 
 
 def texts(count):
-    # varied lengths: 1 to 4 sentences each, so that batches mix short and long texts
-    return [" ".join(SENTENCES[(i + j) % len(SENTENCES)] for j in range(1 + i % 4)) for i in range(count)]
+    # varied lengths: 1 to 4 sentences each, so that batches mix short and long texts; numbered so that every text
+    # is distinct (minisbert encodes a repeated text once, which would flatter it)
+    return [f"{i}. " + " ".join(SENTENCES[(i + j) % len(SENTENCES)] for j in range(1 + i % 4)) for i in range(count)]
 
 
 def build(name):
