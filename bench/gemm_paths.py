@@ -1,6 +1,6 @@
 """encode's speed with each matmul path of the fast encoder forced, in one process, interleaved: OpenBLAS for every
 call, the packed numba GEMM for every call (one thread, or every core), and the int8 path, at batch 1 and 8 for
-short sentences (~20 tokens) and long texts (~200 tokens). Checks models/fast_encoder.py's choice
+short sentences (~20 tokens) and long texts (~200 tokens). Checks architectures/fast_encoder.py's choice
 (PACKED_GEMM_MAX_TOKENS and the GEMM's thread count) where it matters, on whole forward passes rather than single
 products (bench/matmul.py). Writes the "gemm_paths" section of bench/RESULTS.md:
 
@@ -17,7 +17,7 @@ from report import replace_section
 
 from minisbert import SentenceTransformer
 from minisbert.kernels.matmul import available_cores
-from minisbert.models import fast_encoder
+from minisbert.architectures import fast_encoder
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "stdlib_sentences.txt"
 # name -> (PACKED_GEMM_MAX_TOKENS, numba GEMM threads, quantized model)

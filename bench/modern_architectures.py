@@ -89,7 +89,7 @@ sys.path.insert(0, {bench!r})
 from modern_architectures import peak_rss, texts
 if framework == "minisbert":
     from minisbert import SentenceTransformer
-    import minisbert.models, minisbert.kernels.masked_attention  # everything but the model
+    import minisbert.architectures, minisbert.kernels.masked_attention  # everything but the model
 else:
     from sentence_transformers import SentenceTransformer
     import transformers, torch

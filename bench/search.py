@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from sentence_transformers import util as reference
 
-from minisbert import quantization, util
+from minisbert import util
+from minisbert.util import quantization
 from minisbert.kernels.hamming import as_words, hamming_top_k_update
 from minisbert.kernels.rescore import candidate_scores
 from minisbert.kernels.topk import RunningTopK

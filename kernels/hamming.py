@@ -7,7 +7,7 @@ import numba
 import numpy as np
 
 from minisbert.kernels.topk import heap_push
-from minisbert.threads import split_rows
+from minisbert.runtime.threads import split_rows
 
 _M1, _M2, _M4 = np.uint64(0x5555555555555555), np.uint64(0x3333333333333333), np.uint64(0x0F0F0F0F0F0F0F0F)
 _H01 = np.uint64(0x0101010101010101)

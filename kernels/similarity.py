@@ -8,7 +8,7 @@ versions compare row i of a with row i of b -> (n,).
 import numba
 import numpy as np
 
-from minisbert.threads import split_rows
+from minisbert.runtime.threads import split_rows
 
 NORM_EPSILON = 1e-12  # torch.nn.functional.normalize's default eps
 

@@ -90,7 +90,7 @@ def format_similarity_matrix(sentences, scores, function_name):
 
 
 def explain_command(arguments):
-    from minisbert.plots import PLOT_INSTALL_COMMAND, save_explanation
+    from minisbert.inspection.plots import PLOT_INSTALL_COMMAND, save_explanation
 
     if importlib.util.find_spec("matplotlib") is None:  # before any folder is made
         raise SystemExit(f"minisbert: explain draws with matplotlib, which is not installed: {PLOT_INSTALL_COMMAND}")
@@ -108,8 +108,8 @@ def format_trace_summary(trace, others=()):
     """What a Trace holds, in a few lines: tokens, shapes, and per layer the token norms, how close the
     pooled vector already is to the final one, the share of attention going to the special tokens and the
     word piece attended most (and the similarity to other traces' texts after each layer)."""
-    from minisbert.similarity import cos_sim
-    from minisbert.trace import layer_similarities
+    from minisbert.util.similarity import cos_sim
+    from minisbert.inspection.trace import layer_similarities
 
     num_layers, heads, seq, _ = trace.attentions.shape
     lines = [
@@ -192,7 +192,7 @@ def cached_corpus_embeddings(model, corpus_path, sentences, corpus_bytes, batch_
 def search_command(arguments):
     if arguments.embeddings:
         return search_store_command(arguments)
-    from minisbert.similarity import SIMILARITY_FUNCTIONS
+    from minisbert.util.similarity import SIMILARITY_FUNCTIONS
     from minisbert.util import semantic_search
 
     corpus_path = Path(arguments.corpus)
@@ -305,7 +305,7 @@ def info_lines():
 
     from minisbert import __version__, vector_width
     from minisbert.kernels import matmul
-    from minisbert.models import fast_encoder
+    from minisbert.architectures import fast_encoder
 
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), None)
     lines = [
@@ -352,7 +352,7 @@ def add_info_command(commands):
 
 def add_streaming_arguments(commands):
     """encode: the options that change the embeddings, and streaming into a resumable .zarr store on this
-    machine or a Dask cluster (minisbert.streaming); search: over such a store."""
+    machine or a Dask cluster (minisbert.distributed.streaming); search: over such a store."""
     encode = commands.choices["encode"]
     encode.add_argument("--prompt", help="text put before every sentence")
     encode.add_argument("--prompt-name", help="the model's prompt of that name (e.g. query, document)")
@@ -387,7 +387,7 @@ def streaming_requested(arguments):
 
 
 def encode_to_store_command(arguments):
-    from minisbert import streaming
+    from minisbert.distributed import streaming
 
     output = (arguments.output or "").rstrip("/\\")
     if not output.endswith(".zarr"):
@@ -415,7 +415,7 @@ def encode_to_store_command(arguments):
 
 
 def search_store_command(arguments):
-    from minisbert import streaming
+    from minisbert.distributed import streaming
 
     cross_encoder = load_cross_encoder(arguments.rerank) if arguments.rerank else None
     retrieved = arguments.top_k * RERANK_CANDIDATES_PER_HIT if cross_encoder else arguments.top_k
@@ -455,7 +455,7 @@ def sparse_encode_command(arguments):
     """JSON lines {"sentence", "tokens": [[token, weight], ...]} (top-k, heaviest first); --output FILE.npz saves
     the whole csr_array with scipy.sparse.save_npz."""
     from minisbert import SparseEncoder
-    from minisbert.sparse_encoder import scipy_sparse
+    from minisbert.families.sparse_encoder import scipy_sparse
 
     sentences = read_sentences(arguments)
     model = SparseEncoder(arguments.model)

@@ -9,8 +9,8 @@ import os
 
 import numpy as np
 
-from minisbert.quantization import check_precision, unpack_bits
-from minisbert.similarity import SIMILARITY_FUNCTIONS, similarity_function_name
+from minisbert.util.quantization import check_precision, unpack_bits
+from minisbert.util.similarity import SIMILARITY_FUNCTIONS, similarity_function_name
 
 logger = logging.getLogger(__name__)
 

@@ -101,7 +101,7 @@ KNOWN_RERANKERS = [
 
 def reranker_is_supported(known):
     """Whether minisbert has both the forward pass and the classification head of a reranker's architecture."""
-    from minisbert.models import ARCHITECTURES
-    from minisbert.models.heads import HEADS
+    from minisbert.architectures import ARCHITECTURES
+    from minisbert.architectures.heads import HEADS
 
     return known.model_type in ARCHITECTURES and known.model_type in HEADS

@@ -24,8 +24,8 @@ import numpy as np
 from scipy import stats
 
 from minisbert import SentenceTransformer
-from minisbert.loading import read_json
-from minisbert.similarity import cos_sim, dot_score
+from minisbert.files.loading import read_json
+from minisbert.util.similarity import cos_sim, dot_score
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "stdlib_sentences.txt"
 

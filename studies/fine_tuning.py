@@ -23,7 +23,7 @@ from scipy import stats
 from minisbert import SentenceTransformer
 from minisbert.evaluation import EmbeddingSimilarityEvaluator, read_pairs
 from minisbert.modules import Pooling, Transformer
-from minisbert.similarity import cos_sim, dot_score
+from minisbert.util.similarity import cos_sim, dot_score
 from minisbert.training import losses
 from minisbert.training.trainer import InputExample, fit
 

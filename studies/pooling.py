@@ -17,7 +17,7 @@ from scipy import stats
 from minisbert import SentenceTransformer
 from minisbert.evaluation import read_pairs
 from minisbert.modules import Pooling
-from minisbert.similarity import pairwise_cos_sim
+from minisbert.util.similarity import pairwise_cos_sim
 
 KORSTS = Path(__file__).resolve().parent.parent.parent / "shared" / "sts" / "korsts-test.tsv"
 MODES = ("cls", "mean", "max")

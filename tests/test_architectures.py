@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from tiny_models import ARCHITECTURES, HARD_TEXTS, max_relative_difference
 
-from minisbert.models import UnsupportedArchitectureError, architecture_for
+from minisbert.architectures import UnsupportedArchitectureError, architecture_for
 
 ALL_POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
 TOLERANCE = 1e-5  # relative to the largest value of the reference output
@@ -52,7 +52,7 @@ def test_roberta_position_ids_match_transformers():
     from transformers.models.roberta.modeling_roberta import RobertaEmbeddings
     import torch
 
-    from minisbert.models.roberta import position_ids_skipping_padding
+    from minisbert.architectures.roberta import position_ids_skipping_padding
 
     input_ids = np.array([[0, 5, 6, 2, 1, 1], [0, 7, 2, 1, 1, 1], [0, 1, 9, 9, 2, 1]])
     expected = RobertaEmbeddings.create_position_ids_from_input_ids(torch.tensor(input_ids), padding_idx=1)
@@ -63,7 +63,7 @@ def test_mpnet_relative_position_buckets_match_transformers():
     import torch
     from transformers.models.mpnet.modeling_mpnet import MPNetEncoder
 
-    from minisbert.models.mpnet import relative_position_bucket
+    from minisbert.architectures.mpnet import relative_position_bucket
 
     positions = np.arange(600)
     relative = positions[None, :] - positions[:, None]  # every distance from -599 to 599

@@ -10,7 +10,7 @@ from inputs import HARD_TEXTS
 from tiny_modern_models import GEMMA_PROMPTS, QWEN3_PROMPTS, build_modern_sentence_transformer
 from tiny_models import max_relative_difference
 
-from minisbert.models import architecture_for
+from minisbert.architectures import architecture_for
 
 TOLERANCE = 1e-5  # relative to the largest value of the reference output
 TRACE_TOLERANCE = 1e-4  # hidden states and attentions against transformers' eager attention
@@ -172,7 +172,7 @@ def test_deberta_log_buckets_match_transformers(bucket_size, max_position):
     import torch
     from transformers.models.deberta_v2.modeling_deberta_v2 import make_log_bucket_position
 
-    from minisbert.models.deberta_v2 import log_bucket_position
+    from minisbert.architectures.deberta_v2 import log_bucket_position
 
     positions = np.arange(700)
     relative = positions[:, None] - positions[None, :]  # every distance from -699 to 699
@@ -185,7 +185,7 @@ def test_t5_buckets_reach_their_logarithmic_range_in_the_tests():
     import torch
     from transformers.models.t5.modeling_t5 import T5Attention
 
-    from minisbert.models.mpnet import relative_position_bucket
+    from minisbert.architectures.mpnet import relative_position_bucket
 
     positions = np.arange(48)
     relative = positions[None, :] - positions[:, None]

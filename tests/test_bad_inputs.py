@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 from minisbert import SentenceTransformer
 from minisbert.cli import main as cli
 from minisbert.evaluation import EmbeddingSimilarityEvaluator, read_pairs
-from minisbert.loading import ConfigError, ModelLoadError
-from minisbert.models import UnsupportedArchitectureError
-from minisbert.models.checkpoint import CheckpointError
-from minisbert.quantization import quantize_embeddings, semantic_search_binary
+from minisbert.files.loading import ConfigError, ModelLoadError
+from minisbert.architectures import UnsupportedArchitectureError
+from minisbert.architectures.checkpoint import CheckpointError
+from minisbert.util.quantization import quantize_embeddings, semantic_search_binary
 from minisbert.util import community_detection, cos_sim, semantic_search
 from tests.conftest import REPO
 from refusals import Refusal, check, render

@@ -13,7 +13,7 @@ from inputs import HARD_TEXTS
 from tiny_models import CROSS_ENCODER_ARCHITECTURES, max_relative_difference
 
 from minisbert import CrossEncoder
-from minisbert.loading import ModelLoadError
+from minisbert.files.loading import ModelLoadError
 
 LONG_QUERY = "Long query: " + "how do rerankers truncate a pair of long texts " * 30
 LONG_DOCUMENT = "word " * 400

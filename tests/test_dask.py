@@ -33,20 +33,20 @@ TEXTS = HARD_TEXTS + [f"sentence {i}: " + "word " * (i % 13) for i in range(37)]
 
 
 class CountModelLoads(WorkerPlugin):
-    """On every worker process (restarted ones too): counts the SentenceTransformer objects minisbert.embedder
+    """On every worker process (restarted ones too): counts the SentenceTransformer objects minisbert.distributed.embedder
     creates, in SentenceTransformer.loads."""
 
     def setup(self, worker):
-        import minisbert.embedder
+        import minisbert.distributed.embedder
 
-        class CountedSentenceTransformer(minisbert.embedder.SentenceTransformer):
+        class CountedSentenceTransformer(minisbert.distributed.embedder.SentenceTransformer):
             loads = 0
 
             def __init__(self, *arguments, **options):
                 CountedSentenceTransformer.loads += 1
                 super().__init__(*arguments, **options)
 
-        minisbert.embedder.SentenceTransformer = CountedSentenceTransformer
+        minisbert.distributed.embedder.SentenceTransformer = CountedSentenceTransformer
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +61,10 @@ def client():
 
 
 def model_loads(client):
-    """{worker address: how many models minisbert.embedder has loaded in that worker process}."""
-    import minisbert.embedder
+    """{worker address: how many models minisbert.distributed.embedder has loaded in that worker process}."""
+    import minisbert.distributed.embedder
 
-    return client.run(lambda: minisbert.embedder.SentenceTransformer.loads)
+    return client.run(lambda: minisbert.distributed.embedder.SentenceTransformer.loads)
 
 
 def texts_as(kind, texts, partitions):
@@ -134,9 +134,9 @@ def test_encode_empty_input(client, model):
 
 
 def forget_loaded_models():
-    import minisbert.embedder
+    import minisbert.distributed.embedder
 
-    minisbert.embedder._process_models.clear()
+    minisbert.distributed.embedder._process_models.clear()
 
 
 def test_model_is_loaded_once_per_worker(client, model):
@@ -284,7 +284,7 @@ def test_embedder_pickles_small_and_names_a_missing_column(model):
 def test_importing_minisbert_imports_no_dask_and_minisbert_dask_no_torch():
     check = (
         "import sys, minisbert; core = sorted({'dask', 'distributed', 'zarr'} & set(sys.modules)); "
-        "import minisbert.dask, minisbert.streaming; "
+        "import minisbert.dask, minisbert.distributed.streaming; "
         "heavy = sorted({'torch', 'transformers', 'sentence_transformers'} & set(sys.modules)); print(core, heavy)"
     )
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)

@@ -12,8 +12,8 @@ import pytest
 
 from minisbert import SentenceTransformer, vector_width
 from minisbert.cli import main
-from minisbert.models import fast_encoder as fast_encoder_module
-from minisbert.models.layers import activation, encoder_reference
+from minisbert.architectures import fast_encoder as fast_encoder_module
+from minisbert.architectures.layers import activation, encoder_reference
 from tests.inputs import HARD_TEXTS
 from tests.test_fast_encoder import padded_batch, random_layers, tiny_config
 
@@ -144,7 +144,7 @@ sys.path.insert(0, sys.argv[1])
 from tests.inputs import HARD_TEXTS
 rng = np.random.default_rng(0)
 weight, x = rng.standard_normal((37, 300)).astype(np.float32), rng.standard_normal((300, 11)).astype(np.float32)
-out = {"wide": minisbert.vector_width.WIDE_VECTORS,
+out = {"wide": minisbert.runtime.vector_width.WIDE_VECTORS,
        "registers": matmul.compiled_instructions()["fp32 micro-kernel"]["registers"],
        "gemm": matmul.matmul_3_packed(matmul.pack_weight(weight), x, np.empty((37, 11), np.float32)).tolist(),
        "embeddings": minisbert.SentenceTransformer(sys.argv[2]).encode(HARD_TEXTS, batch_size=8).tolist()}

@@ -11,7 +11,7 @@ import scipy.stats
 from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator as ReferenceEvaluator
 
 from minisbert.evaluation import EmbeddingSimilarityEvaluator, pearson, read_pairs, spearman
-from minisbert.quantization import quantize_embeddings
+from minisbert.util.quantization import quantize_embeddings
 from minisbert.util import normalize_embeddings
 
 DATA = Path(__file__).resolve().parent / "data"

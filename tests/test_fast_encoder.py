@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
 
-from minisbert.models import fast_encoder as fast_encoder_module
-from minisbert.models.fast_encoder import fast_encoder, packed_encoder, sequence_groups
-from minisbert.models.layers import activation, encoder, encoder_reference
-from minisbert.threads import blas_thread_count
+from minisbert.architectures import fast_encoder as fast_encoder_module
+from minisbert.architectures.fast_encoder import fast_encoder, packed_encoder, sequence_groups
+from minisbert.architectures.layers import activation, encoder, encoder_reference
+from minisbert.runtime.threads import blas_thread_count
 
 HIDDEN, HEADS, INTERMEDIATE, LAYERS = 12, 3, 20, 2
 MIXED_TEXTS = [

@@ -22,9 +22,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from minisbert.loading import ModelLoadError
-from minisbert.torch_checkpoint import UnsafeCheckpointError, load_torch_checkpoint
-from minisbert.weights import load_weights, read_safetensors
+from minisbert.files.loading import ModelLoadError
+from minisbert.files.torch_checkpoint import UnsafeCheckpointError, load_torch_checkpoint
+from minisbert.files.weights import load_weights, read_safetensors
 from refusals import Refusal, check
 
 # ---------------------------------------------------------------------------------------------------------

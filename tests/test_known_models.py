@@ -7,7 +7,7 @@ import torch
 from tiny_models import HARD_TEXTS, max_relative_difference
 
 from minisbert.known_models import KNOWN_MODELS
-from minisbert.models import ARCHITECTURES
+from minisbert.architectures import ARCHITECTURES
 
 
 # Today's architectures are built by tests/tiny_modern_models.py, with their tokenizers' padding side.

@@ -4,8 +4,8 @@ file gets an error that says what is wrong with it."""
 import numpy as np
 import pytest
 
-from minisbert.loading import ModelLoadError
-from minisbert.weights import load_weights
+from minisbert.files.loading import ModelLoadError
+from minisbert.files.weights import load_weights
 
 
 def test_float32_weights_are_read_only_views_of_the_file(default_model_folder):

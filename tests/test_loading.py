@@ -13,9 +13,9 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from minisbert import SentenceTransformer
-from minisbert.loading import ModelLoadError
-from minisbert.models import UnsupportedArchitectureError
-from minisbert.models.checkpoint import CheckpointError
+from minisbert.files.loading import ModelLoadError
+from minisbert.architectures import UnsupportedArchitectureError
+from minisbert.architectures.checkpoint import CheckpointError
 
 TEXTS = ["A sentence to embed.", "Une autre phrase."]
 

@@ -137,7 +137,7 @@ def test_multi_vector_search_ranks_by_maxsim(colbert):
 
 def test_a_bi_encoder_is_refused(tiny_model):
     from minisbert import MultiVectorEncoder
-    from minisbert.loading import ModelLoadError
+    from minisbert.files.loading import ModelLoadError
 
     folder, _, _ = tiny_model("bert")
     with pytest.raises(ModelLoadError, match="is a SentenceTransformer model.*not a MultiVectorEncoder"):
@@ -146,7 +146,7 @@ def test_a_bi_encoder_is_refused(tiny_model):
 
 def test_a_colbert_model_is_refused_by_the_other_families(colbert):
     from minisbert import SentenceTransformer, SparseEncoder
-    from minisbert.loading import ModelLoadError
+    from minisbert.files.loading import ModelLoadError
 
     model, _ = colbert()
     with pytest.raises(ModelLoadError, match="is a MultiVectorEncoder model.*not a SparseEncoder"):
@@ -172,7 +172,7 @@ def test_unknown_output_value_is_refused(colbert):
 
 
 def test_trace_plot(colbert, tmp_path):
-    from minisbert import plots
+    from minisbert.inspection import plots
 
     model, _ = colbert()
     trace = model.trace("What is the capital of France?", "Paris is the capital and most populous city of France.")

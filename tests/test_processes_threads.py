@@ -14,8 +14,8 @@ import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from minisbert import SentenceTransformer
-from minisbert import threads as minisbert_threads
-from minisbert.quantization import quantize_embeddings, semantic_search_binary
+from minisbert.runtime import threads as minisbert_threads
+from minisbert.util.quantization import quantize_embeddings, semantic_search_binary
 from minisbert.util import euclidean_sim, semantic_search
 from tests.inputs import HARD_TEXTS, corpus_sentences
 

@@ -79,7 +79,7 @@ def test_sparse_search_on_random_weights(dtype):
 
 
 def test_sparse_search_api_checks_top_k_and_vocabulary():
-    from minisbert.sparse_encoder import sparse_search as search
+    from minisbert.families.sparse_encoder import sparse_search as search
 
     queries, corpus = random_csr(2, 30, 0.2, 7), random_csr(5, 30, 0.2, 8)
     with pytest.raises(ValueError, match="top_k must be at least 1"):
@@ -91,7 +91,7 @@ def test_sparse_search_api_checks_top_k_and_vocabulary():
 
 
 def test_a_prebuilt_inverted_index_gives_the_same_hits():
-    from minisbert.sparse_encoder import inverted_index, sparse_search
+    from minisbert.families.sparse_encoder import inverted_index, sparse_search
 
     queries, corpus = random_csr(4, 300, 0.05, 9), random_csr(60, 300, 0.05, 10, empty_rows=[0, 7])
     index = inverted_index(corpus)

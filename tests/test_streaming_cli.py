@@ -1,4 +1,4 @@
-"""`minisbert encode --input FILE --output NAME.zarr` (minisbert.streaming): the store equals in-process encode
+"""`minisbert encode --input FILE --output NAME.zarr` (minisbert.distributed.streaming): the store equals in-process encode
 (within 1e-6) and records what made it; a run killed with SIGKILL resumes, encoding only the missing chunks, and
 its local Dask cluster dies with it; a store made from another input, model or options is refused and left as it
 was; user errors are one clear line, never a traceback; `minisbert search --embeddings` searches a store."""
@@ -20,7 +20,7 @@ from tiny_models import HARD_TEXTS
 from minisbert import __version__, util
 from minisbert.cli import main
 from minisbert import Embedder
-from minisbert.streaming import encode_chunk, model_fingerprint
+from minisbert.distributed.streaming import encode_chunk, model_fingerprint
 
 # One line each (no newline inside): empty, whitespace, accents, Korean, Japanese, emoji, specials, a long text.
 LINES = [text.replace("\n", " ") for text in HARD_TEXTS] + [f"line {i}: " + "word " * (i % 11) for i in range(33)]
@@ -212,7 +212,7 @@ def test_a_store_made_from_something_else_is_refused_and_kept(
     "edit, error", [("edit line 20", "changed while it was being encoded (chunk 2)"), ("cut", "got shorter")]
 )
 def test_an_input_changed_during_the_run_stops_it(capsys, corpus, tmp_path, monkeypatch, edit, error):
-    from minisbert import streaming
+    from minisbert.distributed import streaming
 
     scan_input = streaming.scan_input
 

@@ -63,7 +63,7 @@ def test_pooling_table_on_a_few_pairs(default_model_folder):
 def test_mean_pooling_of_token_embeddings_is_the_model_embedding(model):
     import numpy as np
 
-    from minisbert.similarity import pairwise_cos_sim
+    from minisbert.util.similarity import pairwise_cos_sim
 
     texts = ["The weather is lovely today.", "빠른 갈색 여우가 게으른 개를 뛰어넘는다."]
     tokens = model.encode(texts, output_value="token_embeddings")

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from tiny_models import HARD_TEXTS, max_relative_difference
 
-from minisbert.models import layers
+from minisbert.architectures import layers
 from minisbert.training import backward, losses
 from minisbert.training.checkpoint import checkpoint_tensors
 from minisbert.training.model import (
@@ -94,7 +94,7 @@ def test_activation(name):
     weights = random(len(x))
     d_x = backward.activation_backward(weights, x, name)
     (expected,) = autograd(ACTIVATIONS[name], x, weights=weights)
-    # the forward GELUs of models/layers.py use float32-accurate constants (sqrt(1/2) to 1.7e-8 relative), which
+    # the forward GELUs of architectures/layers.py use float32-accurate constants (sqrt(1/2) to 1.7e-8 relative), which
     # the finite differences see; torch and the derivative use exact ones
     assert max_relative_difference(d_x, expected) <= 1e-7
     if name != "relu":  # not differentiable at 0
@@ -302,7 +302,7 @@ def test_whole_model_gradients_in_float64(tiny_model, architecture):
     labels = np.array([0.9, 0.1, 0.5, 0.3])
     expected_value, expected = reference_gradients(reference, CoSENTLoss(reference), COLUMNS[:2], labels, torch.float64)
     value, grads, _ = our_gradients(model, losses.CoSENTLoss(model), COLUMNS[:2], labels)
-    # the loss to 1e-7, not closer: the forward pass's GELU (models/layers.py) has float32-accurate constants
+    # the loss to 1e-7, not closer: the forward pass's GELU (architectures/layers.py) has float32-accurate constants
     assert abs(value - expected_value) <= 1e-7 * abs(expected_value)
     assert_gradients_match(grads, expected, 1e-7, 1e-7)
 

@@ -9,9 +9,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from minisbert import SentenceTransformer
-from minisbert.models.checkpoint import CheckpointError
-from minisbert.torch_checkpoint import load_torch_checkpoint
-from minisbert.weights import load_weights, read_safetensors
+from minisbert.architectures.checkpoint import CheckpointError
+from minisbert.files.torch_checkpoint import load_torch_checkpoint
+from minisbert.files.weights import load_weights, read_safetensors
 
 TEXTS = ["The weather is lovely today.", "", "A much longer sentence about nothing in particular at all."]
 

@@ -1,4 +1,4 @@
-"""The backward pass of the encoder, one function beside each forward piece of models/layers.py.
+"""The backward pass of the encoder, one function beside each forward piece of architectures/layers.py.
 
 Each ``*_backward`` takes the gradient of the loss with respect to a piece's output (``d_out``, same shape as
 the output) and what the forward pass saw, and returns the gradient with respect to the piece's input and, for
@@ -6,7 +6,7 @@ pieces with weights, a dict of parameter gradients shaped as the parameters. Lay
 recompute what they need from their input, so the forward pass only has to keep inputs; attention keeps its
 queries, keys, values and probabilities.
 
-``encoder_layer_forward`` / ``encoder_forward`` are the training forward pass: models/layers.py's functions, in
+``encoder_layer_forward`` / ``encoder_forward`` are the training forward pass: architectures/layers.py's functions, in
 the same order, with dropout (a seeded mask) and a ``cache`` of the activations the backward pass reads.
 Everything runs in the dtype of its inputs: float32 for training, float64 for gradient checks.
 """
@@ -16,7 +16,7 @@ import math
 import numba
 import numpy as np
 
-from minisbert.models.layers import (
+from minisbert.architectures.layers import (
     activation,
     additive_attention_mask,
     layer_norm,

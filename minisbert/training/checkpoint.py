@@ -1,6 +1,6 @@
 """Saving a trained model as a sentence-transformers folder that sentence-transformers and minisbert both load:
 the original folder's configs and tokenizer, with each weight file rewritten in safetensors from the trained
-parameters (models/checkpoint.py read them in; ``checkpoint_tensors`` is the way back, fused query/key/value
+parameters (architectures/checkpoint.py read them in; ``checkpoint_tensors`` is the way back, fused query/key/value
 split again, names as transformers gives them). ``write_safetensors`` is the format's writer, in NumPy.
 """
 
@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from minisbert.loading import read_json
-from minisbert.models.checkpoint import Checkpoint, current_name
+from minisbert.files.loading import read_json
+from minisbert.architectures.checkpoint import Checkpoint, current_name
 from minisbert.modules import Dense, Transformer
-from minisbert.weights import WEIGHT_FILES, load_weights
+from minisbert.files.weights import WEIGHT_FILES, load_weights
 
 # model_type -> the prefixes its load_parameters accepts, and the tensor names of each part of a layer
 LAYOUTS = {

@@ -10,10 +10,10 @@ the gradients of every parameter, in a tree shaped as ``trainable_parameters(mod
 
 import numpy as np
 
-from minisbert.models import mpnet
-from minisbert.models.fast_encoder import DERIVED_WEIGHT_KEYS
-from minisbert.models.layers import embedding_lookup, layer_norm
-from minisbert.models.roberta import position_ids_skipping_padding
+from minisbert.architectures import mpnet
+from minisbert.architectures.fast_encoder import DERIVED_WEIGHT_KEYS
+from minisbert.architectures.layers import embedding_lookup, layer_norm
+from minisbert.architectures.roberta import position_ids_skipping_padding
 from minisbert.modules import DENSE_ACTIVATIONS, Dense, Normalize, Pooling, Transformer, pool
 from minisbert.training.backward import (
     embedding_backward,
@@ -110,7 +110,7 @@ def make_trainable(model, dtype=np.float32):
 
 def embedding_positions(config, input_ids, token_type_ids):
     # input_ids (batch, seq) -> position_ids (batch or 1, seq), token_type_ids (batch, seq) or None, as each
-    # architecture's forward in models/ builds them
+    # architecture's forward in architectures/ builds them
     model_type = config["model_type"]
     if model_type in ("bert", "distilbert"):
         position_ids = np.arange(input_ids.shape[1])[None, :]
