@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from minisbert.kernels.adamw import adamw_update
 from minisbert.training.checkpoint import module_folders, save_model
 from minisbert.training.model import (
     TrainingError,
@@ -66,18 +67,14 @@ def decays(name):
 
 def adamw_step(params, grads, moments, step, learning_rate, weight_decay, betas=(0.9, 0.999), eps=1e-8):
     """One AdamW update, in place (torch.optim.AdamW): params, grads, moments["m"], moments["v"] are lists of
-    arrays in one order; step counts from 1."""
+    arrays in one order; step counts from 1. Each array is updated by kernels/adamw.py in one pass."""
     beta1, beta2 = betas
-    correction1, correction2 = 1 - beta1**step, 1 - beta2**step
-    for index, (param, grad, decay) in enumerate(zip(params, grads, moments["decays"])):
-        m, v = moments["m"][index], moments["v"][index]
-        if decay and weight_decay:
-            param *= param.dtype.type(1 - learning_rate * weight_decay)
-        m += (grad - m) * m.dtype.type(1 - beta1)
-        v *= v.dtype.type(beta2)
-        v += grad * grad * v.dtype.type(1 - beta2)
-        denominator = np.sqrt(v) / v.dtype.type(math.sqrt(correction2)) + v.dtype.type(eps)
-        param -= param.dtype.type(learning_rate / correction1) * m / denominator
+    step_size = learning_rate / (1 - beta1**step)
+    correction2_sqrt = math.sqrt(1 - beta2**step)
+    for param, grad, m, v, decay in zip(params, grads, moments["m"], moments["v"], moments["decays"]):
+        decay_factor = 1 - learning_rate * weight_decay if decay and weight_decay else 1
+        adamw_update(param, np.ascontiguousarray(grad, dtype=param.dtype), m, v, decay_factor, beta1, beta2,
+                     step_size, correction2_sqrt, eps)
 
 
 def check_examples(examples, loss):
@@ -217,7 +214,10 @@ def gradients_by_name(model, caches, d_embeddings, d_loss_params):
     grads = {f"loss.{name}": value for name, value in d_loss_params.items()}
     for cache, d_embedding in zip(caches, d_embeddings):
         for name, value in leaves({"model": model_backward(model, cache, d_embedding)}):
-            grads[name] = grads[name] + value if name in grads else value
+            if name in grads:
+                grads[name] += value  # in place: the word-embedding table's gradient alone is tens of MB
+            else:
+                grads[name] = value
     return grads
 
 
