@@ -82,6 +82,7 @@ def mean_maxsim(a, b, a_mask=None, b_mask=None, length_normalize=True):
 
 
 def mean_maxsim_pairwise(a, b, a_mask=None, b_mask=None, length_normalize=True):
+    """maxsim_pairwise divided by each query's token count."""
     return maxsim_pairwise(a, b, a_mask, b_mask, length_normalize)
 
 
