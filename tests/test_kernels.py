@@ -121,8 +121,8 @@ def token_batch(rng):
 def sliced(rows=slice(None), features=slice(None), dtype=None):
     def make(rng):
         token_embeddings, mask = token_batch(rng)
-        token_embeddings = token_embeddings[rows, :, features]
-        return token_embeddings.astype(dtype or token_embeddings.dtype), mask[rows]
+        token_embeddings = token_embeddings[rows, :, features]  # a view: non-contiguous when features is strided
+        return (token_embeddings if dtype is None else token_embeddings.astype(dtype)), mask[rows]
 
     return make
 
@@ -152,7 +152,7 @@ def normal_scores(shape, k):
 
 
 def top_k_in_chunks(scores, k, rows=6, columns=17):
-    """RunningTopK fed blocks of `rows` rows and `columns` columns: overlapping row blocks, columns in order."""
+    """RunningTopK fed blocks of `rows` rows and `columns` columns, the columns in increasing order."""
     running = topk.RunningTopK(len(scores), k, scores.dtype)
     for start in range(0, scores.shape[1], columns):
         for first_row in range(0, len(scores), rows):
