@@ -651,7 +651,7 @@ def cases():
             yield pytest.param(pair, make, check, id=f"{pair.name}: {case_name}")
 
 
-@pytest.mark.parametrize("pair, make, check", cases())
+@pytest.mark.parametrize("pair, make, check", list(cases()))
 def test_kernel_matches_its_reference(pair, make, check):
     inputs = make(np.random.default_rng(0))
     expected = pair.reference(*inputs)
