@@ -20,8 +20,8 @@ except ImportError as error:
 from minisbert.distributed.embedder import Embedder
 from minisbert.kernels.similarity import as_embedding_matrix
 from minisbert.kernels.topk import merge_top_k
+from minisbert.util._search import check_count, search_results, top_k_scores
 from minisbert.util.similarity import cos_sim
-from minisbert.util import check_count, search_results, top_k_scores
 
 LIST_PARTITION_SIZE = 10_000  # texts per chunk when the input is a list (a Bag or DataFrame has its own partitions)
 

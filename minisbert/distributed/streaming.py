@@ -32,7 +32,7 @@ from minisbert.distributed.embedder import Embedder, model_name, process_model
 from minisbert.kernels.topk import merge_top_k
 from minisbert.files.loading import HUB_FILE_PATTERNS, HUB_SKIPPED_FOLDERS
 from minisbert.util.similarity import SIMILARITY_FUNCTIONS
-from minisbert.util import top_k_scores
+from minisbert.util._search import top_k_scores
 
 DEFAULT_CHUNK_SIZE = 10_000
 STORE_FORMAT = 1  # the layout above; a change of layout bumps it

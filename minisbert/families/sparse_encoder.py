@@ -570,7 +570,7 @@ def sparse_search(query_embeddings, corpus_embeddings, top_k=10):
     them: [[{"corpus_id", "score"}, ...] per query], best first (ties by corpus_id), over an inverted index of the
     corpus. corpus_embeddings: sparse or dense (n, vocab), or inverted_index(corpus) built once beforehand."""
     from minisbert.kernels.sparse import sparse_search as search_kernel
-    from minisbert.util import check_count, search_results
+    from minisbert.util._search import check_count, search_results
 
     top_k = check_count(top_k, "top_k", 1)
     queries, _ = as_sparse_matrix(query_embeddings)

@@ -1,6 +1,7 @@
 """Quantized embeddings, as sentence_transformers.quantization makes them: int8 / uint8 (255 buckets per dimension
 between calibrated ranges) and binary / ubinary (the sign bit of each dimension, packed 8 to a byte); and binary
 search: Hamming-distance top-k over packed bits, then rescoring of the candidates with the float queries.
+Imports the kernels and the private minisbert.util._search.
 """
 
 import logging
@@ -10,14 +11,17 @@ import numpy as np
 from minisbert.kernels.hamming import as_words, hamming_top_k_update
 from minisbert.kernels.rescore import candidate_scores
 from minisbert.kernels.topk import RunningTopK
-from minisbert.util import check_count, search_results
+from minisbert.util._search import check_count, search_results
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["PRECISIONS", "check_precision", "quantize_embeddings", "unpack_bits", "semantic_search_binary"]
 
 PRECISIONS = ("float32", "int8", "uint8", "binary", "ubinary")
 
 
 def check_precision(precision):
+    """precision, if quantize_embeddings supports it, else a ValueError listing the supported ones."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r} is not supported; choose one of {PRECISIONS}")
     return precision

@@ -1,5 +1,6 @@
-"""semantic_search, paraphrase mining, community detection and normalize_embeddings against
-sentence_transformers.util on the same embeddings: same ids in the same order, scores within 1e-5."""
+"""minisbert.util's retrieval functions (util/retrieval.py): semantic_search, paraphrase mining and community
+detection against sentence_transformers.util on the same embeddings: same ids in the same order, scores within
+1e-5."""
 
 import numpy as np
 import pytest
@@ -158,14 +159,3 @@ def test_community_detection_matches_sentence_transformers(threshold, min_commun
 def test_community_detection_fewer_rows_than_min_size_or_empty():
     assert util.community_detection(random_embeddings(5), min_community_size=10) == []
     assert util.community_detection(np.empty((0, 8), dtype=np.float32)) == []
-
-
-@pytest.mark.parametrize("shape", [(7, 24), (24,), (3, 5)])
-def test_normalize_embeddings_matches_sentence_transformers(shape):
-    embeddings = rng.standard_normal(shape).astype(np.float32)
-    if len(shape) == 2:
-        embeddings[0] = 0.0  # a zero row stays zero
-    expected = reference.normalize_embeddings(torch.from_numpy(embeddings)).numpy()
-    actual = util.normalize_embeddings(embeddings)
-    assert actual.shape == expected.shape
-    np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-6)
