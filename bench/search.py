@@ -91,7 +91,7 @@ def real_embeddings_recall(top_k, queries=1000):
     import tempfile
 
     from minisbert import SentenceTransformer
-    from minisbert.cli import cached_corpus_embeddings
+    from minisbert.util.corpus_cache import cached_corpus_embeddings
 
     source = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "stdlib_sentences.txt"
     if not source.exists():
