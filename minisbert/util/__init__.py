@@ -1,6 +1,7 @@
 """What sentence_transformers.util offers for working with embeddings, without torch: the similarity functions
 (cos_sim, dot_score, ... and their pairwise_* forms), normalize_embeddings, semantic_search, paraphrase mining and
 community detection, with sentence-transformers' arguments and return structures.
+May import the kernels and the runtime; the families use it.
 """
 
 import heapq
