@@ -404,7 +404,8 @@ def build_parser():
     encode = commands.add_parser("encode", parents=[sentences, model, batch, normalize], help="print sentence embeddings")
     encode.add_argument("--output", "-o", help="write the embeddings to this .npy file")
     encode.add_argument(
-        "--quantize", choices=["int8"], default=None, help="int8 weights and activations (faster, ~1%% less exact)"
+        "--quantize", choices=["int8"], default=None,
+        help="int8 weights and activations, slightly less exact (README, \"Own matmul, int8 and wide vectors\")",
     )
     encode.add_argument("--prompt", help="text put before every sentence")
     encode.add_argument("--prompt-name", help="the model's prompt of that name (e.g. query, document)")
