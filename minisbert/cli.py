@@ -272,10 +272,7 @@ def search_command(arguments):
     for query, hits in zip(arguments.query, results):
         if cross_encoder:
             hits = rerank_hits(cross_encoder, query, hits, sentences, arguments.top_k, arguments.batch_size)
-        print(f"query: {query}")
-        for rank, hit in enumerate(hits, 1):
-            number, line = lines[hit["corpus_id"]]
-            print(f"{rank:4d}. {hit['score']:.4f}  line {number}: {line}")
+        print_hits(query, [(hit["score"], *lines[hit["corpus_id"]]) for hit in hits])
 
 
 def search_store_command(arguments):
@@ -295,9 +292,14 @@ def search_store_command(arguments):
             candidates = [{"corpus_id": number, "score": score} for score, number, _ in hits]
             reranked = rerank_hits(cross_encoder, query, candidates, lines, arguments.top_k, arguments.batch_size)
             hits = [(hit["score"], hit["corpus_id"], lines[hit["corpus_id"]]) for hit in reranked]
-        print(f"query: {query}")
-        for rank, (score, number, line) in enumerate(hits, 1):
-            print(f"{rank:4d}. {score:.4f}  line {number}: {line}")
+        print_hits(query, hits)
+
+
+def print_hits(query, hits):
+    """What search and rerank print: the query, then a line per (score, line number, line) hit, best first."""
+    print(f"query: {query}")
+    for rank, (score, number, line) in enumerate(hits, 1):
+        print(f"{rank:4d}. {score:.4f}  line {number}: {line}")
 
 
 def rerank_hits(cross_encoder, query, hits, sentences, top_k, batch_size=32):
@@ -316,10 +318,7 @@ def rerank_command(arguments):
     results = model.rank(
         arguments.query, [line for _, line in candidates], top_k=arguments.top_k, batch_size=arguments.batch_size
     )
-    print(f"query: {arguments.query}")
-    for rank, result in enumerate(results, 1):
-        number, line = candidates[result["corpus_id"]]
-        print(f"{rank:4d}. {result['score']:.4f}  line {number}: {line}")
+    print_hits(arguments.query, [(result["score"], *candidates[result["corpus_id"]]) for result in results])
 
 
 def evaluate_command(arguments):
