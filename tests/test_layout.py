@@ -49,7 +49,9 @@ def backticked(cell):
 
 
 ROOMS = {room: backticked(paths) for room, paths, _ in doc_table("Room")}
-MAY_IMPORT = {room: set() if allowed == "nothing" else set(allowed.split(", ")) for room, _, allowed in doc_table("Room")}
+MAY_IMPORT = {
+    room: set() if allowed == "nothing" else set(allowed.split(", ")) for room, _, allowed in doc_table("Room")
+}
 EXCEPTIONS = [(importer, backticked(imported)[0]) for importer, imported, _ in doc_table("Importer")]
 
 
@@ -72,7 +74,9 @@ def imports_of(path, source):
     package = name if path.endswith("__init__.py") else name.rpartition(".")[0]
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
-            yield from ((node.lineno, alias.name, alias.name) for alias in node.names if alias.name.split(".")[0] == "minisbert")
+            for alias in node.names:
+                if alias.name.split(".")[0] == "minisbert":
+                    yield node.lineno, alias.name, alias.name
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
@@ -128,14 +132,17 @@ def test_every_exception_to_the_rules_is_still_needed():
 def test_the_check_catches_what_the_rules_forbid():
     kernel_importing_a_family = "import numpy\n\ndef f():\n    from minisbert.families import sentence_transformer\n"
     side_rooms = "from minisbert.training.losses import LOSSES\n"
-    violations, _ = check_imports({"kernels/topk.py": kernel_importing_a_family, "minisbert/inspection/trace.py": side_rooms})
+    violations, _ = check_imports(
+        {"kernels/topk.py": kernel_importing_a_family, "minisbert/inspection/trace.py": side_rooms}
+    )
     assert violations == [
         "kernels/topk.py:4 (kernels) imports minisbert.families.sentence_transformer (families)",
         "minisbert/inspection/trace.py:1 (inspection) imports minisbert.training.losses.LOSSES (training)",
     ]
     violations, used = check_imports({"minisbert/training/data.py": "from minisbert.evaluation import read_pairs\n"})
     assert violations == [] and used == {("training", "minisbert.evaluation")}
-    violations, _ = check_imports({"minisbert/modules/__init__.py": "from .. import cli\nfrom ..architectures import layers\n"})
+    relative = "from .. import cli\nfrom ..architectures import layers\n"
+    violations, _ = check_imports({"minisbert/modules/__init__.py": relative})
     assert violations == ["minisbert/modules/__init__.py:1 (modules) imports minisbert.cli (cli)"]
 
 
