@@ -96,3 +96,15 @@ def test_shared_options_mean_the_same_in_every_command():
         assert (arguments.model, arguments.batch_size) == ("folder", 3), argv
     assert parser.parse_args(["encode", "a"]).batch_size == 32
     assert parser.parse_args(["train", "--data", "d", "--columns", "a,b,c", "-o", "out"]).batch_size == 8
+
+
+def test_every_command_is_in_the_readme():
+    import argparse
+
+    from minisbert.cli import build_parser
+    from tests.conftest import REPO
+
+    subcommands = next(action for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction))
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert {"encode", "search", "train", "info"} <= set(subcommands.choices)
+    assert [name for name in subcommands.choices if f"minisbert {name}" not in readme] == []
