@@ -15,11 +15,11 @@ win above it). Writes the "matmul" section of bench/RESULTS.md:
 """
 
 import argparse
-import os
 import statistics
 import time
 
 import numpy as np
+from common import load_average
 from report import replace_section
 from threadpoolctl import threadpool_limits
 
@@ -109,7 +109,7 @@ def main():
         "- crossover (the largest token count at which variant 4 beat numpy): "
         + ", ".join(f"hidden {hidden}: {tokens}" for hidden, tokens in crossovers.items()),
         f"- cpu: {cpu}, {matmul.available_cores()} cores; load average at the end: "
-        + " ".join(f"{load:.2f}" for load in os.getloadavg()),
+        + load_average(),
         f"- vector width: {WIDE_VECTORS}",
         *[f"- {name}: " + ", ".join(f"{key} {n}" for key, n in kernel.items()) for name, kernel in report.items()],
     ]

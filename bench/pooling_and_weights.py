@@ -6,19 +6,10 @@ library and torch.load). Runs interleaved, best of N, so that a shared machine's
 """
 
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
-
-
-def best_time(function, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from common import best_seconds
 
 
 def interleaved(candidates, repeats=20, rounds=5):
@@ -26,7 +17,7 @@ def interleaved(candidates, repeats=20, rounds=5):
     best = {name: float("inf") for name in candidates}
     for _ in range(rounds):
         for name, function in candidates.items():
-            best[name] = min(best[name], best_time(function, repeats))
+            best[name] = min(best[name], best_seconds(function, repeats))
     return best
 
 

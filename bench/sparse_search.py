@@ -27,7 +27,7 @@ import platform
 
 import numpy as np
 import scipy.sparse
-from search import measure
+from common import measure
 
 from minisbert import util
 from minisbert.families.sparse_encoder import inverted_index, sparse_search

@@ -1,6 +1,8 @@
 """minisbert: sentence-transformers inference rebuilt from scratch in NumPy and numba.
 
 ``SentenceTransformer(...).encode(...)`` gives the same embeddings as sentence-transformers, without torch.
+The public names: imports the families, util, the distributed Embedder and the runtime; only the command line
+imports names from here, and anything may import ``__version__`` (docs/architecture.md: layout, import rules).
 """
 
 from minisbert.runtime import vector_width  # noqa: F401 (first: numba's CPU features are set before numba is imported)

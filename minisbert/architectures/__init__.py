@@ -3,6 +3,7 @@
 Each architecture module has ``CONFIG_DEFAULTS``, ``load_parameters(tensors, config)`` and
 ``forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None)``; one whose
 config.json names things its own way maps them with ``CONFIG_ALIASES`` (shared name -> its name).
+Data path step 2: may import the kernels, reading files (minisbert.files) and the runtime.
 """
 
 from minisbert.architectures import bert, deberta_v2, distilbert, electra, gemma3, modernbert, mpnet, qwen3, roberta, t5

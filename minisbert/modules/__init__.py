@@ -1,6 +1,7 @@
 """The modules a sentence-transformers model chains, as listed in its modules.json: Transformer (tokens ->
 token embeddings), Pooling (token embeddings -> sentence embedding), Dense (a linear layer), Normalize.
 Each reads and extends a ``features`` dict of NumPy arrays, as sentence-transformers' modules do with tensors.
+Data path step 3: may import the tokenizer, the architectures, reading files, kernels and runtime.
 """
 
 import logging
