@@ -7,12 +7,14 @@ given beside it. The kernels' other promises (errors that name a bad argument, i
 thread pools) are tested in test_fast_kernels.py, test_matmul.py, test_search_kernels.py and test_maxsim.py;
 test_retrieval_kernel_properties.py draws further shapes with hypothesis for the sparse and MaxSim kernels."""
 
+import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
-from minisbert.kernels import activations, attention, hamming, matmul, maxsim, normalization, pooling, rescore
+from minisbert.kernels import activations, adamw, attention, hamming, matmul, maxsim, normalization, pooling, rescore
 from minisbert.kernels import similarity, sparse, topk
 
 
@@ -639,8 +641,50 @@ ENCODER_PAIRS = [
 ]
 
 
+# --- training: the AdamW update ----------------------------------------------------------------------------------
+
+
+def updated_copies(update):
+    """update(param, grad, m, v, *scalars), which writes param, m and v in place, called on copies of them ->
+    (param, m, v). Keeps update's name and module (the table's check reads the module)."""
+
+    @functools.wraps(update)
+    def run(param, grad, m, v, *scalars):
+        param, m, v = param.copy(), m.copy(), v.copy()
+        update(param, grad, m, v, *scalars)
+        return param, m, v
+
+    return run
+
+
+def adamw_inputs(shape, dtype, decay_factor):
+    def make(rng):
+        param, grad, m = (rng.standard_normal(shape).astype(dtype) for _ in range(3))
+        v = rng.random(shape).astype(dtype)
+        return param, grad, m, v, decay_factor, 0.9, 0.999, 1e-2 / (1 - 0.9**3), math.sqrt(1 - 0.999**3), 1e-8
+
+    return make
+
+
+TRAINING_PAIRS = [
+    Pair(
+        "adamw_update",
+        updated_copies(adamw.adamw_update),
+        updated_copies(adamw.adamw_update_reference),
+        {
+            "empty": adamw_inputs((0,), np.float32, 1.0),
+            "one element": adamw_inputs((1,), np.float32, 1.0),
+            "7 x 3, weight decay": adamw_inputs((7, 3), np.float32, 1 - 1e-3),
+            "float64, weight decay": adamw_inputs((5, 4), np.float64, 1 - 1e-3),
+            "300,001 elements: split over the cores": adamw_inputs((300_001,), np.float32, 1 - 1e-3),
+        },
+        same,  # each element sees the reference's operations in the reference's order
+    ),
+]
+
+
 PAIRS = SIMILARITY_PAIRS + POOLING_PAIRS + SEARCH_PAIRS + SPARSE_PAIRS + MAXSIM_PAIRS + GEMM_PAIRS + INT8_PAIRS + (
-    ENCODER_PAIRS
+    ENCODER_PAIRS + TRAINING_PAIRS
 )
 
 

@@ -10,6 +10,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import scipy.sparse as scipy_sparse
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
@@ -128,6 +129,26 @@ def test_the_split_kernels_give_the_numbers_of_one_call(search_inputs, pool_used
     assert_same(split, whole)
 
 
+def late_interaction_and_sparse_scores():
+    """The MaxSim and sparse-search kernels, split over threads, on fixed random inputs."""
+    from minisbert.kernels import maxsim, sparse
+
+    rng = np.random.default_rng(12)
+    tokens = rng.standard_normal((60080, 32)).astype(np.float32)  # 80 query tokens, then 3000 documents of 20
+    query_offsets, document_offsets = np.arange(0, 81, 5), np.arange(0, 60001, 20)
+    weights = np.maximum(rng.standard_normal((2020, 3000)), 1.5).astype(np.float32) - np.float32(1.5)  # ~7% non-zero
+    queries, documents = scipy_sparse.csr_array(weights[:20]), scipy_sparse.csc_array(weights[20:])
+    sparse_scores, sparse_ids = sparse.sparse_search(
+        queries.indptr, queries.indices, queries.data, documents.indptr, documents.indices, documents.data, 2000, 5
+    )
+    return {
+        "maxsim": maxsim.maxsim(tokens[:80], query_offsets, tokens[80:], document_offsets),
+        "maxsim_pairwise": maxsim.maxsim_pairwise(tokens[:80], query_offsets, tokens[80:], query_offsets * 4),
+        "sparse_scores": sparse_scores,
+        "sparse_ids": sparse_ids,
+    }
+
+
 def run_everything_but_encode(queries, corpus):
     hits = semantic_search(queries, corpus, top_k=5)
     binary_hits = semantic_search_binary(queries, quantize_embeddings(corpus, "ubinary"), top_k=5, rescore_multiplier=4)
@@ -136,6 +157,7 @@ def run_everything_but_encode(queries, corpus):
         "scores": np.array([[hit["score"] for hit in row] for row in hits]),
         "binary_ids": np.array([[hit["corpus_id"] for hit in row] for row in binary_hits]),
         "euclidean": euclidean_sim(queries, corpus[:700]),
+        **late_interaction_and_sparse_scores(),
     }
 
 
@@ -210,8 +232,8 @@ def child_blas_after_encode(queue, texts):
 
 
 def test_a_child_forked_while_another_thread_holds_the_limit_encodes_and_keeps_its_threads(model, texts, two_blas_threads):
-    # the parent's limit is held by another thread at fork time (OpenBLAS gives the child its default count
-    # back); the child's encode does not wait on the parent's lock or callers, and leaves the count it found
+    # the parent's limit is held by another thread at fork time: the child starts with the parent's count
+    # outside the limit (2), its encode does not wait on the parent's lock or callers, and leaves that count
     global CHILD_MODEL
     holding, release = threading.Event(), threading.Event()
 
@@ -236,7 +258,7 @@ def test_a_child_forked_while_another_thread_holds_the_limit_encodes_and_keeps_i
         release.set()
         holder.join()
     assert isinstance(result, dict), result
-    assert result["after"] == result["inherited"]
+    assert result["inherited"] == result["after"] == 2
     assert set(blas_counts()) == {2}
 
 

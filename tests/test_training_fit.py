@@ -3,7 +3,6 @@ gradient clipping, the safetensors writer), its bad-input errors, checkpoints, e
 ``minisbert train`` command."""
 
 import json
-import math
 
 import numpy as np
 import pytest
@@ -283,23 +282,6 @@ def test_train_command_refuses_position_zero_and_non_utf8(tiny, tmp_path):
         main(["train", "--model", str(tiny), "--data", str(data), "--columns", "sentence1,sentence2,score",
               "--output", str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [(0,), (1,), (7, 3), (300_001,)])  # the last is split over the cores
-@pytest.mark.parametrize("decay_factor", [1.0, 1 - 1e-2 * 0.1])
-def test_adamw_kernel_equals_its_reference(dtype, shape, decay_factor):
-    from minisbert.kernels.adamw import adamw_update, adamw_update_reference
-
-    rng = np.random.default_rng(7)
-    param, grad, m = (rng.standard_normal(shape).astype(dtype) for _ in range(3))
-    v = rng.random(shape).astype(dtype)
-    arguments = (decay_factor, 0.9, 0.999, 1e-2 / (1 - 0.9**3), math.sqrt(1 - 0.999**3), 1e-8)
-    expected = [array.copy() for array in (param, m, v)]
-    adamw_update_reference(expected[0], grad, expected[1], expected[2], *arguments)
-    adamw_update(param, grad, m, v, *arguments)
-    for mine, reference in zip((param, m, v), expected):
-        assert mine.dtype == dtype and np.array_equal(mine, reference)  # same operations in the same order
 
 
 def test_adamw_kernel_refuses_arrays_that_do_not_fit():

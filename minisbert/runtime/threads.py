@@ -40,8 +40,12 @@ state = ProcessState()
 
 
 def _after_fork_in_child():
+    # Only the forking thread lives on in the child: callers that held the BLAS limit in other threads never
+    # leave it there, so the count they found is given back now (else the child's BLAS stays at one thread).
     global state
-    state = ProcessState()
+    parent, state = state, ProcessState()
+    if parent.limiter is not None:
+        parent.limiter.restore_original_limits()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
