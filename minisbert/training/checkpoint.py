@@ -5,6 +5,7 @@ split again, names as transformers gives them). ``write_safetensors`` is the for
 """
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -99,11 +100,17 @@ def write_safetensors(path, tensors, metadata=None):
         offset += array.nbytes
     header_bytes = json.dumps(header, separators=(",", ":")).encode()
     header_bytes += b" " * (-len(header_bytes) % 8)
-    with open(path, "wb") as file:
+    # written beside, then renamed over ``path``: a model that memory-maps the old file (the one being trained,
+    # saved back to its own folder's checkpoint) keeps reading it, where truncating it in place kills the
+    # process with SIGBUS
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "wb") as file:
         file.write(len(header_bytes).to_bytes(8, "little"))
         file.write(header_bytes)
         for array in arrays.values():
             file.write(array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes())
+    os.replace(partial, path)
 
 
 def module_folders(model):

@@ -103,12 +103,26 @@ def check_examples(examples, loss):
     return [[example.texts[c] for example in examples] for c in range(columns)], labels
 
 
+def check_settings(epochs, batch_size, learning_rate, warmup_ratio, weight_decay, max_grad_norm):
+    """A TrainingError naming the first setting out of its range (a NaN learning rate would train to NaN weights)."""
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise TrainingError(f"{name} must be a whole number >= 1, got {value!r}")
+    for name, value, low, high in (("learning_rate", learning_rate, 0, math.inf), ("warmup_ratio", warmup_ratio, 0, 1),
+                                   ("weight_decay", weight_decay, 0, math.inf),
+                                   ("max_grad_norm", max_grad_norm, 0, math.inf)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) or not (
+            math.isfinite(value) and low <= value <= high
+        ):
+            raise TrainingError(f"{name} must be a finite number in [{low}, {high}], got {value!r}")
+
+
 def prepare_output(output_path, model, overwrite):
     if output_path is None:
         return None
-    output = Path(output_path)
-    if output.resolve() == Path(model.folder).resolve():
-        raise TrainingError(f"output folder {output} is the model's own folder; choose another")
+    output, model_folder = Path(output_path), Path(model.folder).resolve()
+    if output.resolve() == model_folder or output.resolve() in model_folder.parents:
+        raise TrainingError(f"output folder {output} is or holds the model's own folder ({model_folder}); choose another")
     if output.exists() and any(output.iterdir()):
         if not overwrite:
             raise TrainingError(f"output folder {output} exists and is not empty; pass overwrite=True (--overwrite) to replace it")
@@ -142,6 +156,8 @@ def fit(
     weights are then in output_path/checkpoint-<last good step> (and in ``model``).
     Returns the history: one dict per step (step, epoch, loss, learning_rate, and the evaluator's metrics)."""
     check_trainable(model)
+    check_settings(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, warmup_ratio=warmup_ratio,
+                   weight_decay=weight_decay, max_grad_norm=max_grad_norm)
     columns, labels = check_examples(list(train_examples), loss)
     output = prepare_output(output_path, model, overwrite)
     if output is not None:
