@@ -354,6 +354,38 @@ def test_a_search_cache_of_another_model_is_rebuilt(tmp_path, capsys):
     assert "made from another corpus, model or minisbert version" in capsys.readouterr().err
 
 
+def test_a_search_cache_with_reordered_rows_is_rebuilt(tmp_path, capsys):
+    corpus = tmp_path / "docs.txt"
+    corpus.write_text("open a file\nclose the door\n")
+    cli(["search", "--corpus", str(corpus), "-q", "read a file", "-k", "1"])
+    first = capsys.readouterr()
+    cache = tmp_path / "docs.txt.minisbert.npy"
+    np.save(cache, np.load(cache)[::-1])  # the right shape and dtype, the key file untouched
+    cli(["search", "--corpus", str(corpus), "-q", "read a file", "-k", "1"])
+    second = capsys.readouterr()
+    assert "not the ones the key file records" in second.err and second.out == first.out
+
+
+@pytest.mark.parametrize("linked", ["docs.txt.minisbert.npy", "docs.txt.minisbert.json"])
+def test_a_search_cache_file_that_is_a_link_is_neither_read_nor_written_through(tmp_path, capsys, linked):
+    corpus = tmp_path / "docs.txt"
+    corpus.write_text("open a file\nclose the door\n")
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    (tmp_path / linked).symlink_to(victim)
+    cli(["search", "--corpus", str(corpus), "-q", "read a file", "-k", "1"])
+    assert "is not a regular file" in capsys.readouterr().err
+    assert victim.read_text() == "precious" and not (tmp_path / linked).is_symlink()  # the link was replaced
+
+
+def test_a_search_cache_key_linked_to_an_endless_file_is_refused_at_once(tmp_path, capsys):
+    corpus = tmp_path / "docs.txt"
+    corpus.write_text("open a file\n")
+    (tmp_path / "docs.txt.minisbert.json").symlink_to("/dev/zero")
+    cli(["search", "--corpus", str(corpus), "-q", "read a file", "-k", "1"])
+    assert "is not a regular file" in capsys.readouterr().err
+
+
 def test_explain_without_matplotlib_says_how_to_install_it_and_leaves_no_folder(tmp_path, monkeypatch):
     import importlib.util
 
