@@ -14,6 +14,7 @@ import os
 import pickle
 import struct
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -136,6 +137,8 @@ def tensors_from_state_dict(state_dict):
     if not isinstance(state_dict, dict):
         raise ModelLoadError(f"the pickle holds a {type(state_dict).__name__}, not a state dict of tensors")
     for name, tensor in state_dict.items():
+        if not isinstance(name, str):  # named by type only: the repr of a shared nested key can be huge
+            raise ModelLoadError(f"the state dict has a key of type {type(name).__name__}, not a tensor name")
         if not isinstance(tensor, StridedTensor):
             raise ModelLoadError(f"entry {name!r:.80} of the state dict is a {type(tensor).__name__}, not a tensor")
         tensor.check(name)
@@ -179,7 +182,14 @@ class RestrictedUnpickler(pickle._Unpickler):
             raise pickle.UnpicklingError(f"BYTEARRAY8 claims {length} bytes; the pickle holds {len(data)}")
         self.append(bytearray(data))
 
-    dispatch = {**pickle._Unpickler.dispatch, pickle.BYTEARRAY8[0]: load_bytearray8}
+    def load_build(self):
+        # BUILD sets the state of the object below it: torch pickles an OrderedDict's _metadata this way; on
+        # anything else (one of minisbert's own rebuild functions, say) it would change minisbert itself
+        if not isinstance(self.stack[-2], collections.OrderedDict):
+            raise UnsafeCheckpointError(f"its pickle sets the state of a {type(self.stack[-2]).__name__}")
+        super().load_build()
+
+    dispatch = {**pickle._Unpickler.dispatch, pickle.BYTEARRAY8[0]: load_bytearray8, pickle.BUILD[0]: load_build}
 
     def find_class(self, module, name):
         if (module, name) in ALLOWED_GLOBALS:
@@ -254,5 +264,6 @@ def read_checkpoint(path):
     except ModelLoadError:
         raise
     except (zipfile.BadZipFile, pickle.UnpicklingError, EOFError, LookupError, TypeError, ValueError,
-            AttributeError, ArithmeticError, RecursionError, struct.error, NotImplementedError) as error:
+            AttributeError, ArithmeticError, RecursionError, struct.error, NotImplementedError, RuntimeError,
+            zlib.error, OSError) as error:  # RuntimeError, zlib.error, OSError: encrypted or compressed members
         raise ModelLoadError(f"{type(error).__name__}: {str(error):.200}") from None
