@@ -10,10 +10,9 @@ ModernBERT's ``global_rope_theta``...), with an error naming the key and value o
 
 import numpy as np
 
-from minisbert.kernels.masked_attention import packed_masked_attention
-from minisbert.architectures.fast_encoder import run_in_groups
-from minisbert.runtime.threads import blas_limited_to_one_thread
 from minisbert.architectures.layers import activation, softmax
+from minisbert.kernels.masked_attention import packed_masked_attention
+from minisbert.runtime.threads import blas_limited_to_one_thread
 
 
 class UnsupportedConfigError(ValueError):
@@ -189,21 +188,6 @@ class PackedBatch:
         output = np.zeros(self.shape + x.shape[-1:], dtype=x.dtype)
         output[self.token_index] = x[0]
         return output
-
-
-def run_layout(run, input_ids, attention_mask, record):
-    """run(batch layout, record) -> token embeddings (batch, seq, hidden): on the padded reference layout when
-    intermediate states are to be recorded, else packed, in one group of sequences per core as
-    models.fast_encoder runs BERT (each group in its own thread with one OpenBLAS thread: the many small
-    per-sequence attention products run ~10x slower with OpenBLAS threads competing for busy cores)."""
-    if record is not None:
-        return run(PaddedBatch(input_ids, attention_mask), record)
-    return run_in_groups(
-        attention_mask,
-        lambda group: run(PackedBatch(input_ids[group], attention_mask[group]), None),
-        lambda: run(PackedBatch(input_ids, attention_mask), None),
-    )
-
 
 
 def attention_bias(attention_mask, causal=False, window=None, dtype=np.float32):
