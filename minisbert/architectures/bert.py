@@ -33,11 +33,16 @@ TENSOR_NAMES = EncoderTensorNames(
 )
 
 
+def embedding_ids(config, input_ids, token_type_ids):
+    # input_ids, token_type_ids or None (batch, seq) -> position_ids (1, seq) counting from 0, token_type_ids
+    # (batch, seq), all 0 when not given
+    position_ids = np.arange(input_ids.shape[1])[None, :]
+    return position_ids, np.zeros_like(input_ids) if token_type_ids is None else token_type_ids
+
+
 def forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None):
     # input_ids, attention_mask, token_type_ids (batch, seq) -> token embeddings (batch, seq, hidden)
-    if token_type_ids is None:
-        token_type_ids = np.zeros_like(input_ids)
-    position_ids = np.arange(input_ids.shape[1])[None, :]  # (1, seq)
+    position_ids, token_type_ids = embedding_ids(config, input_ids, token_type_ids)
     x = embeddings(params["embeddings"], input_ids, position_ids, config["layer_norm_eps"], token_type_ids)
     return run_encoder(x, params["layers"], attention_mask, config, record=record)
 

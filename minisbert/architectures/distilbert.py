@@ -44,9 +44,14 @@ TENSOR_NAMES = EncoderTensorNames(
 )
 
 
+def embedding_ids(config, input_ids, token_type_ids):
+    # input_ids (batch, seq) -> position_ids (1, seq) counting from 0, None: no token types
+    return np.arange(input_ids.shape[1])[None, :], None
+
+
 def forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None):
     # input_ids, attention_mask (batch, seq) -> token embeddings (batch, seq, hidden); no token types
-    position_ids = np.arange(input_ids.shape[1])[None, :]  # (1, seq)
+    position_ids, _ = embedding_ids(config, input_ids, token_type_ids)
     x = embeddings(params["embeddings"], input_ids, position_ids, config["layer_norm_eps"])  # (batch, seq, hidden)
     return run_encoder(x, params["layers"], attention_mask, config, record=record)
 

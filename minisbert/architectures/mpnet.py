@@ -65,9 +65,14 @@ def position_bias(relative_attention_bias, seq_len):
     return relative_attention_bias[buckets].transpose(2, 0, 1)[None]
 
 
+def embedding_ids(config, input_ids, token_type_ids):
+    # input_ids (batch, seq) -> position_ids (batch, seq) skipping padding, from PADDING_IDX; None: no token types
+    return position_ids_skipping_padding(input_ids, PADDING_IDX), None
+
+
 def forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None):
     # input_ids, attention_mask (batch, seq) -> token embeddings (batch, seq, hidden); no token types
-    position_ids = position_ids_skipping_padding(input_ids, PADDING_IDX)  # (batch, seq)
+    position_ids, _ = embedding_ids(config, input_ids, token_type_ids)
     x = embeddings(params["embeddings"], input_ids, position_ids, config["layer_norm_eps"])  # (batch, seq, hidden)
     bias = position_bias(params["relative_attention_bias"], input_ids.shape[1])  # (1, heads, seq, seq)
     return run_encoder(x, params["layers"], attention_mask, config, position_bias=bias, record=record)

@@ -24,11 +24,16 @@ def position_ids_skipping_padding(input_ids, padding_idx):
     return np.cumsum(is_token, axis=1) * is_token + padding_idx
 
 
+def embedding_ids(config, input_ids, token_type_ids):
+    # input_ids, token_type_ids or None (batch, seq) -> position_ids (batch, seq) skipping padding,
+    # token_type_ids (batch, seq), all 0 when not given
+    position_ids = position_ids_skipping_padding(input_ids, config["pad_token_id"])
+    return position_ids, np.zeros_like(input_ids) if token_type_ids is None else token_type_ids
+
+
 def forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None):
     # input_ids, attention_mask, token_type_ids (batch, seq) -> token embeddings (batch, seq, hidden)
-    if token_type_ids is None:
-        token_type_ids = np.zeros_like(input_ids)
-    position_ids = position_ids_skipping_padding(input_ids, config["pad_token_id"])  # (batch, seq)
+    position_ids, token_type_ids = embedding_ids(config, input_ids, token_type_ids)
     x = embeddings(params["embeddings"], input_ids, position_ids, config["layer_norm_eps"], token_type_ids)
     return run_encoder(x, params["layers"], attention_mask, config, record=record)
 
