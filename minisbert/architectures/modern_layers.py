@@ -1,7 +1,10 @@
 """The pieces of today's encoders and decoders (ModernBERT, Qwen3, Gemma 3, T5), as pure functions over NumPy
-arrays, beside models.layers' BERT ones: RMSNorm, rotary position embeddings, gated feed-forward blocks,
+arrays, beside layers.py's BERT ones: RMSNorm, rotary position embeddings, gated feed-forward blocks,
 grouped-query attention and the masks it reads (padding, causal, sliding window). Each architecture module
 assembles its pre-norm layers from these. Float32 throughout, rounded the way transformers rounds them.
+The same layer code runs on either layout of a batch: PaddedBatch (the readable reference, which can record
+attention probabilities) or PackedBatch (the fast path: real tokens only, attention per sequence in a kernel);
+paths.run_layout chooses.
 
 Config readers are here too: the rotary settings and layer types of a config.json, whether written by
 transformers 5 (``layer_types``, ``rope_parameters``) or by older versions (``rope_theta``, ``rope_scaling``,
@@ -138,7 +141,7 @@ def check_layer_types(config, model_type):
 
 class PaddedBatch:
     """The reference layout: the batch as the tokenizer padded it, x (batch, seq, hidden); attention over every
-    position with the masks as additive biases (models.layers' way), recording its probabilities."""
+    position with the masks as additive biases (layers.py's way), recording its probabilities."""
 
     def __init__(self, input_ids, attention_mask):
         self.shape = input_ids.shape  # (batch, seq)
@@ -174,7 +177,7 @@ class PackedBatch:
         # position_bias (heads, seq, seq) or None, by position in the sequence -> attend(query, key, value) ->
         # context (1, heads, tokens, head_dim), None (no probabilities kept)
         def attend(query, key, value):
-            # one OpenBLAS thread for the small per-sequence products (as each group of run_layout has anyway)
+            # one OpenBLAS thread for the small per-sequence products (as each group of paths.run_layout has anyway)
             with blas_limited_to_one_thread():
                 context = packed_masked_attention(
                     query[0], key[0], value[0], self.offsets, scaling, causal, window, position_bias
@@ -231,7 +234,7 @@ def rotary_self_attention(x, layer, attend, cos, sin, head_dim, qk_norm=None):
 
 def attention_weights(checkpoint, name, config, head_dim, norms=True):
     """A layer's q/k/v/o projections (transformers' Llama naming: {name}.q_proj ...) and its per-head q/k
-    norms, from a models.checkpoint.Checkpoint."""
+    norms, from a checkpoint.Checkpoint."""
     hidden, heads = config["hidden_size"], config["num_attention_heads"]
     kv_heads = config.get("num_key_value_heads") or heads  # transformers' default: one per query head
     weights = {
