@@ -227,7 +227,7 @@ def test_encode_from_several_threads_at_once_gives_each_its_own_embeddings(model
 
 
 @pytest.mark.parametrize("module", ["layers", "modern_layers"])
-def test_the_readable_reference_imports_no_fast_path(module):
+def test_only_paths_chooses_between_the_reference_and_the_fast_path(module):
     # paths.py is the one place that chooses between the reference and the fast path
     import ast
     import importlib
