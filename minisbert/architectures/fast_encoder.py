@@ -28,8 +28,8 @@ def sequence_groups(attention_mask, groups):
     return [slice(start, stop) for start, stop in itertools.pairwise(bounds)]
 
 
-# Fewer tokens than this in each group and one group, with OpenBLAS on every core, is faster: bench/RESULTS.md,
-# "Throughput: bench/compare.py", "What changed since the first session's tables" (groups only when...).
+# Fewer tokens than this in each group and one group, with OpenBLAS on every core, is faster (measured:
+# bench/RESULTS.md, "Throughput: bench/compare.py", the bullet on MIN_GROUP_TOKENS).
 MIN_GROUP_TOKENS = 128
 
 
