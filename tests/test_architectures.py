@@ -123,7 +123,8 @@ def test_tensor_names_read_and_written_back_give_the_checkpoint(tiny_model, arch
     transformer = model.transformer
     tensors = load_weights(folder / module_folders(model)[0])
     prefix = Checkpoint(tensors, transformer.architecture.TENSOR_NAMES.prefixes).prefix
-    written = {prefix + name: tensor for name, tensor in checkpoint_tensors(transformer.params, transformer.config).items()}
+    written = checkpoint_tensors(transformer.params, transformer.config)
+    written = {prefix + name: tensor for name, tensor in written.items()}
     assert written.keys() <= tensors.keys()
     assert {name[len(prefix) :].split(".")[0] for name in tensors.keys() - written.keys()} <= {"pooler"}
     for name, tensor in written.items():

@@ -1,6 +1,6 @@
 """architectures/fast_encoder.py (packed tokens, fused kernels, a group of sequences per core: the default path)
 computes what the readable architectures/layers.py encoder computes, on a tiny random encoder and on the real
-model; paths.run_encoder runs the reference only when recording; encode's output still matches
+model; reference_or_fast.run_encoder runs the reference only when recording; encode's output still matches
 sentence-transformers on mixed-length batches."""
 
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +12,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from minisbert.architectures import fast_encoder as fast_encoder_module
 from minisbert.architectures.fast_encoder import fast_encoder, packed_encoder, sequence_groups
 from minisbert.architectures.layers import encoder
-from minisbert.architectures.paths import run_encoder
+from minisbert.architectures.reference_or_fast import run_encoder
 from minisbert.runtime.threads import blas_thread_count
 
 HIDDEN, HEADS, INTERMEDIATE, LAYERS = 12, 3, 20, 2
@@ -227,8 +227,8 @@ def test_encode_from_several_threads_at_once_gives_each_its_own_embeddings(model
 
 
 @pytest.mark.parametrize("module", ["layers", "modern_layers"])
-def test_only_paths_chooses_between_the_reference_and_the_fast_path(module):
-    # paths.py is the one place that chooses between the reference and the fast path
+def test_the_layer_modules_leave_the_choice_of_path_to_reference_or_fast(module):
+    # reference_or_fast.py is the one place that chooses between the reference and the fast path
     import ast
     import importlib
 
@@ -237,4 +237,4 @@ def test_only_paths_chooses_between_the_reference_and_the_fast_path(module):
         node.module for node in ast.walk(ast.parse(open(source, encoding="utf-8").read()))
         if isinstance(node, ast.ImportFrom)
     }
-    assert not imported & {"minisbert.architectures.fast_encoder", "minisbert.architectures.paths"}
+    assert not imported & {"minisbert.architectures.fast_encoder", "minisbert.architectures.reference_or_fast"}

@@ -9,10 +9,10 @@ parameter (checkpoint.load_encoder reads it, training writes it back), and ``emb
 and token types their embeddings read.
 
 The shared pieces: layers.py (the readable encoder and its pieces), modern_layers.py (those of ModernBERT,
-Qwen3, Gemma 3 and T5), fast_encoder.py (layers.encoder computed fast), paths.py (the one switch between the
-readable and the fast path), checkpoint.py (a checkpoint's tensors -> parameters), heads.py (classification
-heads). This package may import minisbert.kernels and minisbert.runtime, never files/, modules/, families/,
-the CLI or the side rooms.
+Qwen3, Gemma 3 and T5), fast_encoder.py (layers.encoder computed fast), reference_or_fast.py (the one switch
+between the readable and the fast path), checkpoint.py (a checkpoint's tensors -> parameters), heads.py
+(classification heads). This package may import minisbert.kernels and minisbert.runtime, never files/,
+modules/, families/, the CLI or the side rooms.
 """
 
 from minisbert.architectures import bert, deberta_v2, distilbert, electra, gemma3, modernbert, mpnet, qwen3, roberta, t5

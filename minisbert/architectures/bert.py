@@ -8,7 +8,7 @@ import numpy as np
 
 from minisbert.architectures.checkpoint import EncoderTensorNames, load_encoder
 from minisbert.architectures.layers import embeddings
-from minisbert.architectures.paths import run_encoder
+from minisbert.architectures.reference_or_fast import run_encoder
 
 # transformers' BertConfig defaults, for the keys a config.json may leave out.
 CONFIG_DEFAULTS = {

@@ -7,7 +7,7 @@ import numpy as np
 
 from minisbert.architectures.checkpoint import EncoderTensorNames, load_encoder
 from minisbert.architectures.layers import embeddings
-from minisbert.architectures.paths import run_encoder
+from minisbert.architectures.reference_or_fast import run_encoder
 
 # transformers' DistilBertConfig defaults; its LayerNorms have a fixed eps of 1e-12.
 CONFIG_DEFAULTS = {

@@ -8,7 +8,7 @@ import dataclasses
 from minisbert.architectures import bert
 from minisbert.architectures.checkpoint import load_encoder
 from minisbert.architectures.layers import embeddings, linear
-from minisbert.architectures.paths import run_encoder
+from minisbert.architectures.reference_or_fast import run_encoder
 
 # transformers' ElectraConfig defaults, for the keys a config.json may leave out.
 CONFIG_DEFAULTS = {**bert.CONFIG_DEFAULTS, "embedding_size": 128}

@@ -1,7 +1,7 @@
 """layers.encoder computed fast, the same numbers (layers.encoder is the readable version it is tested against;
-paths.py chooses between them): the real tokens of a batch packed side by side into one (hidden, tokens)
-matrix, so that nothing is spent on padding, and fused numba kernels between OpenBLAS matmuls that write into
-buffers reused by every layer. A batch of several sequences is cut into one group of sequences per core, and
+reference_or_fast.py chooses between them): the real tokens of a batch packed side by side into one (hidden,
+tokens) matrix, so that nothing is spent on padding, and fused numba kernels between OpenBLAS matmuls that
+write into buffers reused by every layer. A batch of several sequences is cut into one group of sequences per core, and
 each group runs the whole encoder in its own thread with one OpenBLAS thread: the numba kernels then run on
 every core too, and no thread waits for another. How each choice was measured: bench/RESULTS.md, "What the
 fast path does, and why".

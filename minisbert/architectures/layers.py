@@ -1,6 +1,6 @@
 """The readable reference of the encoder architectures: the pieces they are built from, as pure functions over
 NumPy arrays, and ``encoder``, the stack of post-LayerNorm transformer layers that BERT and its descendants
-share. fast_encoder.py computes the same encoder fast; paths.py chooses which of the two runs.
+share. fast_encoder.py computes the same encoder fast; reference_or_fast.py chooses which of the two runs.
 Weights are plain dicts of float32 arrays; a linear layer's weight is (out, in), as torch stores it, so that a
 layer reads ``x @ weight.T + bias``.
 """

@@ -4,7 +4,7 @@ grouped-query attention and the masks it reads (padding, causal, sliding window)
 assembles its pre-norm layers from these. Float32 throughout, rounded the way transformers rounds them.
 The same layer code runs on either layout of a batch: PaddedBatch (the readable reference, which can record
 attention probabilities) or PackedBatch (the fast path: real tokens only, attention per sequence in a kernel);
-paths.run_layout chooses.
+reference_or_fast.run_layout chooses.
 
 Config readers are here too: the rotary settings and layer types of a config.json, whether written by
 transformers 5 (``layer_types``, ``rope_parameters``) or by older versions (``rope_theta``, ``rope_scaling``,
@@ -177,7 +177,7 @@ class PackedBatch:
         # position_bias (heads, seq, seq) or None, by position in the sequence -> attend(query, key, value) ->
         # context (1, heads, tokens, head_dim), None (no probabilities kept)
         def attend(query, key, value):
-            # one OpenBLAS thread for the small per-sequence products (as each group of paths.run_layout has anyway)
+            # one OpenBLAS thread for the small per-sequence products (as each group of run_layout has anyway)
             with blas_limited_to_one_thread():
                 context = packed_masked_attention(
                     query[0], key[0], value[0], self.offsets, scaling, causal, window, position_bias

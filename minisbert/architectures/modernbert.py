@@ -24,7 +24,7 @@ from minisbert.architectures.modern_layers import (
     split_heads,
     unsupported,
 )
-from minisbert.architectures.paths import run_layout
+from minisbert.architectures.reference_or_fast import run_layout
 
 # transformers' ModernBertConfig defaults, for the keys a config.json may leave out.
 CONFIG_DEFAULTS = {

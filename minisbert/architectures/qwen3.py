@@ -22,7 +22,7 @@ from minisbert.architectures.modern_layers import (
     rotary_tables,
     unsupported,
 )
-from minisbert.architectures.paths import run_layout
+from minisbert.architectures.reference_or_fast import run_layout
 
 # transformers' Qwen3Config defaults, for the keys a config.json may leave out.
 CONFIG_DEFAULTS = {

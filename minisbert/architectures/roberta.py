@@ -10,7 +10,7 @@ import numpy as np
 from minisbert.architectures import bert
 from minisbert.architectures.checkpoint import load_encoder
 from minisbert.architectures.layers import embeddings
-from minisbert.architectures.paths import run_encoder
+from minisbert.architectures.reference_or_fast import run_encoder
 
 # transformers' RobertaConfig / XLMRobertaConfig defaults, for the keys a config.json may leave out.
 CONFIG_DEFAULTS = {**bert.CONFIG_DEFAULTS, "pad_token_id": 1}

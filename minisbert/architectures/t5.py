@@ -23,7 +23,7 @@ from minisbert.architectures.modern_layers import (
     unsupported,
 )
 from minisbert.architectures.mpnet import relative_position_bucket
-from minisbert.architectures.paths import run_layout
+from minisbert.architectures.reference_or_fast import run_layout
 
 # transformers' T5Config defaults, for the keys a config.json may leave out.
 CONFIG_DEFAULTS = {

@@ -33,7 +33,8 @@ def checkpoint_tensors(params, config):
         prefix = names.layer.format(index)
         for part, value in layer.items():
             if part == "qkv":
-                for name, weight, bias in zip(names.layer_parts["qkv"], np.split(value["weight"], 3), np.split(value["bias"], 3)):
+                weights, biases = np.split(value["weight"], 3), np.split(value["bias"], 3)
+                for name, weight, bias in zip(names.layer_parts["qkv"], weights, biases):
                     tensors[f"{prefix}.{name}.weight"], tensors[f"{prefix}.{name}.bias"] = weight, bias
             else:
                 name = names.layer_parts[part]
