@@ -108,3 +108,24 @@ def test_electra_sentence_embeddings_match_reference(tiny_model):
     assert model.transformer.config["embedding_size"] != model.transformer.config["hidden_size"]
     expected = reference.encode(HARD_TEXTS, batch_size=4)
     assert max_relative_difference(model.encode(HARD_TEXTS, batch_size=4), expected) <= TOLERANCE
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_tensor_names_read_and_written_back_give_the_checkpoint(tiny_model, architecture):
+    # one table of tensor names per architecture (TENSOR_NAMES): checkpoint.load_encoder reads the weights by it,
+    # training's checkpoint_tensors writes the parameters back by it; every tensor comes back unchanged under its
+    # own name, and only the pooler (which sentence embeddings do not use) is left out
+    from minisbert.architectures.checkpoint import Checkpoint
+    from minisbert.files.weights import load_weights
+    from minisbert.training.checkpoint import checkpoint_tensors, module_folders
+
+    folder, model, _ = tiny_model(architecture, pooling_mode=ALL_POOLING_MODES)
+    transformer = model.transformer
+    tensors = load_weights(folder / module_folders(model)[0])
+    prefix = Checkpoint(tensors, transformer.architecture.TENSOR_NAMES.prefixes).prefix
+    written = checkpoint_tensors(transformer.params, transformer.config)
+    written = {prefix + name: tensor for name, tensor in written.items()}
+    assert written.keys() <= tensors.keys()
+    assert {name[len(prefix) :].split(".")[0] for name in tensors.keys() - written.keys()} <= {"pooler"}
+    for name, tensor in written.items():
+        np.testing.assert_array_equal(tensor, tensors[name], err_msg=name)

@@ -13,7 +13,7 @@ import pytest
 from minisbert import SentenceTransformer, vector_width
 from minisbert.cli import main
 from minisbert.architectures import fast_encoder as fast_encoder_module
-from minisbert.architectures.layers import activation, encoder_reference
+from minisbert.architectures.layers import encoder
 from tests.inputs import HARD_TEXTS
 from tests.test_fast_encoder import padded_batch, random_layers, tiny_config
 
@@ -42,8 +42,8 @@ def test_each_gemm_path_matches_the_reference_encoder(path, lengths, monkeypatch
     rng = np.random.default_rng(5)
     layers, config = random_layers(rng), tiny_config()
     x, attention_mask = padded_batch(rng, lengths)
-    expected = encoder_reference(x, layers, attention_mask, config)
-    actual = fast_encoder_module.fast_encoder(x, layers, attention_mask, config, activation("gelu"))
+    expected = encoder(x, layers, attention_mask, config)
+    actual = fast_encoder_module.fast_encoder(x, layers, attention_mask, config)
     real = attention_mask.astype(bool)
     np.testing.assert_allclose(actual[real], expected[real], rtol=0, atol=2e-6)
     assert kernels_run and set(kernels_run) == {path}
@@ -56,7 +56,7 @@ def test_the_crossover_picks_numba_for_few_tokens_and_openblas_for_many(kernels_
     for tokens, expected in ((limit, "numba"), (limit + 1, "openblas")):
         kernels_run.clear()
         x, attention_mask = padded_batch(rng, [tokens])
-        fast_encoder_module.fast_encoder(x, layers, attention_mask, config, activation("gelu"))
+        fast_encoder_module.fast_encoder(x, layers, attention_mask, config)
         assert set(kernels_run) == {expected}, tokens
     assert "packed" in layers[0]["qkv"]  # packed once, at the first call, and kept on the layer
 

@@ -1,16 +1,18 @@
-"""models.fast_encoder (packed tokens, fused kernels, a group of sequences per core: the default path)
-computes what the readable models.layers.encoder_reference computes, on a tiny random encoder and on the real
-model, and encode's output still matches sentence-transformers on mixed-length batches."""
+"""architectures/fast_encoder.py (packed tokens, fused kernels, a group of sequences per core: the default path)
+computes what the readable architectures/layers.py encoder computes, on a tiny random encoder and on the real
+model; reference_or_fast.run_encoder runs the reference only when recording; encode's output still matches
+sentence-transformers on mixed-length batches."""
 
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_info
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from minisbert.architectures import fast_encoder as fast_encoder_module
 from minisbert.architectures.fast_encoder import fast_encoder, packed_encoder, sequence_groups
-from minisbert.architectures.layers import activation, encoder, encoder_reference
+from minisbert.architectures.layers import encoder
+from minisbert.architectures.reference_or_fast import run_encoder
 from minisbert.runtime.threads import blas_thread_count
 
 HIDDEN, HEADS, INTERMEDIATE, LAYERS = 12, 3, 20, 2
@@ -69,11 +71,23 @@ def test_fast_encoder_matches_reference_on_real_tokens(hidden_act):
     rng = np.random.default_rng(1)
     layers, config = random_layers(rng), tiny_config(hidden_act)
     x, attention_mask = padded_batch(rng, [5, 1, 9, 3])
-    expected = encoder_reference(x, layers, attention_mask, config)
-    actual = fast_encoder(x, layers, attention_mask, config, activation(hidden_act))
+    expected = encoder(x, layers, attention_mask, config)
+    actual = fast_encoder(x, layers, attention_mask, config)
     real = attention_mask.astype(bool)
     np.testing.assert_allclose(actual[real], expected[real], rtol=0, atol=2e-6)
     assert not actual[~real].any()  # padding positions are left at zero
+
+
+@pytest.mark.parametrize("hidden_act, fused", [("gelu", True), ("gelu_new", False), ("relu", False)])
+def test_the_fused_bias_gelu_runs_for_the_exact_gelu_the_config_names(hidden_act, fused, monkeypatch):
+    calls = []
+    original = fast_encoder_module.bias_gelu
+    monkeypatch.setattr(fast_encoder_module, "bias_gelu", lambda x, bias: calls.append(x.shape) or original(x, bias))
+    rng = np.random.default_rng(8)
+    layers, config = random_layers(rng), tiny_config(hidden_act)
+    x, attention_mask = padded_batch(rng, [5, 3])
+    fast_encoder(x, layers, attention_mask, config)
+    assert calls == ([(INTERMEDIATE, 8)] * LAYERS if fused else [])
 
 
 @pytest.mark.parametrize("bias_batch", [1, 4])
@@ -82,8 +96,8 @@ def test_fast_encoder_matches_reference_with_position_bias(bias_batch):
     layers, config = random_layers(rng), tiny_config()
     x, attention_mask = padded_batch(rng, [5, 1, 9, 3])
     position_bias = rng.standard_normal((bias_batch, HEADS, 9, 9)).astype(np.float32)
-    expected = encoder_reference(x, layers, attention_mask, config, position_bias)
-    actual = encoder(x, layers, attention_mask, config, position_bias)
+    expected = encoder(x, layers, attention_mask, config, position_bias)
+    actual = fast_encoder(x, layers, attention_mask, config, position_bias)
     real = attention_mask.astype(bool)
     np.testing.assert_allclose(actual[real], expected[real], rtol=0, atol=2e-6)
 
@@ -95,18 +109,22 @@ def test_fast_encoder_ignores_what_padding_holds():
     changed = x.copy()
     changed[0, 2:] = 1e3
     np.testing.assert_array_equal(
-        encoder(x, layers, attention_mask, config), encoder(changed, layers, attention_mask, config)
+        fast_encoder(x, layers, attention_mask, config), fast_encoder(changed, layers, attention_mask, config)
     )
 
 
-def test_encoder_runs_the_reference_when_recording():
+def test_run_encoder_runs_the_reference_when_recording_and_the_fast_path_otherwise():
     rng = np.random.default_rng(4)
     layers, config = random_layers(rng), tiny_config()
     x, attention_mask = padded_batch(rng, [2, 6])
     record = {}
-    recorded = encoder(x, layers, attention_mask, config, record=record)
-    np.testing.assert_array_equal(recorded, encoder_reference(x, layers, attention_mask, config))
+    recorded = run_encoder(x, layers, attention_mask, config, record=record)
+    np.testing.assert_array_equal(recorded, encoder(x, layers, attention_mask, config))
     assert len(record["attentions"]) == LAYERS
+    assert recorded[0, 2:].any()  # the reference computes padding positions too
+    np.testing.assert_array_equal(
+        run_encoder(x, layers, attention_mask, config), fast_encoder(x, layers, attention_mask, config)
+    )
 
 
 def test_real_model_fast_path_matches_reference_path(model):
@@ -169,8 +187,8 @@ def test_fast_encoder_groups_give_the_numbers_of_one_packed_batch(group_sizes):
     rng = np.random.default_rng(5)
     layers, config = random_layers(rng), tiny_config()
     x, attention_mask = padded_batch(rng, [150, 1, 90, 3, 70, 2])  # enough tokens for a group per core
-    whole = packed_encoder(x, layers, attention_mask, config, activation("gelu"))
-    grouped = fast_encoder(x, layers, attention_mask, config, activation("gelu"))
+    whole = packed_encoder(x, layers, attention_mask, config)
+    grouped = fast_encoder(x, layers, attention_mask, config)
     assert sorted(group_sizes) == [2, 4]  # 151 and 165 tokens, in either order (two threads)
     np.testing.assert_allclose(grouped, whole, rtol=0, atol=1e-6)
 
@@ -179,17 +197,24 @@ def test_fast_encoder_keeps_a_small_batch_in_one_group(group_sizes):
     rng = np.random.default_rng(7)
     layers, config = random_layers(rng), tiny_config()
     x, attention_mask = padded_batch(rng, [50, 1, 60, 3])  # 114 tokens: too few for two groups
-    fast_encoder(x, layers, attention_mask, config, activation("gelu"))
+    fast_encoder(x, layers, attention_mask, config)
     assert group_sizes == [4]
 
 
-def test_fast_encoder_gives_numpys_blas_its_threads_back():
+def test_fast_encoder_gives_numpys_blas_its_threads_back(group_sizes):
+    # two BLAS threads, so that the batch runs in two groups with BLAS held at one thread meanwhile
+    def blas_counts():
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
     rng = np.random.default_rng(6)
     layers, config = random_layers(rng), tiny_config()
     x, attention_mask = padded_batch(rng, [150, 1, 190, 3])
-    before = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
-    fast_encoder(x, layers, attention_mask, config, activation("gelu"))
-    assert [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"] == before
+    with threadpool_limits(limits=2, user_api="blas"):
+        if set(blas_counts()) != {2}:
+            pytest.skip("numpy's BLAS cannot run two threads here")
+        fast_encoder(x, layers, attention_mask, config)
+        assert len(group_sizes) == 2
+        assert set(blas_counts()) == {2}
 
 
 def test_encode_from_several_threads_at_once_gives_each_its_own_embeddings(model):
@@ -199,3 +224,17 @@ def test_encode_from_several_threads_at_once_gives_each_its_own_embeddings(model
         actual = list(callers.map(lambda batch: model.encode(batch, batch_size=3), texts * 3))
     for index, embeddings in enumerate(actual):
         np.testing.assert_allclose(embeddings, expected[index % 4], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("module", ["layers", "modern_layers"])
+def test_the_layer_modules_leave_the_choice_of_path_to_reference_or_fast(module):
+    # reference_or_fast.py is the one place that chooses between the reference and the fast path
+    import ast
+    import importlib
+
+    source = importlib.import_module(f"minisbert.architectures.{module}").__file__
+    imported = {
+        node.module for node in ast.walk(ast.parse(open(source, encoding="utf-8").read()))
+        if isinstance(node, ast.ImportFrom)
+    }
+    assert not imported & {"minisbert.architectures.fast_encoder", "minisbert.architectures.reference_or_fast"}

@@ -1,10 +1,13 @@
 """Turns a checkpoint's flat ``name -> tensor`` dict into the parameters a forward pass reads.
 
 Architectures name the tensors they need; this module finds them (with or without a prefix such as
-``bert.``), checks their shapes and reports every missing or wrongly shaped tensor by name.
+``bert.``), checks their shapes and reports every missing or wrongly shaped tensor by name. BERT and its
+descendants name theirs in one table each (``EncoderTensorNames``), read by one loader, ``load_encoder``, and
+written back by training/checkpoint.py.
 """
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -74,9 +77,11 @@ class Checkpoint:
         """The word and position tables and the LayerNorm after them, named as BERT and its descendants name them."""
         hidden = config["hidden_size"]
         return {
-            "word": self.take("embeddings.word_embeddings.weight", (config["vocab_size"], hidden)),
-            "position": self.take("embeddings.position_embeddings.weight", (config["max_position_embeddings"], hidden)),
-            "norm": self.norm("embeddings.LayerNorm", hidden),
+            "word": self.take(f"{EMBEDDING_NAMES['word']}.weight", (config["vocab_size"], hidden)),
+            "position": self.take(
+                f"{EMBEDDING_NAMES['position']}.weight", (config["max_position_embeddings"], hidden)
+            ),
+            "norm": self.norm(EMBEDDING_NAMES["norm"], hidden),
         }
 
     def norm(self, name, size, weight="weight", bias="bias"):
@@ -86,3 +91,69 @@ class Checkpoint:
         if self.problems:
             listed = "\n  ".join(self.problems[:MAX_PROBLEMS])
             raise CheckpointError(f"the weights do not fit the {model_type} config:\n  {listed}{stopped}")
+
+
+# --- BERT and its descendants: one table of tensor names per architecture, one loader ---------------------
+
+# key of the parameter dict's "embeddings" -> the module holding it, the same in every BERT-style checkpoint
+EMBEDDING_NAMES = {
+    "word": "embeddings.word_embeddings",
+    "position": "embeddings.position_embeddings",
+    "token_type": "embeddings.token_type_embeddings",
+    "norm": "embeddings.LayerNorm",
+}
+
+
+@dataclass(frozen=True)
+class EncoderTensorNames:
+    """Where an architecture built on layers.encoder keeps its parameters in a transformers checkpoint. Names are
+    torch modules': a Linear's or LayerNorm's ``.weight`` and ``.bias`` follow."""
+
+    prefixes: tuple  # the encoder's prefix in a task model's checkpoint ("bert." in BertForMaskedLM), tried in order
+    layer: str  # layer i's module, "{}" standing for i
+    layer_parts: dict  # key of a layer's parameter dict -> its module within the layer; "qkv": (query, key, value)
+    token_types: bool = True  # whether the embeddings have a token type table
+    relative_attention_bias: str = None  # the (buckets, heads) position bias table's module, if any (MPNet)
+    embeddings_project: str = None  # the embeddings -> hidden linear layer, present when their widths differ (ELECTRA)
+
+
+def load_encoder(tensors, config, names):
+    """A checkpoint's tensors -> the parameter dict of an architecture built on layers.encoder: "embeddings"
+    ({"word", "position", "norm"} and "token_type"), "relative_attention_bias" and "embeddings_project" where
+    the architecture has them, and "layers", each {"qkv" (query, key and value fused), "attention_output",
+    "attention_norm", "intermediate", "output", "output_norm"}; every tensor found by ``names``."""
+    checkpoint = Checkpoint(tensors, prefixes=names.prefixes)
+    hidden, intermediate = config["hidden_size"], config["intermediate_size"]
+    width = config.get("embedding_size", hidden)  # ELECTRA's embeddings may be narrower than its layers
+    params = {"embeddings": checkpoint.embeddings({**config, "hidden_size": width})}
+    if names.token_types:
+        shape = (config["type_vocab_size"], width)
+        params["embeddings"]["token_type"] = checkpoint.take(f"{EMBEDDING_NAMES['token_type']}.weight", shape)
+    if names.relative_attention_bias:
+        params["relative_attention_bias"] = checkpoint.take(
+            f"{names.relative_attention_bias}.weight",
+            (config["relative_attention_num_buckets"], config["num_attention_heads"]),
+        )
+    # key of a layer's parameter dict -> (in, out) features
+    features = {
+        "qkv": (hidden, hidden),
+        "attention_output": (hidden, hidden),
+        "intermediate": (hidden, intermediate),
+        "output": (intermediate, hidden),
+    }
+    params["layers"] = []
+    for i in range(config["num_hidden_layers"]):
+        layer = names.layer.format(i)
+        parts = {}
+        for key, name in names.layer_parts.items():
+            if key == "qkv":
+                parts[key] = checkpoint.fused_linear([f"{layer}.{part}" for part in name], *features[key])
+            elif key in features:
+                parts[key] = checkpoint.linear(f"{layer}.{name}", *features[key])
+            else:  # attention_norm, output_norm
+                parts[key] = checkpoint.norm(f"{layer}.{name}", hidden)
+        params["layers"].append(parts)
+    if names.embeddings_project and width != hidden:
+        params["embeddings_project"] = checkpoint.linear(names.embeddings_project, width, hidden)
+    checkpoint.check(config["model_type"])
+    return params

@@ -11,7 +11,15 @@ position_biased_input.
 import numpy as np
 
 from minisbert.architectures.checkpoint import Checkpoint
-from minisbert.architectures.layers import activation, embedding_lookup, layer_norm, linear, merge_heads, softmax, split_heads
+from minisbert.architectures.layers import (
+    activation,
+    embedding_lookup,
+    layer_norm,
+    linear,
+    merge_heads,
+    softmax,
+    split_heads,
+)
 from minisbert.architectures.modern_layers import linear_without_bias, record_layer, unsupported
 
 # transformers' DebertaV2Config defaults, for the keys a config.json may leave out.

@@ -5,8 +5,9 @@ names (``q_lin``, ``sa_layer_norm``, ``ffn.lin1``...) and config keys (``dim``, 
 
 import numpy as np
 
-from minisbert.architectures.checkpoint import Checkpoint
-from minisbert.architectures.layers import embeddings, encoder
+from minisbert.architectures.checkpoint import EncoderTensorNames, load_encoder
+from minisbert.architectures.layers import embeddings
+from minisbert.architectures.reference_or_fast import run_encoder
 
 # transformers' DistilBertConfig defaults; its LayerNorms have a fixed eps of 1e-12.
 CONFIG_DEFAULTS = {
@@ -27,36 +28,33 @@ CONFIG_ALIASES = {
     "intermediate_size": "hidden_dim",
     "hidden_act": "activation",
 }
+# transformers' DistilBertModel tensor names
+TENSOR_NAMES = EncoderTensorNames(
+    prefixes=("distilbert.", "model."),
+    layer="transformer.layer.{}",
+    layer_parts={
+        "qkv": ("attention.q_lin", "attention.k_lin", "attention.v_lin"),
+        "attention_output": "attention.out_lin",
+        "attention_norm": "sa_layer_norm",
+        "intermediate": "ffn.lin1",
+        "output": "ffn.lin2",
+        "output_norm": "output_layer_norm",
+    },
+    token_types=False,
+)
+
+
+def embedding_ids(config, input_ids, token_type_ids):
+    # input_ids (batch, seq) -> position_ids (1, seq) counting from 0, None: no token types
+    return np.arange(input_ids.shape[1])[None, :], None
 
 
 def forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None):
     # input_ids, attention_mask (batch, seq) -> token embeddings (batch, seq, hidden); no token types
-    position_ids = np.arange(input_ids.shape[1])[None, :]  # (1, seq)
+    position_ids, _ = embedding_ids(config, input_ids, token_type_ids)
     x = embeddings(params["embeddings"], input_ids, position_ids, config["layer_norm_eps"])  # (batch, seq, hidden)
-    return encoder(x, params["layers"], attention_mask, config, record=record)
+    return run_encoder(x, params["layers"], attention_mask, config, record=record)
 
 
 def load_parameters(tensors, config):
-    """transformers' DistilBertModel tensor names -> the nested parameter dict ``forward`` reads."""
-    checkpoint = Checkpoint(tensors, prefixes=("distilbert.", "model."))
-    hidden, intermediate = config["hidden_size"], config["intermediate_size"]
-    params = {
-        "embeddings": checkpoint.embeddings(config),
-        "layers": [],
-    }
-    for i in range(config["num_hidden_layers"]):
-        name = f"transformer.layer.{i}"
-        params["layers"].append(
-            {
-                "qkv": checkpoint.fused_linear(
-                    [f"{name}.attention.{part}" for part in ("q_lin", "k_lin", "v_lin")], hidden, hidden
-                ),
-                "attention_output": checkpoint.linear(f"{name}.attention.out_lin", hidden, hidden),
-                "attention_norm": checkpoint.norm(f"{name}.sa_layer_norm", hidden),
-                "intermediate": checkpoint.linear(f"{name}.ffn.lin1", hidden, intermediate),
-                "output": checkpoint.linear(f"{name}.ffn.lin2", intermediate, hidden),
-                "output_norm": checkpoint.norm(f"{name}.output_layer_norm", hidden),
-            }
-        )
-    checkpoint.check("distilbert")
-    return params
+    return load_encoder(tensors, config, TENSOR_NAMES)

@@ -1,8 +1,10 @@
-"""models.layers' encoder computed fast (layers.encoder_reference is the readable version it is tested against):
-the real tokens of a batch packed side by side into one (hidden, tokens) matrix, so that nothing is spent on
-padding, and fused numba kernels between OpenBLAS matmuls that write into buffers reused by every layer. A batch of several
-sequences is cut into one group of sequences per core, and each group runs the whole encoder in its own thread
-with one OpenBLAS thread: the numba kernels then run on every core too, and no thread waits for another.
+"""layers.encoder computed fast, the same numbers (layers.encoder is the readable version it is tested against;
+reference_or_fast.py chooses between them): the real tokens of a batch packed side by side into one (hidden,
+tokens) matrix, so that nothing is spent on padding, and fused numba kernels between OpenBLAS matmuls that
+write into buffers reused by every layer. A batch of several sequences is cut into one group of sequences per core, and
+each group runs the whole encoder in its own thread with one OpenBLAS thread: the numba kernels then run on
+every core too, and no thread waits for another. How each choice was measured: bench/RESULTS.md, "What the
+fast path does, and why".
 """
 
 import functools
@@ -10,7 +12,8 @@ import itertools
 
 import numpy as np
 
-from minisbert.kernels.activations import bias_gelu, gelu
+from minisbert.architectures.layers import activation
+from minisbert.kernels.activations import bias_gelu
 from minisbert.kernels.attention import packed_attention
 from minisbert.kernels.matmul import available_cores, int8_linear, matmul_4_threaded, pack_weight, quantize_weight
 from minisbert.kernels.normalization import bias_residual_layer_norm
@@ -25,8 +28,8 @@ def sequence_groups(attention_mask, groups):
     return [slice(start, stop) for start, stop in itertools.pairwise(bounds)]
 
 
-# Fewer tokens than this in each group and one group, with OpenBLAS on every core, is faster (RESULTS.md:
-# 8 short sentences, 88 tokens a group: 289 against 310 sentences/s; 16, 176 tokens a group: 355 against 334).
+# Fewer tokens than this in each group and one group, with OpenBLAS on every core, is faster (measured:
+# bench/RESULTS.md, "Throughput: bench/compare.py", the bullet on MIN_GROUP_TOKENS).
 MIN_GROUP_TOKENS = 128
 
 
@@ -43,15 +46,14 @@ def run_in_groups(attention_mask, run_group, run_whole):
         return np.concatenate(run_parallel(run_group, groups))
 
 
-def fast_encoder(x, layers, attention_mask, config, activation, position_bias=None):
-    # x (batch, seq, hidden), attention_mask (batch, seq) -> (batch, seq, hidden), zeros at padding.
-    # ``activation`` is the feed-forward function (models.layers.activation(config["hidden_act"])).
+def fast_encoder(x, layers, attention_mask, config, position_bias=None):
+    # x (batch, seq, hidden), attention_mask (batch, seq) -> (batch, seq, hidden), zeros at padding
     def run_group(group):
         bias = position_bias if position_bias is None or len(position_bias) == 1 else position_bias[group]
-        return packed_encoder(x[group], layers, attention_mask[group], config, activation, bias, 1)  # 1 GEMM thread
+        return packed_encoder(x[group], layers, attention_mask[group], config, bias, 1)  # 1 GEMM thread
 
     return run_in_groups(
-        attention_mask, run_group, lambda: packed_encoder(x, layers, attention_mask, config, activation, position_bias)
+        attention_mask, run_group, lambda: packed_encoder(x, layers, attention_mask, config, position_bias)
     )
 
 
@@ -66,10 +68,10 @@ def pack(x, attention_mask):
     return np.ascontiguousarray(x[token_index].T, dtype=np.float32), offsets, token_index
 
 
-def packed_encoder(x, layers, attention_mask, config, activation, position_bias=None, matmul_threads=None):
+def packed_encoder(x, layers, attention_mask, config, position_bias=None, matmul_threads=None):
     # x (batch, seq, hidden), attention_mask (batch, seq) -> (batch, seq, hidden), zeros at padding.
     # Inside, tokens are columns: a linear layer is weight (out, in) @ x (in, tokens), the orientation in which
-    # OpenBLAS runs these shapes fastest (3-28% faster than x @ weight.T, most for few tokens: RESULTS.md).
+    # OpenBLAS runs these shapes fastest (bench/RESULTS.md, "Throughput: bench/compare.py", "Tokens as columns").
     # matmul_threads: threads of the numba GEMMs (default: every core; 1 inside a group of fast_encoder's).
     hidden_states, offsets, token_index = pack(x, attention_mask)  # (hidden, tokens)
     hidden, tokens = hidden_states.shape
@@ -82,15 +84,13 @@ def packed_encoder(x, layers, attention_mask, config, activation, position_bias=
     if position_bias is not None:
         position_bias = position_bias.astype(np.float32, copy=False)
     for layer in layers:
-        fast_encoder_layer(
-            hidden_states, layer, offsets, token_index[1], config, activation, position_bias, buffers, matmul
-        )
+        fast_encoder_layer(hidden_states, layer, offsets, token_index[1], config, position_bias, buffers, matmul)
     output = np.zeros(x.shape, dtype=np.float32)
     output[token_index] = hidden_states.T
     return output
 
 
-def fast_encoder_layer(x, layer, offsets, positions, config, activation, position_bias, buffers, matmul=None):
+def fast_encoder_layer(x, layer, offsets, positions, config, position_bias, buffers, matmul=None):
     # x (hidden, tokens), updated in place; positions (tokens,) each token's place in its sequence;
     # matmul(linear, x, out): weight @ x without the bias (linear_kernel's choice; default OpenBLAS)
     matmul = matmul or openblas_linear
@@ -104,11 +104,11 @@ def fast_encoder_layer(x, layer, offsets, positions, config, activation, positio
     norm = layer["attention_norm"]
     bias_residual_layer_norm(projection, layer["attention_output"]["bias"], x, norm["weight"], norm["bias"], eps)
     matmul(layer["intermediate"], x, intermediate)  # (intermediate, tokens)
-    if activation is gelu:
+    if config["hidden_act"] == "gelu":  # exact GELU: fused with the bias, one pass over the matrix
         bias_gelu(intermediate, layer["intermediate"]["bias"])
     else:
         intermediate += layer["intermediate"]["bias"][:, None]
-        intermediate[:] = activation(intermediate)
+        intermediate[:] = activation(config["hidden_act"])(intermediate)
     matmul(layer["output"], intermediate, projection)  # (hidden, tokens)
     norm = layer["output_norm"]
     bias_residual_layer_norm(projection, layer["output"]["bias"], x, norm["weight"], norm["bias"], eps)
@@ -118,8 +118,7 @@ def fast_encoder_layer(x, layer, offsets, positions, config, activation, positio
 
 # Up to this many tokens in a call, the packed numba GEMM (weights packed once, threads over output rows) beats
 # OpenBLAS, which repacks the weights on every call; above, OpenBLAS wins. Measured by bench/matmul.py:
-# bench/RESULTS.md, section "Packed GEMM (bench/matmul.py)" (one thread each, hidden 384: numba 1.5-1.8x at 8-23
-# tokens, 1.06x at 32, 0.95x at 48, 0.44x at 64).
+# bench/RESULTS.md, section "Packed GEMM (bench/matmul.py)".
 PACKED_GEMM_MAX_TOKENS = 32
 
 

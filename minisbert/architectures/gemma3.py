@@ -16,7 +16,6 @@ from minisbert.architectures.layers import embedding_lookup
 from minisbert.architectures.modern_layers import (
     compiled_activation,
     attention_weights,
-    run_layout,
     check_layer_types,
     gated_mlp,
     gated_mlp_weights,
@@ -27,6 +26,7 @@ from minisbert.architectures.modern_layers import (
     rotary_tables,
     unsupported,
 )
+from minisbert.architectures.reference_or_fast import run_layout
 
 # transformers' Gemma3TextConfig defaults, for the keys a config.json may leave out.
 CONFIG_DEFAULTS = {

@@ -19,7 +19,7 @@ from minisbert.architectures.layers import activation, linear
 @dataclass(frozen=True)
 class Head:
     dense: str  # tensor name prefix of the dense layer (hidden -> hidden) that reads the first token
-    activation: str  # its activation's name (models.layers.ACTIVATIONS)
+    activation: str  # its activation's name (layers.ACTIVATIONS)
     classifier: str  # tensor name prefix of the output layer (hidden -> num_labels)
     activation_key: str = None  # the config key that names the activation instead, if the model has one
 

@@ -1,8 +1,6 @@
-"""The pieces every encoder architecture is built from, as pure functions over NumPy arrays.
-
-``encoder`` is the stack of post-LayerNorm transformer layers that BERT and its descendants share; it runs
-models.fast_encoder (same numbers, packed tokens and fused kernels) unless asked to ``record`` the
-intermediate states, when it runs ``encoder_reference``, the readable version below.
+"""The readable reference of the encoder architectures: the pieces they are built from, as pure functions over
+NumPy arrays, and ``encoder``, the stack of post-LayerNorm transformer layers that BERT and its descendants
+share. fast_encoder.py computes the same encoder fast; reference_or_fast.py chooses which of the two runs.
 Weights are plain dicts of float32 arrays; a linear layer's weight is (out, in), as torch stores it, so that a
 layer reads ``x @ weight.T + bias``.
 """
@@ -10,7 +8,6 @@ layer reads ``x @ weight.T + bias``.
 import numpy as np
 
 from minisbert.kernels.activations import gelu, gelu_tanh
-from minisbert.architectures.fast_encoder import fast_encoder
 
 
 def embedding_lookup(table, ids, table_name):
@@ -119,15 +116,8 @@ def encoder_layer(x, layer, mask, config, position_bias=None):
 
 
 def encoder(x, layers, attention_mask, config, position_bias=None, record=None):
-    # x (batch, seq, hidden) embeddings, attention_mask (batch, seq) -> (batch, seq, hidden).
-    # The fast path leaves zeros at padding positions (which no caller reads); the reference computes them.
-    if record is None:
-        return fast_encoder(x, layers, attention_mask, config, activation(config["hidden_act"]), position_bias)
-    return encoder_reference(x, layers, attention_mask, config, position_bias, record)
-
-
-def encoder_reference(x, layers, attention_mask, config, position_bias=None, record=None):
-    # x (batch, seq, hidden) embeddings, attention_mask (batch, seq) -> (batch, seq, hidden).
+    # x (batch, seq, hidden) embeddings, attention_mask (batch, seq) -> (batch, seq, hidden), padding positions
+    # computed too (fast_encoder leaves them at zero: no caller reads them).
     # If ``record`` is a dict, the input and each layer's output are appended to record["hidden_states"],
     # and each layer's attention probabilities to record["attentions"].
     mask = additive_attention_mask(attention_mask, x.dtype)

@@ -1,7 +1,10 @@
 """The pieces of today's encoders and decoders (ModernBERT, Qwen3, Gemma 3, T5), as pure functions over NumPy
-arrays, beside models.layers' BERT ones: RMSNorm, rotary position embeddings, gated feed-forward blocks,
+arrays, beside layers.py's BERT ones: RMSNorm, rotary position embeddings, gated feed-forward blocks,
 grouped-query attention and the masks it reads (padding, causal, sliding window). Each architecture module
 assembles its pre-norm layers from these. Float32 throughout, rounded the way transformers rounds them.
+The same layer code runs on either layout of a batch: PaddedBatch (the readable reference, which can record
+attention probabilities) or PackedBatch (the fast path: real tokens only, attention per sequence in a kernel);
+reference_or_fast.run_layout chooses.
 
 Config readers are here too: the rotary settings and layer types of a config.json, whether written by
 transformers 5 (``layer_types``, ``rope_parameters``) or by older versions (``rope_theta``, ``rope_scaling``,
@@ -10,10 +13,9 @@ ModernBERT's ``global_rope_theta``...), with an error naming the key and value o
 
 import numpy as np
 
-from minisbert.kernels.masked_attention import packed_masked_attention
-from minisbert.architectures.fast_encoder import run_in_groups
-from minisbert.runtime.threads import blas_limited_to_one_thread
 from minisbert.architectures.layers import activation, softmax
+from minisbert.kernels.masked_attention import packed_masked_attention
+from minisbert.runtime.threads import blas_limited_to_one_thread
 
 
 class UnsupportedConfigError(ValueError):
@@ -139,7 +141,7 @@ def check_layer_types(config, model_type):
 
 class PaddedBatch:
     """The reference layout: the batch as the tokenizer padded it, x (batch, seq, hidden); attention over every
-    position with the masks as additive biases (models.layers' way), recording its probabilities."""
+    position with the masks as additive biases (layers.py's way), recording its probabilities."""
 
     def __init__(self, input_ids, attention_mask):
         self.shape = input_ids.shape  # (batch, seq)
@@ -191,21 +193,6 @@ class PackedBatch:
         return output
 
 
-def run_layout(run, input_ids, attention_mask, record):
-    """run(batch layout, record) -> token embeddings (batch, seq, hidden): on the padded reference layout when
-    intermediate states are to be recorded, else packed, in one group of sequences per core as
-    models.fast_encoder runs BERT (each group in its own thread with one OpenBLAS thread: the many small
-    per-sequence attention products run ~10x slower with OpenBLAS threads competing for busy cores)."""
-    if record is not None:
-        return run(PaddedBatch(input_ids, attention_mask), record)
-    return run_in_groups(
-        attention_mask,
-        lambda group: run(PackedBatch(input_ids[group], attention_mask[group]), None),
-        lambda: run(PackedBatch(input_ids, attention_mask), None),
-    )
-
-
-
 def attention_bias(attention_mask, causal=False, window=None, dtype=np.float32):
     # attention_mask (batch, seq) of 1 / 0 -> (batch, 1, seq, seq) additive: 0 where query q may attend key k,
     # the most negative float where not. A key must be a token (not padding), and also: before or at the query
@@ -247,7 +234,7 @@ def rotary_self_attention(x, layer, attend, cos, sin, head_dim, qk_norm=None):
 
 def attention_weights(checkpoint, name, config, head_dim, norms=True):
     """A layer's q/k/v/o projections (transformers' Llama naming: {name}.q_proj ...) and its per-head q/k
-    norms, from a models.checkpoint.Checkpoint."""
+    norms, from a checkpoint.Checkpoint."""
     hidden, heads = config["hidden_size"], config["num_attention_heads"]
     kv_heads = config.get("num_key_value_heads") or heads  # transformers' default: one per query head
     weights = {

@@ -14,7 +14,6 @@ from minisbert.architectures.layers import activation, embedding_lookup
 from minisbert.architectures.modern_layers import (
     compiled_activation,
     apply_rotary,
-    run_layout,
     check_layer_types,
     layer_norm_without_bias,
     linear_without_bias,
@@ -25,6 +24,7 @@ from minisbert.architectures.modern_layers import (
     split_heads,
     unsupported,
 )
+from minisbert.architectures.reference_or_fast import run_layout
 
 # transformers' ModernBertConfig defaults, for the keys a config.json may leave out.
 CONFIG_DEFAULTS = {

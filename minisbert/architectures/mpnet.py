@@ -7,8 +7,10 @@ import math
 
 import numpy as np
 
-from minisbert.architectures.checkpoint import Checkpoint
-from minisbert.architectures.layers import embeddings, encoder
+from minisbert.architectures import bert
+from minisbert.architectures.checkpoint import EncoderTensorNames, load_encoder
+from minisbert.architectures.layers import embeddings
+from minisbert.architectures.reference_or_fast import run_encoder
 from minisbert.architectures.roberta import position_ids_skipping_padding
 
 # transformers' MPNetConfig defaults, for the keys a config.json may leave out.
@@ -24,6 +26,19 @@ CONFIG_DEFAULTS = {
 PADDING_IDX = 1
 NUM_BUCKETS = 32
 MAX_DISTANCE = 128
+# transformers' MPNetModel tensor names: BERT's, but for the attention's
+TENSOR_NAMES = EncoderTensorNames(
+    prefixes=("mpnet.", "model."),
+    layer="encoder.layer.{}",
+    layer_parts={
+        **bert.TENSOR_NAMES.layer_parts,
+        "qkv": ("attention.attn.q", "attention.attn.k", "attention.attn.v"),
+        "attention_output": "attention.attn.o",
+        "attention_norm": "attention.LayerNorm",
+    },
+    token_types=False,
+    relative_attention_bias="encoder.relative_attention_bias",
+)
 
 
 def relative_position_bucket(relative_position, num_buckets=NUM_BUCKETS, max_distance=MAX_DISTANCE):
@@ -50,37 +65,18 @@ def position_bias(relative_attention_bias, seq_len):
     return relative_attention_bias[buckets].transpose(2, 0, 1)[None]
 
 
+def embedding_ids(config, input_ids, token_type_ids):
+    # input_ids (batch, seq) -> position_ids (batch, seq) skipping padding, from PADDING_IDX; None: no token types
+    return position_ids_skipping_padding(input_ids, PADDING_IDX), None
+
+
 def forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None):
     # input_ids, attention_mask (batch, seq) -> token embeddings (batch, seq, hidden); no token types
-    position_ids = position_ids_skipping_padding(input_ids, PADDING_IDX)  # (batch, seq)
+    position_ids, _ = embedding_ids(config, input_ids, token_type_ids)
     x = embeddings(params["embeddings"], input_ids, position_ids, config["layer_norm_eps"])  # (batch, seq, hidden)
     bias = position_bias(params["relative_attention_bias"], input_ids.shape[1])  # (1, heads, seq, seq)
-    return encoder(x, params["layers"], attention_mask, config, position_bias=bias, record=record)
+    return run_encoder(x, params["layers"], attention_mask, config, position_bias=bias, record=record)
 
 
 def load_parameters(tensors, config):
-    """transformers' MPNetModel tensor names -> the nested parameter dict ``forward`` reads."""
-    checkpoint = Checkpoint(tensors, prefixes=("mpnet.", "model."))
-    hidden, intermediate = config["hidden_size"], config["intermediate_size"]
-    params = {
-        "embeddings": checkpoint.embeddings(config),
-        "relative_attention_bias": checkpoint.take(
-            "encoder.relative_attention_bias.weight",
-            (config["relative_attention_num_buckets"], config["num_attention_heads"]),
-        ),
-        "layers": [],
-    }
-    for i in range(config["num_hidden_layers"]):
-        name = f"encoder.layer.{i}"
-        params["layers"].append(
-            {
-                "qkv": checkpoint.fused_linear([f"{name}.attention.attn.{part}" for part in "qkv"], hidden, hidden),
-                "attention_output": checkpoint.linear(f"{name}.attention.attn.o", hidden, hidden),
-                "attention_norm": checkpoint.norm(f"{name}.attention.LayerNorm", hidden),
-                "intermediate": checkpoint.linear(f"{name}.intermediate.dense", hidden, intermediate),
-                "output": checkpoint.linear(f"{name}.output.dense", intermediate, hidden),
-                "output_norm": checkpoint.norm(f"{name}.output.LayerNorm", hidden),
-            }
-        )
-    checkpoint.check("mpnet")
-    return params
+    return load_encoder(tensors, config, TENSOR_NAMES)

@@ -12,7 +12,6 @@ from minisbert.architectures.layers import embedding_lookup
 from minisbert.architectures.modern_layers import (
     compiled_activation,
     attention_weights,
-    run_layout,
     gated_mlp,
     gated_mlp_weights,
     record_layer,
@@ -23,6 +22,7 @@ from minisbert.architectures.modern_layers import (
     rotary_tables,
     unsupported,
 )
+from minisbert.architectures.reference_or_fast import run_layout
 
 # transformers' Qwen3Config defaults, for the keys a config.json may leave out.
 CONFIG_DEFAULTS = {

@@ -19,11 +19,11 @@ from minisbert.architectures.modern_layers import (
     merge_heads,
     record_layer,
     rms_norm,
-    run_layout,
     split_heads,
     unsupported,
 )
 from minisbert.architectures.mpnet import relative_position_bucket
+from minisbert.architectures.reference_or_fast import run_layout
 
 # transformers' T5Config defaults, for the keys a config.json may leave out.
 CONFIG_DEFAULTS = {
