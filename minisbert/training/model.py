@@ -14,7 +14,9 @@ from minisbert.architectures import mpnet
 from minisbert.architectures.fast_encoder import DERIVED_WEIGHT_KEYS
 from minisbert.architectures.layers import embedding_lookup, layer_norm
 from minisbert.architectures.roberta import position_ids_skipping_padding
-from minisbert.modules import DENSE_ACTIVATIONS, Dense, Normalize, Pooling, Transformer, pool
+from minisbert.modules import Dense, Normalize, Pooling, Transformer
+from minisbert.modules.dense import DENSE_ACTIVATIONS
+from minisbert.modules.pooling import pool
 from minisbert.training.backward import (
     embedding_backward,
     dropout,
