@@ -8,18 +8,26 @@ import logging
 
 import numpy as np
 
+from minisbert.files.loading import TEXT, TEXT_BY_NAME, read_config
 from minisbert.modules import Transformer
 
 logger = logging.getLogger(__name__)
 
 # sentence-transformers gives every bi-encoder these (empty) prompts; a model's config may fill them in.
 DEFAULT_PROMPTS = {"query": "", "document": ""}
+# The keys of config_sentence_transformers.json every family reads (a family may read more of its keys).
+SETTINGS_CHECKS = {"prompts": TEXT_BY_NAME, "default_prompt_name": TEXT, "similarity_fn_name": TEXT}
 
 
 class Encoder:
-    """The base of the four families: ``folder``, ``modules``, ``prompts`` and ``default_prompt_name``."""
+    """The base of the four families: ``folder``, ``modules``, ``transformer`` (the module that tokenizes), ``prompts``
+    and ``default_prompt_name``."""
 
     default_prompts = DEFAULT_PROMPTS
+
+    @property
+    def tokenizer(self):
+        return self.transformer.tokenizer
 
     def __repr__(self):
         return f"{type(self).__name__}({str(self.folder)!r}, modules={[type(m).__name__ for m in self.modules]})"
@@ -44,6 +52,11 @@ class Encoder:
         if self.default_prompt_name is not None:
             return self.prompts[self.default_prompt_name]
         return None
+
+
+def read_settings(folder):
+    """A model folder's config_sentence_transformers.json, checked; {} if it has none."""
+    return read_config(folder / "config_sentence_transformers.json", SETTINGS_CHECKS, required=False) or {}
 
 
 def saved_prompts(settings):

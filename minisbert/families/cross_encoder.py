@@ -12,7 +12,7 @@ import numpy as np
 
 from minisbert.architectures.heads import classification_head, head_for, load_head, num_labels
 from minisbert.architectures.layers import softmax
-from minisbert.families._encoding import Encoder, check_batch_size, in_batches, saved_prompts
+from minisbert.families._encoding import Encoder, check_batch_size, in_batches, read_settings, saved_prompts
 from minisbert.files.loading import ModelLoadError, check_family, read_json, resolve_model_folder
 from minisbert.files.weights import load_weights
 from minisbert.modules import Transformer, read_module_list
@@ -50,7 +50,7 @@ class CrossEncoder(Encoder):
             self.tokenizer.set_max_length(max_length)
         self.head = load_head(load_weights(self.folder), self.config)
         self.num_labels = num_labels(self.config)
-        settings = read_json(self.folder / "config_sentence_transformers.json", required=False) or {}
+        settings = read_settings(self.folder)
         if activation_fn is None:
             activation_fn = saved_activation(self.folder, settings, self.config, self.num_labels)
         self.activation_fn = activation_fn
@@ -62,10 +62,6 @@ class CrossEncoder(Encoder):
     @property
     def config(self):
         return self.transformer.config
-
-    @property
-    def tokenizer(self):
-        return self.transformer.tokenizer
 
     @property
     def max_seq_length(self):

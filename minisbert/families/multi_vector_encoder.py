@@ -19,7 +19,9 @@ import numpy as np
 
 from minisbert import util
 from minisbert.architectures.checkpoint import Checkpoint
-from minisbert.families._encoding import Encoder, check_batch_size, in_batches, saved_prompts, texts_from
+from minisbert.families._encoding import (
+    Encoder, check_batch_size, in_batches, read_settings, saved_prompts, texts_from,
+)
 from minisbert.files.loading import ModelLoadError, check_family, read_json, resolve_model_folder
 from minisbert.files.weights import load_weights
 from minisbert.modules import (
@@ -140,7 +142,7 @@ class MultiVectorEncoder(Encoder):
     def __init__(self, model_name_or_path=None, *, prompts=None, default_prompt_name=None, similarity_fn_name=None,
                  cache_folder=None):
         self.folder = resolve_model_folder(model_name_or_path, cache_folder)
-        settings = read_json(self.folder / "config_sentence_transformers.json", required=False) or {}
+        settings = read_settings(self.folder)
         check_family(self.folder, "MultiVectorEncoder")
         if is_stanford_colbert(self.folder):
             self.modules, folder_prompts = stanford_colbert_modules(self.folder)
@@ -157,10 +159,6 @@ class MultiVectorEncoder(Encoder):
     @property
     def transformer(self):
         return self.modules[0]
-
-    @property
-    def tokenizer(self):
-        return self.transformer.tokenizer
 
     def get_sentence_embedding_dimension(self):
         dense = [module.out_features for module in self.modules if isinstance(module, (Dense, TokenProjection))]

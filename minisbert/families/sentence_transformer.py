@@ -7,9 +7,9 @@ import numpy as np
 
 from minisbert.architectures.fast_encoder import quantize_linear_layers
 from minisbert.families._encoding import (
-    Encoder, check_batch_size, in_batches, run_modules, saved_prompts, texts_from,
+    Encoder, check_batch_size, in_batches, read_settings, run_modules, saved_prompts, texts_from,
 )
-from minisbert.files.loading import TEXT, TEXT_BY_NAME, read_config, resolve_model_folder
+from minisbert.files.loading import resolve_model_folder
 from minisbert.inspection.trace import trace
 from minisbert.kernels.similarity import normalize_rows
 from minisbert.modules import Transformer, load_modules
@@ -19,8 +19,6 @@ from minisbert.util.similarity import SIMILARITY_FUNCTIONS, similarity_function_
 __all__ = ["QUANTIZE_OPTIONS", "SentenceTransformer"]
 
 OUTPUT_VALUES = ("sentence_embedding", "token_embeddings", None)
-# The keys of config_sentence_transformers.json minisbert reads.
-SETTINGS_CHECKS = {"prompts": TEXT_BY_NAME, "default_prompt_name": TEXT, "similarity_fn_name": TEXT}
 # quantize=: None (float32) or "int8": the encoder's linear layers in int8
 # (minisbert.architectures.fast_encoder.quantized_linear)
 QUANTIZE_OPTIONS = (None, "int8")
@@ -44,7 +42,7 @@ class SentenceTransformer(Encoder):
             raise ValueError(f"quantize={quantize!r} is not one of {QUANTIZE_OPTIONS}")
         self.folder = resolve_model_folder(model_name_or_path, cache_folder)
         self.modules = load_modules(self.folder)
-        settings = read_config(self.folder / "config_sentence_transformers.json", SETTINGS_CHECKS, required=False) or {}
+        settings = read_settings(self.folder)
         if quantize == "int8":
             quantize_transformers(self.modules)
         self.set_prompts(saved_prompts(settings), prompts, default_prompt_name or settings.get("default_prompt_name"))
@@ -57,10 +55,6 @@ class SentenceTransformer(Encoder):
     @property
     def transformer(self):
         return next(module for module in self.modules if isinstance(module, Transformer))
-
-    @property
-    def tokenizer(self):
-        return self.transformer.tokenizer
 
     @property
     def max_seq_length(self):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from minisbert.families._encoding import (
-    Encoder, check_batch_size, in_batches, run_modules, saved_prompts, texts_from,
+    Encoder, check_batch_size, in_batches, read_settings, run_modules, saved_prompts, texts_from,
 )
 from minisbert.files.loading import ModelLoadError, check_family, read_json, resolve_model_folder
 from minisbert.modules import (
@@ -122,7 +122,7 @@ class SparseEncoder(Encoder):
         cache_folder=None,
     ):
         self.folder = resolve_model_folder(model_name_or_path, cache_folder)
-        settings = read_json(self.folder / "config_sentence_transformers.json", required=False) or {}
+        settings = read_settings(self.folder)
         check_family(self.folder, "SparseEncoder")
         self.modules = load_sparse_modules(self.folder)
         self.set_prompts(saved_prompts(settings), prompts, default_prompt_name or settings.get("default_prompt_name"))
