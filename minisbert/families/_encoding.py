@@ -15,6 +15,9 @@ logger = logging.getLogger(__name__)
 
 # sentence-transformers gives every bi-encoder these (empty) prompts; a model's config may fill them in.
 DEFAULT_PROMPTS = {"query": "", "document": ""}
+# The prompt encode_query / encode_document use when given none, as sentence-transformers picks it: the first of
+# these names among the model's prompts.
+TASK_PROMPT_NAMES = {"query": ("query",), "document": ("document", "passage", "corpus")}
 # The keys of config_sentence_transformers.json every family reads (a family may read more of its keys).
 SETTINGS_CHECKS = {"prompts": TEXT_BY_NAME, "default_prompt_name": TEXT, "similarity_fn_name": TEXT}
 
@@ -52,6 +55,13 @@ class Encoder:
         if self.default_prompt_name is not None:
             return self.prompts[self.default_prompt_name]
         return None
+
+    def task_options(self, task, options):
+        """encode()'s options for encode_query / encode_document: the task's prompt unless a prompt is given."""
+        if options.get("prompt_name") is None and options.get("prompt") is None:
+            names = [name for name in TASK_PROMPT_NAMES[task] if name in self.prompts]
+            options = {**options, "prompt_name": names[0] if names else None}
+        return options
 
 
 def read_settings(folder):

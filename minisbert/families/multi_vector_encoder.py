@@ -201,11 +201,11 @@ class MultiVectorEncoder(Encoder):
 
     def encode_query(self, sentences, **options):
         """encode() for queries: the "query" prompt, query_length and query expansion."""
-        return self.encode(sentences, **{"prompt_name": "query", "task": "query", **options})
+        return self.encode(sentences, **{"task": "query", **self.task_options("query", options)})
 
     def encode_document(self, sentences, **options):
         """encode() for documents: the "document" prompt, document_length and the skiplist."""
-        return self.encode(sentences, **{"prompt_name": "document", "task": "document", **options})
+        return self.encode(sentences, **{"task": "document", **self.task_options("document", options)})
 
     def similarity(self, embeddings1, embeddings2, **options):
         """MaxSim (or MeanMaxSim) of every query with every document -> (n, m)."""

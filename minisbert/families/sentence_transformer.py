@@ -144,11 +144,11 @@ class SentenceTransformer(Encoder):
 
     def encode_query(self, sentences, **options):
         """encode() with the model's "query" prompt (empty unless the model defines one)."""
-        return self.encode(sentences, **{"prompt_name": "query", **options})
+        return self.encode(sentences, **self.task_options("query", options))
 
     def encode_document(self, sentences, **options):
         """encode() with the model's "document" prompt (empty unless the model defines one)."""
-        return self.encode(sentences, **{"prompt_name": "document", **options})
+        return self.encode(sentences, **self.task_options("document", options))
 
     def similarity(self, embeddings1, embeddings2):
         """The model's similarity function between every pair of rows: (n, dim), (m, dim) -> (n, m)."""

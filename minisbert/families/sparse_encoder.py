@@ -199,11 +199,11 @@ class SparseEncoder(Encoder):
 
     def encode_query(self, sentences, **options):
         """encode() for queries: the "query" prompt and the Router's query route."""
-        return self.encode(sentences, **{"prompt_name": "query", "task": "query", **options})
+        return self.encode(sentences, **{"task": "query", **self.task_options("query", options)})
 
     def encode_document(self, sentences, **options):
         """encode() for documents: the "document" prompt and the Router's document route."""
-        return self.encode(sentences, **{"prompt_name": "document", "task": "document", **options})
+        return self.encode(sentences, **{"task": "document", **self.task_options("document", options)})
 
     def decode(self, embeddings, top_k=None):
         """Sparse embeddings -> their (token, weight) pairs, heaviest first: a list for one vector (vocab,), a list
