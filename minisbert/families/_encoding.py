@@ -47,6 +47,8 @@ class Encoder:
     def resolve_prompt(self, prompt, prompt_name):
         """The prompt a call puts in front of its texts: ``prompt``, else the named one, else the default, else None."""
         if prompt is not None:
+            if not isinstance(prompt, str):
+                raise TypeError(f"prompt must be a string, got {type(prompt).__name__}")
             return prompt
         if prompt_name is not None:
             if prompt_name not in self.prompts:

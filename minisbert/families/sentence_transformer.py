@@ -100,7 +100,7 @@ class SentenceTransformer(Encoder):
             raise ValueError(f"precision={precision!r} needs output_value='sentence_embedding', convert_to_numpy=True")
         prompt = self.resolve_prompt(prompt, prompt_name)
         truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
-        check_encode_arguments(batch_size, output_value, truncate_dim, prompt)
+        check_encode_arguments(batch_size, output_value, truncate_dim)
         prompt_length = None
         if prompt:
             texts = [prompt + text for text in texts]
@@ -166,13 +166,11 @@ def distinct(texts):
     return list(places), rows
 
 
-def check_encode_arguments(batch_size, output_value, truncate_dim, prompt):
+def check_encode_arguments(batch_size, output_value, truncate_dim):
     check_batch_size(batch_size)
     if output_value not in OUTPUT_VALUES:
         raise ValueError(f"output_value must be one of {OUTPUT_VALUES}, got {output_value!r}")
     check_truncate_dim(truncate_dim)
-    if prompt is not None and not isinstance(prompt, str):
-        raise TypeError(f"prompt must be a string, got {type(prompt).__name__}")
 
 
 def check_truncate_dim(truncate_dim):
