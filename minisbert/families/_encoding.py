@@ -90,8 +90,16 @@ def texts_from(sentences):
     return texts
 
 
+def is_integer(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def is_positive_integer(value):
+    return is_integer(value) and value > 0
+
+
 def check_batch_size(batch_size):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+    if not is_integer(batch_size):
         raise TypeError(f"batch_size must be a positive integer, got {batch_size!r}")
     if batch_size <= 0:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}")

@@ -12,7 +12,9 @@ import numpy as np
 
 from minisbert.architectures.heads import classification_head, head_for, load_head, num_labels
 from minisbert.architectures.layers import softmax
-from minisbert.families._encoding import Encoder, check_batch_size, in_batches, read_settings, saved_prompts
+from minisbert.families._encoding import (
+    Encoder, check_batch_size, in_batches, is_positive_integer, read_settings, saved_prompts,
+)
 from minisbert.files.loading import ModelLoadError, check_family, read_json, resolve_model_folder
 from minisbert.files.weights import load_weights
 from minisbert.modules import Transformer, read_module_list
@@ -42,7 +44,7 @@ class CrossEncoder(Encoder):
         check_cross_encoder_folder(self.folder)
         self.transformer = Transformer(self.folder)
         if max_length is not None:
-            if isinstance(max_length, bool) or not isinstance(max_length, (int, np.integer)) or max_length <= 0:
+            if not is_positive_integer(max_length):
                 raise ValueError(f"max_length must be a positive integer or None, got {max_length!r}")
             special = self.tokenizer.backend.num_special_tokens_to_add(is_pair=True)
             if max_length <= special:  # the tokenizers library would then not truncate at all
@@ -134,7 +136,7 @@ class CrossEncoder(Encoder):
                 f"CrossEncoder.rank() only works for models with num_labels=1; this model has {self.num_labels} "
                 "labels. Use predict() with (query, document) pairs instead."
             )
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k <= 0):
+        if top_k is not None and not is_positive_integer(top_k):
             raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
         documents = rank_documents(query, documents)
         scores = self.predict(

@@ -7,7 +7,7 @@ import numpy as np
 
 from minisbert.architectures.fast_encoder import quantize_linear_layers
 from minisbert.families._encoding import (
-    Encoder, check_batch_size, in_batches, read_settings, run_modules, saved_prompts, texts_from,
+    Encoder, check_batch_size, in_batches, is_integer, read_settings, run_modules, saved_prompts, texts_from,
 )
 from minisbert.files.loading import resolve_model_folder
 from minisbert.inspection.trace import trace
@@ -175,7 +175,7 @@ def check_encode_arguments(batch_size, output_value, truncate_dim):
 
 def check_truncate_dim(truncate_dim):
     if truncate_dim is not None:
-        if isinstance(truncate_dim, bool) or not isinstance(truncate_dim, (int, np.integer)):
+        if not is_integer(truncate_dim):
             raise TypeError(f"truncate_dim must be a positive integer or None, got {truncate_dim!r}")
         if truncate_dim < 1:
             raise ValueError(f"truncate_dim must be a positive integer or None, got {truncate_dim}")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from minisbert.families._encoding import (
-    Encoder, check_batch_size, in_batches, read_settings, run_modules, saved_prompts, texts_from,
+    Encoder, check_batch_size, in_batches, is_positive_integer, read_settings, run_modules, saved_prompts, texts_from,
 )
 from minisbert.files.loading import ModelLoadError, check_family, read_json, resolve_model_folder
 from minisbert.modules import (
@@ -89,7 +89,7 @@ def load_sparse_modules(folder):
 def check_max_active_dims(max_active_dims):
     if max_active_dims is None:
         return None
-    if isinstance(max_active_dims, bool) or not isinstance(max_active_dims, (int, np.integer)) or max_active_dims <= 0:
+    if not is_positive_integer(max_active_dims):
         raise ValueError(f"max_active_dims must be a positive integer, got {max_active_dims!r}")
     return int(max_active_dims)
 
@@ -208,7 +208,7 @@ class SparseEncoder(Encoder):
     def decode(self, embeddings, top_k=None):
         """Sparse embeddings -> their (token, weight) pairs, heaviest first: a list for one vector (vocab,), a list
         of lists for (n, vocab); top_k keeps that many of each."""
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k <= 0):
+        if top_k is not None and not is_positive_integer(top_k):
             raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
         matrix, is_vector = as_sparse_matrix(embeddings)
         results = []
@@ -365,7 +365,7 @@ def per_token_weights(modules, features):
 def splade_trace(model, text, task=None, top_k=20):
     if not isinstance(text, str):
         raise TypeError(f"trace() takes one string, got {type(text).__name__}")
-    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k <= 0:
+    if not is_positive_integer(top_k):
         raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
     modules = model.modules_for(task)
     features = model.forward([text], task=task)
