@@ -1,6 +1,7 @@
 """The fill-mask Transformer of a SparseEncoder (sentence-transformers' MLMTransformer, or its Transformer with
 transformer_task "fill-mask"): the encoder as the Transformer module runs it, plus transformers' masked-language-model
-head, hidden states -> a logit per vocabulary entry, read from the checkpoint by one tensor-name table per architecture (MLM_HEADS).
+head, hidden states -> a logit per vocabulary entry, read from the checkpoint by one tensor-name table per
+architecture (MLM_HEADS).
 """
 
 from pathlib import Path
