@@ -13,7 +13,8 @@ from minisbert.modules import Transformer
 
 logger = logging.getLogger(__name__)
 
-# sentence-transformers gives every bi-encoder these (empty) prompts; a model's config may fill them in.
+# sentence-transformers gives a SentenceTransformer, SparseEncoder and MultiVectorEncoder these (empty) prompts, a
+# CrossEncoder none; a model's config may fill them in.
 DEFAULT_PROMPTS = {"query": "", "document": ""}
 # The prompt encode_query / encode_document use when given none, as sentence-transformers picks it: the first of
 # these names among the model's prompts.

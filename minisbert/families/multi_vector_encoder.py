@@ -30,7 +30,7 @@ from minisbert.modules import (
 
 __all__ = ["MaxSimTrace", "MultiVectorEncoder"]
 
-SIMILARITY_FUNCTIONS = {"maxsim": (util.maxsim, util.maxsim_pairwise),
+MAXSIM_FUNCTIONS = {"maxsim": (util.maxsim, util.maxsim_pairwise),
                         "meanmaxsim": (util.mean_maxsim, util.mean_maxsim_pairwise)}
 
 
@@ -151,9 +151,9 @@ class MultiVectorEncoder(Encoder):
             folder_prompts, _ = legacy_prompts(settings)
         self.set_prompts(folder_prompts, prompts, default_prompt_name or settings.get("default_prompt_name"))
         saved_similarity = settings.get("similarity_fn_name")
-        name = similarity_fn_name or (saved_similarity if saved_similarity in SIMILARITY_FUNCTIONS else "maxsim")
-        if name not in SIMILARITY_FUNCTIONS:
-            raise ValueError(f"a MultiVectorEncoder scores by {sorted(SIMILARITY_FUNCTIONS)}, not {name!r}")
+        name = similarity_fn_name or (saved_similarity if saved_similarity in MAXSIM_FUNCTIONS else "maxsim")
+        if name not in MAXSIM_FUNCTIONS:
+            raise ValueError(f"a MultiVectorEncoder scores by {sorted(MAXSIM_FUNCTIONS)}, not {name!r}")
         self.similarity_fn_name = name
 
     @property
@@ -209,11 +209,11 @@ class MultiVectorEncoder(Encoder):
 
     def similarity(self, embeddings1, embeddings2, **options):
         """MaxSim (or MeanMaxSim) of every query with every document -> (n, m)."""
-        return SIMILARITY_FUNCTIONS[self.similarity_fn_name][0](embeddings1, embeddings2, **options)
+        return MAXSIM_FUNCTIONS[self.similarity_fn_name][0](embeddings1, embeddings2, **options)
 
     def similarity_pairwise(self, embeddings1, embeddings2, **options):
         """MaxSim (or MeanMaxSim) of query i with document i -> (n,)."""
-        return SIMILARITY_FUNCTIONS[self.similarity_fn_name][1](embeddings1, embeddings2, **options)
+        return MAXSIM_FUNCTIONS[self.similarity_fn_name][1](embeddings1, embeddings2, **options)
 
     def trace(self, query, document):
         """Which document token each query token matches in MaxSim: a minisbert.families.multi_vector_encoder.MaxSimTrace."""
