@@ -31,7 +31,7 @@ from minisbert.modules import (
 __all__ = ["MaxSimTrace", "MultiVectorEncoder"]
 
 MAXSIM_FUNCTIONS = {"maxsim": (util.maxsim, util.maxsim_pairwise),
-                        "meanmaxsim": (util.mean_maxsim, util.mean_maxsim_pairwise)}
+                    "meanmaxsim": (util.mean_maxsim, util.mean_maxsim_pairwise)}
 
 
 # Older saves: PyLate v3 (config_sentence_transformers.json's model_type "ColBERT") kept the lengths, expansion,
