@@ -270,7 +270,7 @@ def test_bad_batch_size(tiny_cross_encoder, batch_size):
 
 def test_a_bi_encoder_folder_is_a_family_error(tiny_model):
     folder, _, _ = tiny_model("bert")
-    with pytest.raises(ModelLoadError, match="holds a SentenceTransformer model.*not a CrossEncoder"):
+    with pytest.raises(ModelLoadError, match="is a SentenceTransformer model.*not a CrossEncoder"):
         CrossEncoder(folder)
 
 

@@ -89,14 +89,14 @@ def test_output_value_none_with_prompt_keeps_batch_values(tiny_model):
 
 
 def test_untrusted_dense_activation_falls_back_to_tanh(tmp_path, caplog):
-    from minisbert.modules import dense_activation
+    from minisbert.modules.dense import dense_activation
 
     assert dense_activation("my_package.MyActivation") is np.tanh
     assert "not a torch class" in caplog.text
 
 
 def test_unsupported_torch_activation_is_named():
-    from minisbert.modules import dense_activation
+    from minisbert.modules.dense import dense_activation
 
     with pytest.raises(ValueError, match="Softplus"):
         dense_activation("torch.nn.modules.activation.Softplus")

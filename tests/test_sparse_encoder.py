@@ -297,7 +297,7 @@ def test_a_fill_mask_module_without_its_head_names_the_missing_tensors(tiny_mode
     folder, _, _ = tiny_model("bert")
     broken = tmp_path / "no-head"
     shutil.copytree(folder, broken)
-    (broken / "config_sentence_transformers.json").unlink()
+    (broken / "config_sentence_transformers.json").write_text(json.dumps({"model_type": "SparseEncoder"}))
     (broken / "modules.json").write_text(json.dumps([
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.sparse_encoder.models.MLMTransformer"},
         {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.sparse_encoder.models.SpladePooling"},

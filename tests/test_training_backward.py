@@ -21,7 +21,7 @@ from minisbert.training.model import (
     normalize_forward,
     pooling_backward,
 )
-from minisbert.modules import pool
+from minisbert.modules.pooling import pool
 
 RNG = np.random.default_rng(0)
 
@@ -200,7 +200,7 @@ def test_pooling(mode):
 
 @pytest.mark.parametrize("activation", ["Tanh", "Identity", "ReLU", "GELU", "SiLU", "Sigmoid"])
 def test_dense(activation):
-    from minisbert.modules import DENSE_ACTIVATIONS
+    from minisbert.modules.dense import DENSE_ACTIVATIONS
 
     class Module:  # a Dense module's attributes, as minisbert.modules.Dense has them
         weight, bias, activation = random(6, 4), random(4), None

@@ -10,17 +10,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minisbert.files.loading import ModelLoadError, read_json, resolve_model_folder, saved_model_family
 from minisbert.architectures.heads import classification_head, head_for, load_head, num_labels
 from minisbert.architectures.layers import softmax
-from minisbert.modules import DENSE_ACTIVATIONS, Transformer
-from minisbert.families.sentence_transformer import SentenceTransformer, batch_starts, check_encode_arguments
+from minisbert.families._encoding import (
+    Encoder, check_batch_size, in_batches, is_positive_integer, read_settings, saved_prompts,
+)
+from minisbert.files.loading import ModelLoadError, check_family, read_json, resolve_model_folder
 from minisbert.files.weights import load_weights
+from minisbert.modules import Transformer, read_module_list
+from minisbert.modules.dense import DENSE_ACTIVATIONS
+
+__all__ = ["CrossEncoder", "CrossEncoderTrace"]
 
 logger = logging.getLogger(__name__)
 
 
-class CrossEncoder:
+class CrossEncoder(Encoder):
+    """A reranker: a (query, document) pair -> a score (sentence-transformers' CrossEncoder)."""
+
+    default_prompts = {}  # sentence-transformers gives a CrossEncoder no prompts of its own
+
     def __init__(
         self,
         model_name_or_path,
@@ -35,7 +44,7 @@ class CrossEncoder:
         check_cross_encoder_folder(self.folder)
         self.transformer = Transformer(self.folder)
         if max_length is not None:
-            if isinstance(max_length, bool) or not isinstance(max_length, (int, np.integer)) or max_length <= 0:
+            if not is_positive_integer(max_length):
                 raise ValueError(f"max_length must be a positive integer or None, got {max_length!r}")
             special = self.tokenizer.backend.num_special_tokens_to_add(is_pair=True)
             if max_length <= special:  # the tokenizers library would then not truncate at all
@@ -43,31 +52,18 @@ class CrossEncoder:
             self.tokenizer.set_max_length(max_length)
         self.head = load_head(load_weights(self.folder), self.config)
         self.num_labels = num_labels(self.config)
-        settings = read_json(self.folder / "config_sentence_transformers.json", required=False) or {}
+        settings = read_settings(self.folder)
         if activation_fn is None:
             activation_fn = saved_activation(self.folder, settings, self.config, self.num_labels)
         self.activation_fn = activation_fn
-        saved_prompts = {name: text or "" for name, text in (settings.get("prompts") or {}).items()}
-        self.prompts = {**saved_prompts, **(prompts or {})}
-        self.default_prompt_name = default_prompt_name or settings.get("default_prompt_name")
-        if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
-            raise ValueError(
-                f"default prompt name {self.default_prompt_name!r} is not one of the prompts {list(self.prompts)}"
-            )
+        self.set_prompts(saved_prompts(settings), prompts, default_prompt_name or settings.get("default_prompt_name"))
 
     def __repr__(self):
         return f"CrossEncoder({str(self.folder)!r}, model_type={self.config['model_type']!r}, num_labels={self.num_labels})"
 
-    # A prompt is chosen as SentenceTransformer chooses it, and put in front of each pair's first text.
-    resolve_prompt = SentenceTransformer.resolve_prompt
-
     @property
     def config(self):
         return self.transformer.config
-
-    @property
-    def tokenizer(self):
-        return self.transformer.tokenizer
 
     @property
     def max_seq_length(self):
@@ -96,28 +92,25 @@ class CrossEncoder:
         num_labels) array) is applied to each batch's logits; apply_softmax then normalises several labels."""
         is_single_pair = single_pair(inputs)
         pairs = text_pairs([np.asarray(inputs).tolist()] if is_single_pair else inputs)
-        check_encode_arguments(batch_size, "sentence_embedding")
+        check_batch_size(batch_size)
         prompt = self.resolve_prompt(prompt, prompt_name)
-        if prompt:
+        if prompt:  # in front of each pair's first text
             pairs = [(prompt + first, second) for first, second in pairs]
         if activation_fn is None:
             activation_fn = self.activation_fn
-        if show_progress_bar is None:
-            show_progress_bar = logger.getEffectiveLevel() in (logging.INFO, logging.DEBUG)
 
-        # Longest pairs first so that batches pad little; each batch's scores go back to their pairs' places.
-        order = np.argsort([-(len(first) + len(second)) for first, second in pairs], kind="stable")
-        batches = []
-        for start in batch_starts(len(pairs), batch_size, show_progress_bar):
-            scores = self.forward([pairs[i] for i in order[start : start + batch_size]])["logits"]
+        batches, places = [], []
+        for indices, batch in in_batches(pairs, batch_size, show_progress_bar, length=pair_length):
+            scores = self.forward(batch)["logits"]
             scores = activation_fn(scores)  # (batch, num_labels)
             if self.num_labels == 1 and scores.ndim > 1:
                 scores = scores[..., 0]  # (batch,)
             if apply_softmax and scores.ndim > 1:
                 scores = softmax(scores)
             batches.append(np.asarray(scores))
-        if batches:
-            scores = np.concatenate(batches)[np.argsort(order)]
+            places.append(indices)
+        if batches:  # each batch's scores back to their pairs' places
+            scores = np.concatenate(batches)[np.argsort(np.concatenate(places))]
         else:
             scores = np.empty((0,) if self.num_labels == 1 else (0, self.num_labels), dtype=np.float32)
         if not convert_to_numpy:
@@ -143,7 +136,7 @@ class CrossEncoder:
                 f"CrossEncoder.rank() only works for models with num_labels=1; this model has {self.num_labels} "
                 "labels. Use predict() with (query, document) pairs instead."
             )
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k <= 0):
+        if top_k is not None and not is_positive_integer(top_k):
             raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
         documents = rank_documents(query, documents)
         scores = self.predict(
@@ -226,6 +219,10 @@ def single_pair(inputs):
     return False
 
 
+def pair_length(pair):
+    return len(pair[0]) + len(pair[1])
+
+
 def text_pairs(inputs):
     """The list of (str, str) pairs to score, or an error naming the first item that is not one."""
     if inputs is None or isinstance(inputs, (str, bytes, dict)) or not hasattr(inputs, "__iter__"):
@@ -252,20 +249,13 @@ def rank_documents(query, documents):
 def check_cross_encoder_folder(folder):
     """A clear error unless the folder holds a cross-encoder: a CrossEncoder save (modules.json with model_type
     CrossEncoder) or a transformers *ForSequenceClassification folder, as older CrossEncoders were saved."""
-    family = saved_model_family(folder)
-    if family is not None and family != "CrossEncoder":
-        raise ModelLoadError(
-            f"{folder} holds a {family} model (config_sentence_transformers.json, modules.json), not a "
-            f"CrossEncoder: it has no classification head to score pairs with. Load it with minisbert.{family}."
-        )
-    if family is not None:  # a CrossEncoder save: the classification model alone, at the folder's root
-        modules = read_json(folder / "modules.json")
-        if not (isinstance(modules, list) and all(isinstance(module, dict) for module in modules)):
-            raise ModelLoadError(f"corrupt {folder / 'modules.json'}: expected a list of modules")
-        types = [str(module.get("type", "")).rsplit(".", 1)[-1] for module in modules]
-        if types != ["Transformer"] or modules[0].get("path", "") not in ("", "."):
+    check_family(folder, "CrossEncoder")
+    entries = read_module_list(folder)
+    if entries is not None:  # a CrossEncoder save: the classification model alone, at the folder's root
+        types = [type_name.rsplit(".", 1)[-1] for type_name, _ in entries]
+        if types != ["Transformer"] or entries[0][1] != folder:
             raise ModelLoadError(
-                f"{folder / 'modules.json'} chains {types or modules}: minisbert's CrossEncoder reads one "
+                f"{folder / 'modules.json'} chains {types}: minisbert's CrossEncoder reads one "
                 "Transformer module (a *ForSequenceClassification model) at the folder's root"
             )
     config = read_json(folder / "config.json")

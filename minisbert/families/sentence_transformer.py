@@ -3,29 +3,30 @@ other rooms together: loading finds the folder, modules.json gives the chain of 
 forward pass -> pooling -> ...), and encode runs batches of texts through that chain.
 """
 
-import logging
-
 import numpy as np
 
-from minisbert.files.loading import TEXT, TEXT_BY_NAME, read_config, resolve_model_folder
 from minisbert.architectures.fast_encoder import quantize_linear_layers
+from minisbert.families._encoding import (
+    Encoder, check_batch_size, in_batches, is_integer, read_settings, run_modules, saved_prompts, texts_from,
+)
+from minisbert.files.loading import resolve_model_folder
+from minisbert.inspection.trace import trace
+from minisbert.kernels.similarity import normalize_rows
 from minisbert.modules import Transformer, load_modules
 from minisbert.util.quantization import check_precision, quantize_embeddings
 from minisbert.util.similarity import SIMILARITY_FUNCTIONS, similarity_function_name
-from minisbert.inspection.trace import trace
 
-logger = logging.getLogger(__name__)
+__all__ = ["QUANTIZE_OPTIONS", "SentenceTransformer"]
 
 OUTPUT_VALUES = ("sentence_embedding", "token_embeddings", None)
-# sentence-transformers gives every model these (empty) prompts; a model's config may fill them in.
-DEFAULT_PROMPTS = {"query": "", "document": ""}
-# The keys of config_sentence_transformers.json minisbert reads.
-SETTINGS_CHECKS = {"prompts": TEXT_BY_NAME, "default_prompt_name": TEXT, "similarity_fn_name": TEXT}
-# quantize=: None (float32) or "int8": the encoder's linear layers in int8 (models.fast_encoder.quantized_linear)
+# quantize=: None (float32) or "int8": the encoder's linear layers in int8
+# (minisbert.architectures.fast_encoder.quantized_linear)
 QUANTIZE_OPTIONS = (None, "int8")
 
 
-class SentenceTransformer:
+class SentenceTransformer(Encoder):
+    """A bi-encoder: text -> one embedding (sentence-transformers' SentenceTransformer)."""
+
     def __init__(
         self,
         model_name_or_path=None,
@@ -41,32 +42,19 @@ class SentenceTransformer:
             raise ValueError(f"quantize={quantize!r} is not one of {QUANTIZE_OPTIONS}")
         self.folder = resolve_model_folder(model_name_or_path, cache_folder)
         self.modules = load_modules(self.folder)
-        settings = read_config(self.folder / "config_sentence_transformers.json", SETTINGS_CHECKS, required=False) or {}
+        settings = read_settings(self.folder)
         if quantize == "int8":
             quantize_transformers(self.modules)
-        saved_prompts = {name: text or "" for name, text in (settings.get("prompts") or {}).items()}
-        self.prompts = {**DEFAULT_PROMPTS, **saved_prompts, **(prompts or {})}
-        self.default_prompt_name = default_prompt_name or settings.get("default_prompt_name")
-        if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
-            raise ValueError(
-                f"default prompt name {self.default_prompt_name!r} is not one of the prompts {list(self.prompts)}"
-            )
+        self.set_prompts(saved_prompts(settings), prompts, default_prompt_name or settings.get("default_prompt_name"))
         self.similarity_fn_name = similarity_function_name(
             similarity_fn_name or settings.get("similarity_fn_name") or "cosine"
         )
         check_truncate_dim(truncate_dim)
         self.truncate_dim = truncate_dim
 
-    def __repr__(self):
-        return f"SentenceTransformer({str(self.folder)!r}, modules={[type(m).__name__ for m in self.modules]})"
-
     @property
     def transformer(self):
         return next(module for module in self.modules if isinstance(module, Transformer))
-
-    @property
-    def tokenizer(self):
-        return self.transformer.tokenizer
 
     @property
     def max_seq_length(self):
@@ -88,9 +76,7 @@ class SentenceTransformer:
         features = self.tokenize(texts)
         if prompt_length is not None:
             features["prompt_length"] = prompt_length
-        for module in self.modules:
-            features = module(features, record=record) if isinstance(module, Transformer) else module(features)
-        return features
+        return run_modules(self.modules, features, record)
 
     def encode(
         self,
@@ -114,24 +100,19 @@ class SentenceTransformer:
             raise ValueError(f"precision={precision!r} needs output_value='sentence_embedding', convert_to_numpy=True")
         prompt = self.resolve_prompt(prompt, prompt_name)
         truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
-        check_encode_arguments(batch_size, output_value, truncate_dim, prompt)
-        if show_progress_bar is None:
-            show_progress_bar = logger.getEffectiveLevel() in (logging.INFO, logging.DEBUG)
+        check_encode_arguments(batch_size, output_value, truncate_dim)
         prompt_length = None
         if prompt:
             texts = [prompt + text for text in texts]
             prompt_length = self.tokenizer.prompt_length(prompt)
 
         # Each distinct text once (10,000 empty strings are one forward pass), when the result is one array.
-        # Longest texts first, so that each batch holds texts of similar length and pads little. Each batch's
-        # outputs go straight to their texts' places: nothing per corpus is kept but the result itself.
+        # Each batch's outputs go straight to their texts' places: nothing per corpus is kept but the result.
         returns_array = output_value == "sentence_embedding" and convert_to_numpy
         texts, rows = distinct(texts) if returns_array else (texts, None)
-        order = np.argsort([-len(text) for text in texts], kind="stable")
         embeddings, results = None, [None] * len(texts)
-        for start in batch_starts(len(texts), batch_size, show_progress_bar):
-            indices = order[start : start + batch_size]
-            features = self.forward([texts[i] for i in indices], prompt_length=prompt_length)
+        for indices, batch in in_batches(texts, batch_size, show_progress_bar):
+            features = self.forward(batch, prompt_length=prompt_length)
             if truncate_dim is not None:
                 features["sentence_embedding"] = features["sentence_embedding"][:, :truncate_dim]
             outputs = per_text_outputs(features, output_value, normalize_embeddings)
@@ -163,22 +144,11 @@ class SentenceTransformer:
 
     def encode_query(self, sentences, **options):
         """encode() with the model's "query" prompt (empty unless the model defines one)."""
-        return self.encode(sentences, **{"prompt_name": "query", **options})
+        return self.encode(sentences, **self.task_options("query", options))
 
     def encode_document(self, sentences, **options):
         """encode() with the model's "document" prompt (empty unless the model defines one)."""
-        return self.encode(sentences, **{"prompt_name": "document", **options})
-
-    def resolve_prompt(self, prompt, prompt_name):
-        if prompt is not None:
-            return prompt
-        if prompt_name is not None:
-            if prompt_name not in self.prompts:
-                raise ValueError(f"prompt name {prompt_name!r} not found; the model's prompts are {list(self.prompts)}")
-            return self.prompts[prompt_name]
-        if self.default_prompt_name is not None:
-            return self.prompts[self.default_prompt_name]
-        return None
+        return self.encode(sentences, **self.task_options("document", options))
 
     def similarity(self, embeddings1, embeddings2):
         """The model's similarity function between every pair of rows: (n, dim), (m, dim) -> (n, m)."""
@@ -189,20 +159,6 @@ class SentenceTransformer:
         return SIMILARITY_FUNCTIONS[self.similarity_fn_name][1](embeddings1, embeddings2)
 
 
-def texts_from(sentences):
-    """The list of texts to encode, or a TypeError naming what is wrong with the input."""
-    if isinstance(sentences, str):
-        return [sentences]
-    if sentences is None or isinstance(sentences, (bytes, dict)) or not hasattr(sentences, "__iter__"):
-        raise TypeError(f"encode() takes a string or a list of strings, got {type(sentences).__name__}")
-    texts = list(sentences)
-    for index, text in enumerate(texts):
-        if not isinstance(text, str):
-            kind = "a nested list" if isinstance(text, (list, tuple)) else type(text).__name__
-            raise TypeError(f"encode() takes a string or a list of strings; item {index} is {kind}: {text!r:.60}")
-    return texts
-
-
 def distinct(texts):
     """(each distinct text once, in first-seen order; rows (n,): each text's place among them)."""
     places = {}
@@ -210,33 +166,19 @@ def distinct(texts):
     return list(places), rows
 
 
-def check_encode_arguments(batch_size, output_value, truncate_dim=None, prompt=None):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-        raise TypeError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+def check_encode_arguments(batch_size, output_value, truncate_dim):
+    check_batch_size(batch_size)
     if output_value not in OUTPUT_VALUES:
         raise ValueError(f"output_value must be one of {OUTPUT_VALUES}, got {output_value!r}")
     check_truncate_dim(truncate_dim)
-    if prompt is not None and not isinstance(prompt, str):
-        raise TypeError(f"prompt must be a string, got {type(prompt).__name__}")
 
 
 def check_truncate_dim(truncate_dim):
     if truncate_dim is not None:
-        if isinstance(truncate_dim, bool) or not isinstance(truncate_dim, (int, np.integer)):
+        if not is_integer(truncate_dim):
             raise TypeError(f"truncate_dim must be a positive integer or None, got {truncate_dim!r}")
         if truncate_dim < 1:
             raise ValueError(f"truncate_dim must be a positive integer or None, got {truncate_dim}")
-
-
-def batch_starts(count, batch_size, show_progress_bar):
-    starts = range(0, count, batch_size)
-    if not show_progress_bar:
-        return starts
-    from tqdm.auto import tqdm
-
-    return tqdm(starts, desc="Batches")
 
 
 def per_text_outputs(features, output_value, normalize_embeddings):
@@ -244,8 +186,6 @@ def per_text_outputs(features, output_value, normalize_embeddings):
     if output_value == "sentence_embedding":
         embeddings = features["sentence_embedding"]
         if normalize_embeddings:
-            from minisbert.kernels.similarity import normalize_rows
-
             embeddings = normalize_rows(embeddings)
         return list(embeddings)
     if output_value == "token_embeddings":

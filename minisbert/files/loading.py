@@ -141,21 +141,19 @@ def require_keys(config, path, keys):
         raise ConfigError(f"corrupt model file {path}: missing {', '.join(map(repr, missing))}")
 
 
-def check_family(folder, settings, family):
-    """A clear error for a folder whose config_sentence_transformers.json (``settings``) names another
-    sentence-transformers family (e.g. a bi-encoder given to SparseEncoder); a folder that names none passes."""
-    saved = settings.get("model_type")
-    if saved is not None and saved != family:
-        raise ModelLoadError(f"{folder} is a {saved} model (config_sentence_transformers.json), not a {family}; "
-                             f"load it with minisbert.{saved}")
-
-
-def saved_model_family(folder):
-    """The sentence-transformers family a folder was saved as, as sentence-transformers reads it:
-    config_sentence_transformers.json's model_type ("SentenceTransformer", "CrossEncoder", "SparseEncoder"...),
-    "SentenceTransformer" for a folder with modules.json that names none, None for a plain transformers folder."""
+def check_family(folder, family):
+    """A clear error unless ``folder`` holds a ``family`` model ("SentenceTransformer", "CrossEncoder",
+    "SparseEncoder"...), told as sentence-transformers tells it: a folder without modules.json (a plain transformers
+    model) is any family's; one with modules.json is the family config_sentence_transformers.json's model_type
+    names, "SentenceTransformer" if it names none (saves older than the other families). sentence-transformers
+    would convert a model of another family; minisbert refuses it."""
     folder = Path(folder)
     if not (folder / "modules.json").is_file():
-        return None
-    settings = read_json(folder / "config_sentence_transformers.json", required=False) or {}
-    return settings.get("model_type", "SentenceTransformer")
+        return
+    settings = read_config(folder / "config_sentence_transformers.json", {"model_type": TEXT}, required=False) or {}
+    saved = settings.get("model_type") or "SentenceTransformer"
+    if saved == "ColBERT":  # PyLate v3's name for a MultiVectorEncoder
+        saved = "MultiVectorEncoder"
+    if saved != family:
+        raise ModelLoadError(f"{folder} is a {saved} model (config_sentence_transformers.json, modules.json), not a "
+                             f"{family}; load it with minisbert.{saved}")

@@ -13,7 +13,9 @@ import numpy as np
 from minisbert.architectures import ARCHITECTURES, bert, distilbert, mpnet, roberta
 from minisbert.architectures.fast_encoder import DERIVED_WEIGHT_KEYS
 from minisbert.architectures.layers import embedding_lookup, layer_norm
-from minisbert.modules import DENSE_ACTIVATIONS, Dense, Normalize, Pooling, Transformer, pool
+from minisbert.modules import Dense, Normalize, Pooling, Transformer
+from minisbert.modules.dense import DENSE_ACTIVATIONS
+from minisbert.modules.pooling import pool
 from minisbert.training.backward import (
     embedding_backward,
     dropout,
