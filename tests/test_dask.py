@@ -23,13 +23,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import WorkerPlugin
-from tiny_models import HARD_TEXTS
+from inputs import FEW_HARD_TEXTS
 
 import minisbert.dask as minisbert_dask
 from minisbert import Embedder, util
 from minisbert.kernels.topk import merge_top_k, top_k, top_k_reference
 
-TEXTS = HARD_TEXTS + [f"sentence {i}: " + "word " * (i % 13) for i in range(37)]  # 47 texts, mixed lengths
+TEXTS = FEW_HARD_TEXTS + [f"sentence {i}: " + "word " * (i % 13) for i in range(37)]  # 47 texts, mixed lengths
 
 
 class CountModelLoads(WorkerPlugin):

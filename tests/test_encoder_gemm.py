@@ -14,7 +14,7 @@ from minisbert import SentenceTransformer, vector_width
 from minisbert.cli import main
 from minisbert.architectures import fast_encoder as fast_encoder_module
 from minisbert.architectures.layers import activation, encoder_reference
-from tests.inputs import HARD_TEXTS
+from inputs import HARD_TEXTS
 from tests.test_fast_encoder import padded_batch, random_layers, tiny_config
 
 FORCED = {"numba": 10**9, "openblas": 0}  # PACKED_GEMM_MAX_TOKENS that sends every call to one kernel
@@ -141,7 +141,7 @@ import numpy as np
 import minisbert
 from minisbert.kernels import matmul
 sys.path.insert(0, sys.argv[1])
-from tests.inputs import HARD_TEXTS
+from inputs import HARD_TEXTS
 rng = np.random.default_rng(0)
 weight, x = rng.standard_normal((37, 300)).astype(np.float32), rng.standard_normal((300, 11)).astype(np.float32)
 out = {"wide": minisbert.runtime.vector_width.WIDE_VECTORS,

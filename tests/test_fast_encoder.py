@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from inputs import FEW_HARD_TEXTS
 from threadpoolctl import threadpool_info
 
 from minisbert.architectures import fast_encoder as fast_encoder_module
@@ -14,14 +15,6 @@ from minisbert.architectures.layers import activation, encoder, encoder_referenc
 from minisbert.runtime.threads import blas_thread_count
 
 HIDDEN, HEADS, INTERMEDIATE, LAYERS = 12, 3, 20, 2
-MIXED_TEXTS = [
-    "A short one.",
-    "word " * 400,  # longer than max_seq_length: truncated
-    "Grüße aus München, 東京 и Москва! 🎉🙂",
-    "   spaced\tout \n text   ",
-    "x",
-    "The weather is lovely today, and the long sentence goes on for a while to pad the others.",
-]
 
 
 def tiny_config(hidden_act="gelu"):
@@ -110,8 +103,8 @@ def test_encoder_runs_the_reference_when_recording():
 
 
 def test_real_model_fast_path_matches_reference_path(model):
-    features = model.forward(MIXED_TEXTS)
-    reference_features = model.forward(MIXED_TEXTS, record={})
+    features = model.forward(FEW_HARD_TEXTS)
+    reference_features = model.forward(FEW_HARD_TEXTS, record={})
     real = features["attention_mask"].astype(bool)
     difference = np.abs(features["token_embeddings"][real] - reference_features["token_embeddings"][real])
     assert difference.max() <= 5e-6
@@ -119,14 +112,14 @@ def test_real_model_fast_path_matches_reference_path(model):
 
 @pytest.mark.parametrize("batch_size", [1, 4, 32])
 def test_encode_matches_sentence_transformers_on_mixed_lengths(model, reference_model, batch_size):
-    expected = reference_model.encode(MIXED_TEXTS, batch_size=batch_size)
-    actual = model.encode(MIXED_TEXTS, batch_size=batch_size)
+    expected = reference_model.encode(FEW_HARD_TEXTS, batch_size=batch_size)
+    actual = model.encode(FEW_HARD_TEXTS, batch_size=batch_size)
     assert np.abs(actual - expected).max() <= 1e-6  # normalised embeddings
 
 
 def test_token_embeddings_match_sentence_transformers_on_mixed_lengths(model, reference_model):
-    expected = reference_model.encode(MIXED_TEXTS, output_value="token_embeddings")
-    actual = model.encode(MIXED_TEXTS, output_value="token_embeddings")
+    expected = reference_model.encode(FEW_HARD_TEXTS, output_value="token_embeddings")
+    actual = model.encode(FEW_HARD_TEXTS, output_value="token_embeddings")
     for text_tokens, reference_tokens in zip(actual, expected):
         assert text_tokens.shape == tuple(reference_tokens.shape)
         assert np.abs(text_tokens - reference_tokens.numpy()).max() <= 1e-5
@@ -193,7 +186,7 @@ def test_fast_encoder_gives_numpys_blas_its_threads_back():
 
 
 def test_encode_from_several_threads_at_once_gives_each_its_own_embeddings(model):
-    texts = [MIXED_TEXTS[i:] + MIXED_TEXTS[:i] for i in range(4)]
+    texts = [FEW_HARD_TEXTS[i:] + FEW_HARD_TEXTS[:i] for i in range(4)]
     expected = [model.encode(batch) for batch in texts]
     with ThreadPoolExecutor(4) as callers:
         actual = list(callers.map(lambda batch: model.encode(batch, batch_size=3), texts * 3))

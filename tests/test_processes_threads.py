@@ -17,7 +17,7 @@ from minisbert import SentenceTransformer
 from minisbert.runtime import threads as minisbert_threads
 from minisbert.util.quantization import quantize_embeddings, semantic_search_binary
 from minisbert.util import euclidean_sim, semantic_search
-from tests.inputs import HARD_TEXTS, corpus_sentences
+from inputs import HARD_TEXTS, corpus_sentences
 
 CHILD_TIMEOUT = 240  # seconds: a child that has not answered by then hangs, and the test fails
 

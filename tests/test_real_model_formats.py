@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_models import HARD_TEXTS
+from inputs import HARD_TEXTS
 
 from minisbert import SentenceTransformer
 

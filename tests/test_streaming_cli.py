@@ -15,7 +15,7 @@ import numpy as np
 import psutil
 import pytest
 import zarr
-from tiny_models import HARD_TEXTS
+from inputs import FEW_HARD_TEXTS
 
 from minisbert import __version__, util
 from minisbert.cli import main
@@ -23,7 +23,7 @@ from minisbert import Embedder
 from minisbert.distributed.streaming import encode_chunk, model_fingerprint
 
 # One line each (no newline inside): empty, whitespace, accents, Korean, Japanese, emoji, specials, a long text.
-LINES = [text.replace("\n", " ") for text in HARD_TEXTS] + [f"line {i}: " + "word " * (i % 11) for i in range(33)]
+LINES = [text.replace("\n", " ") for text in FEW_HARD_TEXTS] + [f"line {i}: " + "word " * (i % 11) for i in range(33)]
 
 
 def run_cli(capsys, *arguments):

@@ -6,11 +6,10 @@ import shutil
 
 import numpy as np
 import pytest
-from tiny_models import HARD_TEXTS, bundled_folder, max_relative_difference
+from inputs import HARD_TEXTS
+from tiny_models import bundled_folder, max_relative_difference
 
 from minisbert.tokenization import Tokenizer
-
-TEXTS = [*HARD_TEXTS, "Café DÉJÀ vu ÅNGSTRÖM", "don't stop-believing!!", "[MASK] and [UNK] stay whole", "x" * 300]
 
 
 def vocab_only_folder(folder, tokenizer_config):
@@ -31,7 +30,7 @@ def test_vocab_only_tokenizer_matches_bert_tokenizer(tmp_path, tokenizer_config)
     folder = vocab_only_folder(tmp_path / "tokenizer", tokenizer_config)
     reference = AutoTokenizer.from_pretrained(folder)
     tokenizer = Tokenizer.from_folder(folder, max_seq_length=64)
-    for text in TEXTS:
+    for text in HARD_TEXTS:
         expected = reference(text, truncation=True, max_length=64)["input_ids"]
         assert tokenizer([text])["input_ids"][0].tolist() == expected, text
 
@@ -46,8 +45,8 @@ def test_model_folder_without_tokenizer_json_matches_reference(tiny_model, tmp_p
     shutil.copytree(folder, copy)
     (copy / "tokenizer.json").unlink()
     shutil.copy(bundled_folder() / "vocab.txt", copy / "vocab.txt")  # transformers 5 saves tokenizer.json only
-    expected = ReferenceModel(str(copy), device="cpu").encode(TEXTS)
-    actual = SentenceTransformer(copy).encode(TEXTS)
+    expected = ReferenceModel(str(copy), device="cpu").encode(HARD_TEXTS)
+    actual = SentenceTransformer(copy).encode(HARD_TEXTS)
     assert max_relative_difference(actual, expected) <= 1e-5
 
 

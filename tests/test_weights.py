@@ -6,14 +6,13 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from inputs import FEW_HARD_TEXTS
 from safetensors.torch import load_file, save_file
 
 from minisbert import SentenceTransformer
 from minisbert.architectures.checkpoint import CheckpointError
 from minisbert.files.torch_checkpoint import load_torch_checkpoint
 from minisbert.files.weights import load_weights, read_safetensors
-
-TEXTS = ["The weather is lovely today.", "", "A much longer sentence about nothing in particular at all."]
 
 
 def odd_tensors():
@@ -66,7 +65,7 @@ def test_load_weights_widens_half_precision_to_float32(tmp_path):
 @pytest.fixture(scope="module")
 def dense_model(tiny_model):
     # a Dense module too, so that its own weights file is converted along with the transformer's
-    return tiny_model("bert", pooling_mode="cls", dense=[(8, torch.nn.Tanh(), True)], normalize=True)
+    return tiny_model("bert", pooling_mode="cls", dense=[(8, "Tanh", True)], normalize=True)
 
 
 def copy_with_weights(source, destination, convert):
@@ -83,7 +82,7 @@ def test_pytorch_model_bin_gives_the_same_output_as_safetensors(dense_model, tmp
     folder, model, _ = dense_model
     copy = copy_with_weights(folder, tmp_path / "bin", lambda t, f: torch.save(t, f / "pytorch_model.bin"))
     assert not list(copy.rglob("*.safetensors"))
-    np.testing.assert_array_equal(SentenceTransformer(copy).encode(TEXTS), model.encode(TEXTS))
+    np.testing.assert_array_equal(SentenceTransformer(copy).encode(FEW_HARD_TEXTS), model.encode(FEW_HARD_TEXTS))
 
 
 def test_sharded_safetensors_give_the_same_output(dense_model, tmp_path):
@@ -95,7 +94,7 @@ def test_sharded_safetensors_give_the_same_output(dense_model, tmp_path):
     (copy / "model.safetensors").unlink()
     AutoModel.from_pretrained(folder).save_pretrained(copy, max_shard_size="300KB")
     assert len(list(copy.glob("model-*-of-*.safetensors"))) > 1
-    np.testing.assert_array_equal(SentenceTransformer(copy).encode(TEXTS), model.encode(TEXTS))
+    np.testing.assert_array_equal(SentenceTransformer(copy).encode(FEW_HARD_TEXTS), model.encode(FEW_HARD_TEXTS))
 
 
 def test_bfloat16_weights_equal_float32_weights_rounded_the_same_way(dense_model, tmp_path):
@@ -109,8 +108,8 @@ def test_bfloat16_weights_equal_float32_weights_rounded_the_same_way(dense_model
 
     bfloat16 = copy_with_weights(folder, tmp_path / "bf16", to_bfloat16)
     rounded = copy_with_weights(folder, tmp_path / "rounded", rounded_float32)
-    expected = SentenceTransformer(rounded).encode(TEXTS)
-    np.testing.assert_array_equal(SentenceTransformer(bfloat16).encode(TEXTS), expected)
+    expected = SentenceTransformer(rounded).encode(FEW_HARD_TEXTS)
+    np.testing.assert_array_equal(SentenceTransformer(bfloat16).encode(FEW_HARD_TEXTS), expected)
 
 
 def test_missing_tensor_is_named(dense_model, tmp_path):
@@ -145,7 +144,7 @@ def test_prefixed_checkpoint_loads(dense_model, tmp_path):
         save_file({prefix + name: t for name, t in tensors.items()}, where / "model.safetensors")
 
     copy = copy_with_weights(folder, tmp_path / "prefixed", add_prefix)
-    np.testing.assert_array_equal(SentenceTransformer(copy).encode(TEXTS), model.encode(TEXTS))
+    np.testing.assert_array_equal(SentenceTransformer(copy).encode(FEW_HARD_TEXTS), model.encode(FEW_HARD_TEXTS))
 
 
 def test_folder_without_weights_names_the_files_looked_for(tmp_path):
@@ -163,4 +162,4 @@ def test_legacy_layer_norm_names_load(dense_model, tmp_path):
         save_file(renamed, where / "model.safetensors")
 
     copy = copy_with_weights(folder, tmp_path / "legacy", legacy_names)
-    np.testing.assert_array_equal(SentenceTransformer(copy).encode(TEXTS), model.encode(TEXTS))
+    np.testing.assert_array_equal(SentenceTransformer(copy).encode(FEW_HARD_TEXTS), model.encode(FEW_HARD_TEXTS))
