@@ -4,6 +4,7 @@ reproduction must still reproduce the paper's claim, and the pooling table must 
 import importlib.util
 
 import pytest
+from inputs import CORPUS, KORSTS
 
 from tests.conftest import REPO
 
@@ -19,7 +20,7 @@ def test_cosine_vs_dot_reproduces_the_paper_on_a_small_configuration(tmp_path, d
     lines = load_study("cosine_vs_dot").main([
         "--users", "400", "--items", "60", "--queries", "4", "--documents", "40",
         "--model", str(default_model_folder), "--figure", str(tmp_path / "figure.png"),
-        "--corpus", str(REPO / "tests" / "data" / "stdlib_sentences-300.txt"),
+        "--corpus", str(CORPUS),
     ])
     text = "\n".join(lines)
     assert "The claim is reproduced." in text
@@ -53,7 +54,7 @@ def test_trained_linear_model_reaches_the_closed_form_loss(scheme):
 
 def test_pooling_table_on_a_few_pairs(default_model_folder):
     lines = load_study("pooling").main([
-        "--pairs", "20", "--model", str(default_model_folder), "--korsts", str(REPO / "tests" / "data" / "korsts-test-100.tsv"),
+        "--pairs", "20", "--model", str(default_model_folder), "--korsts", str(KORSTS),
     ])
     row = next(line for line in lines if line.startswith("| KorSTS"))
     values = [float(cell) for cell in row.strip("|").split("|")[2:]]
