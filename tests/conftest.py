@@ -1,5 +1,6 @@
 """Shared fixtures: the default model loaded once by minisbert and once by the reference,
-sentence-transformers (torch), on the same bundled files."""
+sentence-transformers (torch), on the same bundled files; tiny random models of every architecture
+(tests/tiny_models.py), built once each; numpy's BLAS held at two threads."""
 
 from pathlib import Path
 
@@ -72,3 +73,20 @@ def tiny_cross_encoder(tmp_path_factory):
         return cache[key]
 
     return build
+
+
+@pytest.fixture
+def two_blas_threads():
+    """numpy's BLAS held at two threads during the test (threadpoolctl), so that what depends on its thread count
+    (the encoder's groups, the one-thread limit and its release) is tested as on a multi-core machine, whatever
+    this machine's default: with one thread, there would be nothing to limit and nothing to give back."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def counts():
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    if not counts():
+        pytest.skip("threadpoolctl finds no BLAS library behind numpy")
+    with threadpool_limits(limits=2, user_api="blas"):
+        assert counts() == {2}
+        yield

@@ -12,7 +12,6 @@ from threadpoolctl import threadpool_info
 from minisbert.architectures import fast_encoder as fast_encoder_module
 from minisbert.architectures.fast_encoder import fast_encoder, packed_encoder, sequence_groups
 from minisbert.architectures.layers import activation, encoder, encoder_reference
-from minisbert.runtime.threads import blas_thread_count
 
 HIDDEN, HEADS, INTERMEDIATE, LAYERS = 12, 3, 20, 2
 
@@ -155,10 +154,8 @@ def group_sizes(monkeypatch):
     return sizes
 
 
-def test_fast_encoder_groups_give_the_numbers_of_one_packed_batch(group_sizes):
+def test_fast_encoder_groups_give_the_numbers_of_one_packed_batch(group_sizes, two_blas_threads):
     # the threaded path (a group of sequences per core, one BLAS thread each) against the whole batch at once
-    if blas_thread_count() < 2:
-        pytest.skip("numpy's BLAS runs one thread here: there is one group")
     rng = np.random.default_rng(5)
     layers, config = random_layers(rng), tiny_config()
     x, attention_mask = padded_batch(rng, [150, 1, 90, 3, 70, 2])  # enough tokens for a group per core
@@ -176,13 +173,24 @@ def test_fast_encoder_keeps_a_small_batch_in_one_group(group_sizes):
     assert group_sizes == [4]
 
 
-def test_fast_encoder_gives_numpys_blas_its_threads_back():
+def blas_counts():
+    return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+
+def test_fast_encoder_runs_each_group_on_one_blas_thread_and_gives_the_threads_back(two_blas_threads, monkeypatch):
+    counts_inside = []
+
+    def recording_packed_encoder(x, *arguments):
+        counts_inside.append(blas_counts())
+        return packed_encoder(x, *arguments)
+
+    monkeypatch.setattr(fast_encoder_module, "packed_encoder", recording_packed_encoder)
     rng = np.random.default_rng(6)
     layers, config = random_layers(rng), tiny_config()
     x, attention_mask = padded_batch(rng, [150, 1, 190, 3])
-    before = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
     fast_encoder(x, layers, attention_mask, config, activation("gelu"))
-    assert [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"] == before
+    assert counts_inside == [{1}, {1}]  # two groups (two BLAS threads outside), each with BLAS at one thread
+    assert blas_counts() == {2}
 
 
 def test_encode_from_several_threads_at_once_gives_each_its_own_embeddings(model):

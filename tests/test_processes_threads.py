@@ -2,7 +2,7 @@
 split kernels (the parent's numbers, no hang: a timeout fails the test), in a spawned child, and from four threads
 at once; numpy's BLAS thread count is what it was after any mix of concurrent calls.
 
-The tests hold numpy's BLAS at two threads (threadpoolctl) so that the encoder cuts batches into two groups run
+The tests hold numpy's BLAS at two threads (conftest's two_blas_threads) so that the encoder cuts batches into two groups run
 on the worker pool, and they check that it did: none of them can pass with the pool unused."""
 
 import multiprocessing
@@ -24,15 +24,6 @@ CHILD_TIMEOUT = 240  # seconds: a child that has not answered by then hangs, and
 
 def blas_counts():
     return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
-
-
-@pytest.fixture
-def two_blas_threads():
-    if not blas_counts():
-        pytest.skip("threadpoolctl finds no BLAS library behind numpy")
-    with threadpool_limits(limits=2, user_api="blas"):
-        assert set(blas_counts()) == {2}
-        yield
 
 
 @pytest.fixture(scope="module")
