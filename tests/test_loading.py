@@ -153,7 +153,7 @@ def test_corrupt_modules_json_is_named(model_copy):
 
 
 def test_missing_tokenizer_is_named(model_copy):
-    # without tokenizer.json a BERT folder's vocab.txt would still do (tests/test_vocab_tokenizer.py)
+    # without tokenizer.json a BERT folder's vocab.txt would still do (tests/test_tokenization.py)
     (model_copy / "tokenizer.json").unlink()
     (model_copy / "vocab.txt").unlink()
     with pytest.raises(ModelLoadError, match="tokenizer.json"):

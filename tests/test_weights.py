@@ -1,16 +1,21 @@
-"""Weights in every format a model folder may hold give the same numbers: safetensors (float32, float16,
-bfloat16, sharded) and pytorch_model.bin read without torch; missing or misshaped tensors are named."""
+"""minisbert.files.weights and torch_checkpoint: weights in every format a model folder may hold give the same
+numbers (safetensors in float32, float16, bfloat16, sharded; pytorch_model.bin read without torch; the real
+all-MiniLM-L6-v2 as pytorch_model.bin); float32 safetensors are memory-mapped (views of the file, not copies);
+a broken file gets an error that says what is wrong with it; missing or misshaped tensors are named. Hostile
+files (made to crash, allocate or run code) are test_hostile_files.py's."""
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from inputs import FEW_HARD_TEXTS
+from inputs import FEW_HARD_TEXTS, HARD_TEXTS
 from safetensors.torch import load_file, save_file
 
 from minisbert import SentenceTransformer
 from minisbert.architectures.checkpoint import CheckpointError
+from minisbert.files.loading import ModelLoadError
 from minisbert.files.torch_checkpoint import load_torch_checkpoint
 from minisbert.files.weights import load_weights, read_safetensors
 
@@ -163,3 +168,33 @@ def test_legacy_layer_norm_names_load(dense_model, tmp_path):
 
     copy = copy_with_weights(folder, tmp_path / "legacy", legacy_names)
     np.testing.assert_array_equal(SentenceTransformer(copy).encode(FEW_HARD_TEXTS), model.encode(FEW_HARD_TEXTS))
+
+
+def test_float32_weights_are_read_only_views_of_the_file(default_model_folder):
+    word_embeddings = load_weights(default_model_folder)["embeddings.word_embeddings.weight"]
+    assert word_embeddings.dtype == np.float32 and not word_embeddings.flags.writeable
+    assert isinstance(word_embeddings.base, np.memmap) or isinstance(word_embeddings, np.memmap)
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [(b"", "unreadable header"), (b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!", "unreadable header")],
+)
+def test_a_broken_weights_file_is_named(tmp_path, content, problem):
+    (tmp_path / "model.safetensors").write_bytes(content)
+    with pytest.raises(ModelLoadError, match=problem):
+        load_weights(tmp_path)
+
+
+def test_a_truncated_weights_file_names_the_tensor(tmp_path, default_model_folder):
+    (tmp_path / "model.safetensors").write_bytes((default_model_folder / "model.safetensors").read_bytes()[:100_000])
+    with pytest.raises(ModelLoadError, match="ends past the file.* bytes of data"):
+        load_weights(tmp_path)
+
+
+def test_the_real_models_pytorch_model_bin_gives_its_safetensors_embeddings(model, default_model_folder, tmp_path):
+    copy = tmp_path / "model"  # the bundled folder, its files linked, the weights re-saved by torch.save
+    shutil.copytree(default_model_folder, copy, copy_function=lambda source, target: Path(target).symlink_to(source))
+    (copy / "model.safetensors").unlink()
+    torch.save(load_file(default_model_folder / "model.safetensors"), copy / "pytorch_model.bin")
+    np.testing.assert_array_equal(SentenceTransformer(copy).encode(HARD_TEXTS), model.encode(HARD_TEXTS))

@@ -1,14 +1,17 @@
-"""A folder with only vocab.txt (and tokenizer_config.json) tokenizes as transformers' BertTokenizer does,
-honouring do_lower_case; a whole model folder without tokenizer.json matches sentence-transformers."""
+"""minisbert.tokenization beyond tokenizer.json (which every parity test reads): a folder with only vocab.txt (and
+tokenizer_config.json) tokenizes as transformers' BertTokenizer does, honouring do_lower_case; a whole model folder
+without tokenizer.json matches sentence-transformers, the real all-MiniLM-L6-v2's token for token."""
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 from inputs import HARD_TEXTS
 from tiny_models import bundled_folder, max_relative_difference
 
+from minisbert import SentenceTransformer
 from minisbert.tokenization import Tokenizer
 
 
@@ -38,8 +41,6 @@ def test_vocab_only_tokenizer_matches_bert_tokenizer(tmp_path, tokenizer_config)
 def test_model_folder_without_tokenizer_json_matches_reference(tiny_model, tmp_path):
     from sentence_transformers import SentenceTransformer as ReferenceModel
 
-    from minisbert import SentenceTransformer
-
     folder, _, _ = tiny_model("distilbert", pooling_mode="mean")
     copy = tmp_path / "vocab_only"
     shutil.copytree(folder, copy)
@@ -54,3 +55,13 @@ def test_non_wordpiece_vocab_only_folder_is_refused(tmp_path):
     folder = vocab_only_folder(tmp_path / "tokenizer", {"tokenizer_class": "XLNetTokenizer"})
     with pytest.raises(ValueError, match="XLNetTokenizer"):
         Tokenizer.from_folder(folder, max_seq_length=64)
+
+
+def test_the_real_models_tokenizer_from_vocab_txt_matches_its_tokenizer_json(model, default_model_folder, tmp_path):
+    copy = tmp_path / "model"  # the bundled folder, its files linked, without tokenizer.json
+    shutil.copytree(default_model_folder, copy, copy_function=lambda source, target: Path(target).symlink_to(source))
+    (copy / "tokenizer.json").unlink()
+    rebuilt = SentenceTransformer(copy)
+    for text in HARD_TEXTS:
+        assert rebuilt.tokenizer.tokens(text) == model.tokenizer.tokens(text), text
+    np.testing.assert_array_equal(rebuilt.encode(HARD_TEXTS), model.encode(HARD_TEXTS))
