@@ -32,7 +32,7 @@ MODERN_POSITIONS = 64
 WINDOW = 8  # tokens on either side that a sliding-window layer sees
 BUNDLED_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 ARCHITECTURES = ("bert", "roberta", "xlm-roberta", "mpnet", "distilbert")
-CROSS_ENCODER_ARCHITECTURES = ("bert", "roberta", "xlm-roberta", "mpnet", "distilbert", "electra", "deberta-v2", "deberta-v3")
+CROSS_ENCODER_ARCHITECTURES = (*ARCHITECTURES, "electra", "deberta-v2", "deberta-v3")
 QWEN3_PROMPTS = {"query": "Instruct: Given a web search query, retrieve relevant passages\nQuery:", "document": ""}
 GEMMA_PROMPTS = {"query": "task: search result | query: ", "document": "title: none | text: "}
 # Subtracted from a SPLADE model's MLM decoder bias so that a random model's vectors are sparse (a few % of the
