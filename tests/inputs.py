@@ -1,10 +1,12 @@
 """The tests' inputs, in one place: HARD_TEXTS (short and long, many scripts, accents, emoji, whitespace, empty,
 literal special tokens), HARD_TEXT_KINDS and FEW_HARD_TEXTS (one text of each kind, for tests where every text
-costs), and the paths of the data sets in tests/data (README.md there gives their sources and licences)."""
+costs), the paths of the data sets in tests/data (README.md there gives their sources and licences) and of the
+repository."""
 
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parent / "data"
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO / "tests" / "data"
 CORPUS = DATA / "stdlib_sentences-300.txt"  # natural English sentences, one a line
 KORSTS = DATA / "korsts-test-100.tsv"  # 100 scored Korean sentence pairs
 

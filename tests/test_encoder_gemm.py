@@ -155,7 +155,7 @@ print(json.dumps(out))
 def probe(folder, **environ):
     env = {key: value for key, value in os.environ.items() if key not in ("NUMBA_CPU_FEATURES", "NUMBA_CPU_NAME")}
     result = subprocess.run(
-        [sys.executable, "-c", PROBE, os.path.dirname(os.path.dirname(os.path.abspath(__file__))), str(folder)],
+        [sys.executable, "-c", PROBE, os.path.dirname(os.path.abspath(__file__)), str(folder)],  # tests/: inputs.py
         env={**env, **environ},
         capture_output=True,
         text=True,

@@ -4,9 +4,7 @@ reproduction must still reproduce the paper's claim, and the pooling table must 
 import importlib.util
 
 import pytest
-from inputs import CORPUS, KORSTS
-
-from tests.conftest import REPO
+from inputs import CORPUS, KORSTS, REPO
 
 
 def load_study(name):

@@ -7,9 +7,8 @@ test_<package>_<module>.py, or starts with one of these followed by "_" (test_cl
 cli.py); for a package's __init__.py, test_<package>.py. Stale rows (a file that no longer exists) fail too.
 """
 
-from pathlib import Path
+from inputs import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 TESTS = REPO / "tests"
 
 # source module (not named by a test module, or tested by more than it) -> (test modules, how they test it)
