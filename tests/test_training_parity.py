@@ -4,7 +4,6 @@ visits them, through a sequential batch sampler), 20 optimizer steps give the sa
 same weights; the saved checkpoint loads in both libraries and embeds as the trained model does."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest
