@@ -2,7 +2,6 @@
 gradient clipping, the safetensors writer), its bad-input errors, checkpoints, evaluation, seeds, and the
 ``minisbert train`` command."""
 
-
 import numpy as np
 import pytest
 import torch
