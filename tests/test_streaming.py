@@ -150,7 +150,7 @@ def test_interrupted_and_killed_cluster_runs_resume_and_their_workers_end(model,
     np.testing.assert_allclose(embeddings, model.encode(lines), rtol=0, atol=1e-6)
 
 
-def model_copy(source, destination, pooling=None):
+def linked_model_copy(source, destination, pooling=None):
     """A copy of a model folder (the weights linked, not copied), with another pooling mode if given."""
     shutil.copytree(source, destination, ignore=shutil.ignore_patterns("*.safetensors"))
     (destination / "model.safetensors").symlink_to(source / "model.safetensors")
@@ -193,7 +193,7 @@ def test_a_store_made_from_something_else_is_refused_and_kept(
         corpus.write_text(corpus.read_text(encoding="utf-8") + "one more\n", encoding="utf-8")
     elif change in ("cls pooling", "identical model copy"):
         pooling = "cls" if change == "cls pooling" else None
-        arguments += ["--model", model_copy(default_model_folder, tmp_path / "copy", pooling)]
+        arguments += ["--model", linked_model_copy(default_model_folder, tmp_path / "copy", pooling)]
     else:
         arguments += change
     message, out, _ = run_cli(capsys, *arguments)
@@ -302,7 +302,7 @@ def test_search_over_a_store_chunk_by_chunk(capsys, model, corpus, tmp_path):
     assert message == f"minisbert: {corpus} is not the input {store} was made from (its text differs)"
     message, _, _ = run_cli(
         capsys, "search", "--embeddings", store, "--corpus", corpus, "-q", "x",
-        "--model", model_copy(model.folder, tmp_path / "copy", pooling="cls"),
+        "--model", linked_model_copy(model.folder, tmp_path / "copy", pooling="cls"),
     )
     assert message.startswith(f"minisbert: {store} was made with the model 'sentence-transformers/all-MiniLM-L6-v2'")
     zarr.open_group(str(store), mode="r+")["done"][1] = 0
