@@ -192,7 +192,8 @@ def test_sparse_and_multi_vector_encoders_import_no_torch(colbert, tmp_path_fact
     model, _ = colbert()
     check = f"""
 import sys
-from minisbert import MultiVectorEncoder, SparseEncoder, plots, util
+from minisbert import MultiVectorEncoder, SparseEncoder, util
+from minisbert.inspection import plots
 sparse = SparseEncoder({str(splade_folder)!r})
 vectors = sparse.encode_document(["a sentence", "another one"])
 sparse.similarity(sparse.encode_query(["a query"]), vectors)
