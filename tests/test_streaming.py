@@ -1,7 +1,7 @@
-"""`minisbert encode --input FILE --output NAME.zarr` (minisbert.distributed.streaming): the store equals in-process encode
-(within 1e-6) and records what made it; a run killed with SIGKILL resumes, encoding only the missing chunks, and
-its local Dask cluster dies with it; a store made from another input, model or options is refused and left as it
-was; user errors are one clear line, never a traceback; `minisbert search --embeddings` searches a store."""
+"""`minisbert encode --input FILE --output NAME.zarr` (minisbert.distributed.streaming): the store equals in-process
+encode (within 1e-6) and records what made it; a run killed with SIGKILL resumes, encoding only the missing chunks,
+and its local Dask cluster dies with it; a store made from another input, model or options is refused and left as
+it was; user errors are one clear line, never a traceback; `minisbert search --embeddings` searches a store."""
 
 import re
 import shutil
