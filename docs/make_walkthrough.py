@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from minisbert import SentenceTransformer, plots
+from minisbert import SentenceTransformer
 from minisbert.architectures.layers import layer_norm, linear, softmax, split_heads
+from minisbert.inspection import plots
 from minisbert.inspection.trace import layer_similarities
 
 SENTENCE = "The weather is lovely today."
