@@ -23,6 +23,8 @@ from minisbert.kernels.topk import merge_top_k
 from minisbert.util._search import check_count, search_results, top_k_scores
 from minisbert.util.similarity import cos_sim
 
+__all__ = ["encode", "semantic_search"]
+
 LIST_PARTITION_SIZE = 10_000  # texts per chunk when the input is a list (a Bag or DataFrame has its own partitions)
 
 

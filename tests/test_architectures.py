@@ -3,7 +3,8 @@ BERT, RoBERTa, XLM-RoBERTa, MPNet, DistilBERT, each with all six pooling modes c
 
 import numpy as np
 import pytest
-from tiny_models import ARCHITECTURES, HARD_TEXTS, max_relative_difference
+from inputs import FEW_HARD_TEXTS, HARD_TEXT_KINDS
+from tiny_models import ARCHITECTURES, max_relative_difference
 
 from minisbert.architectures import UnsupportedArchitectureError, architecture_for
 
@@ -19,23 +20,23 @@ def models(request, tiny_model):
 
 def test_tokenization_matches_reference(models):
     model, reference = models
-    for text in HARD_TEXTS:
+    for text in FEW_HARD_TEXTS:
         expected = reference.preprocess([text])["input_ids"][0].tolist()
         assert model.tokenize([text])["input_ids"][0].tolist() == expected, text
 
 
 def test_sentence_embeddings_match_reference(models):
     model, reference = models
-    expected = reference.encode(HARD_TEXTS, batch_size=4)
-    actual = model.encode(HARD_TEXTS, batch_size=4)
-    assert actual.shape == expected.shape == (len(HARD_TEXTS), 6 * 32)
+    expected = reference.encode(FEW_HARD_TEXTS, batch_size=4)
+    actual = model.encode(FEW_HARD_TEXTS, batch_size=4)
+    assert actual.shape == expected.shape == (len(FEW_HARD_TEXTS), 6 * 32)
     assert max_relative_difference(actual, expected) <= TOLERANCE
 
 
 def test_token_embeddings_match_reference(models):
     model, reference = models
-    expected = reference.encode(HARD_TEXTS, output_value="token_embeddings")
-    actual = model.encode(HARD_TEXTS, output_value="token_embeddings")
+    expected = reference.encode(FEW_HARD_TEXTS, output_value="token_embeddings")
+    actual = model.encode(FEW_HARD_TEXTS, output_value="token_embeddings")
     for tokens, expected_tokens in zip(actual, expected):
         assert max_relative_difference(tokens, expected_tokens) <= TOLERANCE
 
@@ -44,7 +45,7 @@ def test_padding_does_not_change_embeddings(models):
     # a short text alone and beside a long one: RoBERTa's and MPNet's position ids must skip the padding
     model, _ = models
     alone = model.encode(["a short text"])
-    padded = model.encode(["a short text", HARD_TEXTS[-2]], batch_size=2)[:1]
+    padded = model.encode(["a short text", HARD_TEXT_KINDS["long"]], batch_size=2)[:1]
     assert max_relative_difference(padded, alone) <= TOLERANCE
 
 
@@ -106,8 +107,8 @@ def test_electra_sentence_embeddings_match_reference(tiny_model):
     # ELECTRA (added for its reranker head): embeddings of size 16 projected to the layers' 32 by embeddings_project.
     _, model, reference = tiny_model("electra")
     assert model.transformer.config["embedding_size"] != model.transformer.config["hidden_size"]
-    expected = reference.encode(HARD_TEXTS, batch_size=4)
-    assert max_relative_difference(model.encode(HARD_TEXTS, batch_size=4), expected) <= TOLERANCE
+    expected = reference.encode(FEW_HARD_TEXTS, batch_size=4)
+    assert max_relative_difference(model.encode(FEW_HARD_TEXTS, batch_size=4), expected) <= TOLERANCE
 
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)

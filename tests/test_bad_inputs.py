@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from inputs import REPO
 
 from minisbert import SentenceTransformer
 from minisbert.cli import main as cli
@@ -20,7 +21,6 @@ from minisbert.architectures import UnsupportedArchitectureError
 from minisbert.architectures.checkpoint import CheckpointError
 from minisbert.util.quantization import quantize_embeddings, semantic_search_binary
 from minisbert.util import community_detection, cos_sim, semantic_search
-from tests.conftest import REPO
 from refusals import Refusal, check, render
 
 

@@ -14,7 +14,7 @@ from minisbert import SentenceTransformer, vector_width
 from minisbert.cli import main
 from minisbert.architectures import fast_encoder as fast_encoder_module
 from minisbert.architectures.layers import encoder
-from tests.inputs import HARD_TEXTS
+from inputs import HARD_TEXTS
 from tests.test_fast_encoder import padded_batch, random_layers, tiny_config
 
 FORCED = {"numba": 10**9, "openblas": 0}  # PACKED_GEMM_MAX_TOKENS that sends every call to one kernel
@@ -141,7 +141,7 @@ import numpy as np
 import minisbert
 from minisbert.kernels import matmul
 sys.path.insert(0, sys.argv[1])
-from tests.inputs import HARD_TEXTS
+from inputs import HARD_TEXTS
 rng = np.random.default_rng(0)
 weight, x = rng.standard_normal((37, 300)).astype(np.float32), rng.standard_normal((300, 11)).astype(np.float32)
 out = {"wide": minisbert.runtime.vector_width.WIDE_VECTORS,
@@ -155,7 +155,7 @@ print(json.dumps(out))
 def probe(folder, **environ):
     env = {key: value for key, value in os.environ.items() if key not in ("NUMBA_CPU_FEATURES", "NUMBA_CPU_NAME")}
     result = subprocess.run(
-        [sys.executable, "-c", PROBE, os.path.dirname(os.path.dirname(os.path.abspath(__file__))), str(folder)],
+        [sys.executable, "-c", PROBE, os.path.dirname(os.path.abspath(__file__)), str(folder)],  # tests/: inputs.py
         env={**env, **environ},
         capture_output=True,
         text=True,

@@ -7,23 +7,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_info, threadpool_limits
+from inputs import FEW_HARD_TEXTS
+from threadpoolctl import threadpool_info
 
 from minisbert.architectures import fast_encoder as fast_encoder_module
 from minisbert.architectures.fast_encoder import fast_encoder, packed_encoder, sequence_groups
 from minisbert.architectures.layers import encoder
 from minisbert.architectures.reference_or_fast import run_encoder
-from minisbert.runtime.threads import blas_thread_count
 
 HIDDEN, HEADS, INTERMEDIATE, LAYERS = 12, 3, 20, 2
-MIXED_TEXTS = [
-    "A short one.",
-    "word " * 400,  # longer than max_seq_length: truncated
-    "Grüße aus München, 東京 и Москва! 🎉🙂",
-    "   spaced\tout \n text   ",
-    "x",
-    "The weather is lovely today, and the long sentence goes on for a while to pad the others.",
-]
 
 
 def tiny_config(hidden_act="gelu"):
@@ -128,8 +120,8 @@ def test_run_encoder_runs_the_reference_when_recording_and_the_fast_path_otherwi
 
 
 def test_real_model_fast_path_matches_reference_path(model):
-    features = model.forward(MIXED_TEXTS)
-    reference_features = model.forward(MIXED_TEXTS, record={})
+    features = model.forward(FEW_HARD_TEXTS)
+    reference_features = model.forward(FEW_HARD_TEXTS, record={})
     real = features["attention_mask"].astype(bool)
     difference = np.abs(features["token_embeddings"][real] - reference_features["token_embeddings"][real])
     assert difference.max() <= 5e-6
@@ -137,14 +129,14 @@ def test_real_model_fast_path_matches_reference_path(model):
 
 @pytest.mark.parametrize("batch_size", [1, 4, 32])
 def test_encode_matches_sentence_transformers_on_mixed_lengths(model, reference_model, batch_size):
-    expected = reference_model.encode(MIXED_TEXTS, batch_size=batch_size)
-    actual = model.encode(MIXED_TEXTS, batch_size=batch_size)
+    expected = reference_model.encode(FEW_HARD_TEXTS, batch_size=batch_size)
+    actual = model.encode(FEW_HARD_TEXTS, batch_size=batch_size)
     assert np.abs(actual - expected).max() <= 1e-6  # normalised embeddings
 
 
 def test_token_embeddings_match_sentence_transformers_on_mixed_lengths(model, reference_model):
-    expected = reference_model.encode(MIXED_TEXTS, output_value="token_embeddings")
-    actual = model.encode(MIXED_TEXTS, output_value="token_embeddings")
+    expected = reference_model.encode(FEW_HARD_TEXTS, output_value="token_embeddings")
+    actual = model.encode(FEW_HARD_TEXTS, output_value="token_embeddings")
     for text_tokens, reference_tokens in zip(actual, expected):
         assert text_tokens.shape == tuple(reference_tokens.shape)
         assert np.abs(text_tokens - reference_tokens.numpy()).max() <= 1e-5
@@ -180,10 +172,8 @@ def group_sizes(monkeypatch):
     return sizes
 
 
-def test_fast_encoder_groups_give_the_numbers_of_one_packed_batch(group_sizes):
+def test_fast_encoder_groups_give_the_numbers_of_one_packed_batch(group_sizes, two_blas_threads):
     # the threaded path (a group of sequences per core, one BLAS thread each) against the whole batch at once
-    if blas_thread_count() < 2:
-        pytest.skip("numpy's BLAS runs one thread here: there is one group")
     rng = np.random.default_rng(5)
     layers, config = random_layers(rng), tiny_config()
     x, attention_mask = padded_batch(rng, [150, 1, 90, 3, 70, 2])  # enough tokens for a group per core
@@ -201,24 +191,28 @@ def test_fast_encoder_keeps_a_small_batch_in_one_group(group_sizes):
     assert group_sizes == [4]
 
 
-def test_fast_encoder_gives_numpys_blas_its_threads_back(group_sizes):
-    # two BLAS threads, so that the batch runs in two groups with BLAS held at one thread meanwhile
-    def blas_counts():
-        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+def blas_counts():
+    return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
 
+
+def test_fast_encoder_runs_each_group_on_one_blas_thread_and_gives_the_threads_back(two_blas_threads, monkeypatch):
+    counts_inside = []
+
+    def recording_packed_encoder(x, *arguments):
+        counts_inside.append(blas_counts())
+        return packed_encoder(x, *arguments)
+
+    monkeypatch.setattr(fast_encoder_module, "packed_encoder", recording_packed_encoder)
     rng = np.random.default_rng(6)
     layers, config = random_layers(rng), tiny_config()
     x, attention_mask = padded_batch(rng, [150, 1, 190, 3])
-    with threadpool_limits(limits=2, user_api="blas"):
-        if set(blas_counts()) != {2}:
-            pytest.skip("numpy's BLAS cannot run two threads here")
-        fast_encoder(x, layers, attention_mask, config)
-        assert len(group_sizes) == 2
-        assert set(blas_counts()) == {2}
+    fast_encoder(x, layers, attention_mask, config)
+    assert counts_inside == [{1}, {1}]  # two groups (two BLAS threads outside), each with BLAS at one thread
+    assert blas_counts() == {2}
 
 
 def test_encode_from_several_threads_at_once_gives_each_its_own_embeddings(model):
-    texts = [MIXED_TEXTS[i:] + MIXED_TEXTS[:i] for i in range(4)]
+    texts = [FEW_HARD_TEXTS[i:] + FEW_HARD_TEXTS[:i] for i in range(4)]
     expected = [model.encode(batch) for batch in texts]
     with ThreadPoolExecutor(4) as callers:
         actual = list(callers.map(lambda batch: model.encode(batch, batch_size=3), texts * 3))

@@ -9,7 +9,7 @@ Normalize would hold too, but the unnormalized variant shares the bound); MaxSim
 import numpy as np
 import pytest
 from inputs import HARD_TEXTS
-from tiny_retrieval_models import build_colbert
+from tiny_models import build_colbert
 
 
 @pytest.fixture(scope="session")
@@ -186,7 +186,7 @@ def test_sparse_and_multi_vector_encoders_import_no_torch(colbert, tmp_path_fact
     import subprocess
     import sys
 
-    from tiny_retrieval_models import build_splade
+    from tiny_models import build_splade
 
     splade_folder = build_splade(tmp_path_factory.mktemp("torch-free") / "splade", inference_free=True)
     model, _ = colbert()
@@ -212,7 +212,7 @@ print("imported:", heavy)
 @pytest.mark.parametrize("options", [{}, {"attend": True, "skiplist_words": ["!", "?"]}], ids=["default", "attend"])
 def test_pylate_v3_folders_load_as_sentence_transformers_loads_them(tmp_path, options):
     from sentence_transformers import MultiVectorEncoder as ReferenceMultiVectorEncoder
-    from tiny_retrieval_models import build_pylate_colbert
+    from tiny_models import build_pylate_colbert
 
     from minisbert import MultiVectorEncoder
 
@@ -228,7 +228,7 @@ def test_pylate_v3_folders_load_as_sentence_transformers_loads_them(tmp_path, op
 
 def test_stanford_colbert_folders_load_as_sentence_transformers_loads_them(tmp_path):
     from sentence_transformers import MultiVectorEncoder as ReferenceMultiVectorEncoder
-    from tiny_retrieval_models import build_stanford_colbert
+    from tiny_models import build_stanford_colbert
 
     from minisbert import MultiVectorEncoder
 

@@ -6,7 +6,7 @@ Bounds: 1e-5 on un-normalised outputs, 1e-6 on normalised ones (all-MiniLM-L6-v2
 import numpy as np
 import pytest
 
-from tests.inputs import HARD_TEXTS, corpus_sentences
+from inputs import FEW_HARD_TEXTS, HARD_TEXTS, corpus_sentences
 
 
 def max_difference(actual, expected):
@@ -52,7 +52,7 @@ def test_single_string_gives_a_vector(model, reference_model):
 
 
 def test_token_embeddings_match_reference(model, reference_model):
-    texts = ["short", "a somewhat longer sentence with more tokens in it", "", "Größe 🎉"]
+    texts = FEW_HARD_TEXTS
     expected = reference_model.encode(texts, output_value="token_embeddings")
     actual = model.encode(texts, output_value="token_embeddings")
     assert [a.shape for a in actual] == [tuple(e.shape) for e in expected]

@@ -10,7 +10,7 @@ of 0 may land on either side of the ReLU (with sum pooling, over every token x v
 import numpy as np
 import pytest
 from inputs import HARD_TEXTS
-from tiny_retrieval_models import build_splade
+from tiny_models import build_splade
 
 scipy_sparse = pytest.importorskip("scipy.sparse")
 

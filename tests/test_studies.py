@@ -4,8 +4,7 @@ reproduction must still reproduce the paper's claim, and the pooling table must 
 import importlib.util
 
 import pytest
-
-from tests.conftest import REPO
+from inputs import CORPUS, KORSTS, REPO
 
 
 def load_study(name):
@@ -19,7 +18,7 @@ def test_cosine_vs_dot_reproduces_the_paper_on_a_small_configuration(tmp_path, d
     lines = load_study("cosine_vs_dot").main([
         "--users", "400", "--items", "60", "--queries", "4", "--documents", "40",
         "--model", str(default_model_folder), "--figure", str(tmp_path / "figure.png"),
-        "--corpus", str(REPO / "tests" / "data" / "stdlib_sentences-300.txt"),
+        "--corpus", str(CORPUS),
     ])
     text = "\n".join(lines)
     assert "The claim is reproduced." in text
@@ -57,8 +56,7 @@ def test_pooling_table_on_a_few_pairs(default_model_folder, model):
 
     from minisbert.evaluation import read_pairs
 
-    korsts = REPO / "tests" / "data" / "korsts-test-100.tsv"
-    lines = load_study("pooling").main(["--pairs", "20", "--model", str(default_model_folder), "--korsts", str(korsts)])
+        lines = load_study("pooling").main(["--pairs", "20", "--model", str(default_model_folder), "--korsts", str(KORSTS)])
     row = next(line for line in lines if line.startswith("| KorSTS"))
     values = [float(cell) for cell in row.strip("|").split("|")[2:]]
     # each column recomputed without the study's code: CLS / mean / max of the token embeddings in NumPy, cosine,

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from tiny_models import HARD_TEXTS, max_relative_difference
+from inputs import HARD_TEXT_KINDS
+from tiny_models import max_relative_difference
 
 from minisbert.architectures import layers
 from minisbert.training import backward, losses
@@ -230,7 +231,7 @@ def test_normalize():
 # The padding token written in a text (<pad> in RoBERTa's and MPNet's vocabularies) is embedded like any other
 # token, but torch never updates its row (nn.Embedding's padding_idx): the gradients must agree on that too.
 COLUMNS = [
-    ["The weather is lovely today.", "", "emoji 🤗🚀 and symbols", HARD_TEXTS[8]],
+    ["The weather is lovely today.", "", "emoji 🤗🚀 and symbols", HARD_TEXT_KINDS["long"]],
     ["It's so sunny outside! <pad>", "오늘 날씨가 정말 좋네요.", "a [PAD]", "Das Wetter ist heute schön."],
     ["He drove to the stadium.", "literal [CLS] <pad> <s> tokens", "Ünïcödé façade", "   "],
 ]
@@ -294,7 +295,7 @@ def test_whole_model_gradients_in_float64(tiny_model, architecture):
     from sentence_transformers import SentenceTransformer as ReferenceModel
     from sentence_transformers.sentence_transformer.losses import CoSENTLoss
 
-    folder, _, _ = tiny_model(architecture, normalize=True, dense=[(24, torch.nn.Tanh(), True)])
+    folder, _, _ = tiny_model(architecture, normalize=True, dense=[(24, "Tanh", True)])
     from minisbert import SentenceTransformer
 
     model = make_trainable(SentenceTransformer(folder), np.float64)

@@ -254,7 +254,7 @@ def test_softmax_loss_trains_its_classifier_too(tiny):
 def test_a_model_with_dense_saves_and_loads_in_both_libraries(tiny_model, tmp_path):
     from sentence_transformers import SentenceTransformer as ReferenceModel
 
-    folder, _, _ = tiny_model("mpnet", dense=[(16, torch.nn.Tanh(), True)], normalize=True)
+    folder, _, _ = tiny_model("mpnet", dense=[(16, "Tanh", True)], normalize=True)
     model = SentenceTransformer(folder)
     fit(model, scored_pairs(8), losses.CoSENTLoss(model), batch_size=4, learning_rate=1e-3,
         output_path=tmp_path / "out", show_progress_bar=False)
