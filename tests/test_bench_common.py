@@ -6,7 +6,7 @@ import importlib.util
 import subprocess
 import sys
 
-from tests.conftest import REPO
+from inputs import REPO
 
 BENCH = REPO / "bench"
 

@@ -102,7 +102,7 @@ def test_every_command_is_in_the_readme():
     import argparse
 
     from minisbert.cli import build_parser
-    from tests.conftest import REPO
+    from inputs import REPO
 
     subcommands = next(action for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction))
     readme = (REPO / "README.md").read_text(encoding="utf-8")

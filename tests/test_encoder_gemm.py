@@ -15,7 +15,7 @@ from minisbert.cli import main
 from minisbert.architectures import fast_encoder as fast_encoder_module
 from minisbert.architectures.layers import encoder
 from inputs import HARD_TEXTS
-from tests.test_fast_encoder import padded_batch, random_layers, tiny_config
+from test_fast_encoder import padded_batch, random_layers, tiny_config
 
 FORCED = {"numba": 10**9, "openblas": 0}  # PACKED_GEMM_MAX_TOKENS that sends every call to one kernel
 

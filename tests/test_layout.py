@@ -6,7 +6,7 @@ else, and every path the page writes between backticks exists."""
 import ast
 import re
 
-from tests.conftest import REPO
+from inputs import REPO
 
 DOC = REPO / "docs" / "architecture.md"
 

@@ -10,7 +10,7 @@ import pytest
 
 from minisbert import util
 from minisbert.kernels import maxsim as kernels
-from tests.test_kernels import MAXSIM_SIDES
+from test_kernels import MAXSIM_SIDES
 
 
 def ragged(lengths, dim=8, seed=0, dtype=np.float32):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from tiny_models import build_cross_encoder, build_sentence_transformer
-from tiny_retrieval_models import build_colbert, build_splade
+from tiny_models import build_colbert, build_splade
 
 FAMILY_BUILDERS = {
     "SentenceTransformer": lambda folder: build_sentence_transformer(folder, "bert"),

@@ -8,7 +8,7 @@ import torch
 from sentence_transformers import util as reference_util
 
 from minisbert import util
-from tests.test_kernels import ODD_EMBEDDINGS
+from test_kernels import ODD_EMBEDDINGS
 
 RNG = np.random.default_rng(0)
 MATRIX_FUNCTIONS = ["cos_sim", "dot_score", "euclidean_sim", "manhattan_sim"]

@@ -5,7 +5,7 @@ tests/test_kernels.py."""
 import numpy as np
 import pytest
 
-from tests.test_kernels import random_csr
+from test_kernels import random_csr
 
 scipy_sparse = pytest.importorskip("scipy.sparse")
 

@@ -56,12 +56,12 @@ def test_pooling_table_on_a_few_pairs(default_model_folder, model):
 
     from minisbert.evaluation import read_pairs
 
-        lines = load_study("pooling").main(["--pairs", "20", "--model", str(default_model_folder), "--korsts", str(KORSTS)])
+    lines = load_study("pooling").main(["--pairs", "20", "--model", str(default_model_folder), "--korsts", str(KORSTS)])
     row = next(line for line in lines if line.startswith("| KorSTS"))
     values = [float(cell) for cell in row.strip("|").split("|")[2:]]
     # each column recomputed without the study's code: CLS / mean / max of the token embeddings in NumPy, cosine,
     # scipy's Spearman (x100, printed to 2 decimals)
-    sentences1, sentences2, scores = read_pairs(korsts)
+    sentences1, sentences2, scores = read_pairs(KORSTS)
     tokens1 = model.encode(sentences1[:20], output_value="token_embeddings")
     tokens2 = model.encode(sentences2[:20], output_value="token_embeddings")
     expected = []

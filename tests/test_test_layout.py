@@ -42,11 +42,11 @@ TESTED_BY = {
     "minisbert/architectures/t5.py": (("test_architectures_modern.py",), "as gemma3.py"),
     "minisbert/architectures/layers.py": (
         ("test_fast_encoder.py", "test_training_backward.py"),
-        "the readable encoder_reference the fast encoder is checked against; the layers the backward pass inverts",
+        "the readable encoder the fast encoder is checked against; the layers the backward pass inverts",
     ),
     "minisbert/architectures/fast_encoder.py": (
         ("test_fast_encoder.py", "test_encoder_gemm.py"),
-        "against encoder_reference; its linear layers (numba GEMM, OpenBLAS, int8) forced one by one",
+        "against layers.encoder; its linear layers (numba GEMM, OpenBLAS, int8) forced one by one",
     ),
     "minisbert/architectures/checkpoint.py": (
         ("test_weights.py", "test_loading.py"),
@@ -89,27 +89,29 @@ TESTED_BY = {
         ("test_training_fit.py", "test_training_parity.py"),
         "fit's pieces and errors; 20 steps against SentenceTransformerTrainer",
     ),
-    "minisbert/util/__init__.py": (
-        ("test_search.py", "test_maxsim.py"),
-        "semantic_search, paraphrase mining, community detection, maxsim against sentence_transformers.util",
+    "minisbert/util/__init__.py": (("test_util.py",), "the public names are sentence_transformers.util's, each defined once"),
+    "minisbert/util/similarity.py": (("test_similarity.py",), "each similarity function against sentence_transformers.util"),
+    "minisbert/util/retrieval.py": (("test_retrieval.py",), "semantic_search, paraphrase mining, community detection"),
+    "minisbert/util/multi_vector.py": (("test_maxsim.py",), "maxsim and multi_vector_search against sentence_transformers.util"),
+    "minisbert/util/_search.py": (("test_retrieval.py", "test_quantization.py"), "the searches that share its checks"),
+    "minisbert/util/corpus_cache.py": (("test_cli_search.py", "test_bad_inputs.py"), "search --corpus; stale, linked caches"),
+    "minisbert/architectures/reference_or_fast.py": (
+        ("test_fast_encoder.py", "test_architectures_modern.py"), "the switch runs the reference when recording only"
     ),
-    "minisbert/util/similarity.py": (
-        ("test_kernels_pooling_similarity.py", "test_search.py"),
-        "each similarity function against sentence_transformers.util",
-    ),
+    "minisbert/families/_encoding.py": (("test_parity.py", "test_modules.py"), "the families' shared encode loop and prompts"),
+    "minisbert/modules/transformer.py": (("test_module_chains.py",), "module chains on tiny models"),
+    "minisbert/modules/dense.py": (("test_module_chains.py",), "as transformer.py"),
+    "minisbert/modules/normalize.py": (("test_module_chains.py",), "as transformer.py"),
+    "minisbert/modules/masked_language_model.py": (("test_sparse_encoder.py",), "SPLADE parity"),
+    "minisbert/modules/splade_pooling.py": (("test_sparse_encoder.py",), "SPLADE parity"),
+    "minisbert/modules/sparse_static_embedding.py": (("test_sparse_encoder.py",), "inference-free SPLADE parity"),
+    "minisbert/modules/router.py": (("test_sparse_encoder.py",), "query/document routes"),
+    "minisbert/modules/late_interaction_transformer.py": (("test_multi_vector_encoder.py",), "ColBERT parity"),
+    "minisbert/modules/multi_vector_mask.py": (("test_multi_vector_encoder.py",), "ColBERT skiplist parity"),
     "kernels/__init__.py": ((), "a docstring only"),
-    "kernels/attention.py": (("test_fast_kernels.py",), "against its NumPy reference on odd shapes"),
-    "kernels/normalization.py": (("test_fast_kernels.py",), "as attention.py"),
-    "kernels/pooling.py": (("test_kernels_pooling_similarity.py", "test_pooling_modes.py"), "as attention.py"),
-    "kernels/similarity.py": (("test_kernels_pooling_similarity.py",), "as attention.py"),
-    "kernels/hamming.py": (("test_search_kernels.py",), "as attention.py"),
-    "kernels/rescore.py": (("test_search_kernels.py",), "as attention.py"),
-    "kernels/topk.py": (("test_search_kernels.py",), "as attention.py"),
-    "kernels/sparse.py": (
-        ("test_sparse_kernels.py", "test_retrieval_kernel_properties.py"),
-        "against scipy on odd shapes; property tests (hypothesis) with MaxSim's",
-    ),
 }
+for kernel in ("adamw", "attention", "normalization", "pooling", "similarity", "hamming", "rescore", "topk", "sparse"):
+    TESTED_BY[f"kernels/{kernel}.py"] = (("test_kernels.py",), "against its NumPy reference on odd shapes (one table)")
 
 # test modules of a promise that spans modules -> the promise
 PROMISES = {
@@ -120,6 +122,10 @@ PROMISES = {
     "test_studies.py": "the studies in studies/ still run",
     "test_walkthrough.py": "docs/walkthrough.md is what its generator writes now",
     "test_test_layout.py": "this table is true",
+    "test_layout.py": "imports go the way docs/architecture.md's rule table says; its tree is the code's",
+    "test_fast_kernels.py": "the kernels' promises besides their values: errors naming a bad argument, in-place writes, fork",
+    "test_search_kernels.py": "the search kernels' promises besides their values: k, ties, threads",
+    "test_bench_common.py": "every bench/ script imports, and bench/common.py's helpers work",
 }
 
 

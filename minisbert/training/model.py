@@ -15,7 +15,7 @@ from minisbert.architectures.fast_encoder import DERIVED_WEIGHT_KEYS
 from minisbert.architectures.layers import embedding_lookup, layer_norm
 from minisbert.modules import Dense, Normalize, Pooling, Transformer
 from minisbert.modules.dense import DENSE_ACTIVATIONS
-from minisbert.modules.pooling import pool
+from minisbert.modules.pooling import POOLING_MODES, pool
 from minisbert.training.backward import (
     embedding_backward,
     dropout,
@@ -32,7 +32,6 @@ from minisbert.training.backward import (
 TRAINABLE_ARCHITECTURES = tuple(
     model_type for model_type, module in ARCHITECTURES.items() if module in (bert, distilbert, mpnet, roberta)
 )
-POOLING_MODES = ("cls", "mean", "max", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
 
 
 class TrainingError(ValueError):
