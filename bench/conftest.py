@@ -2,25 +2,13 @@
 the bytes and FLOPs its kernel moves; the summary prints achieved GB/s and GFLOP/s next to this machine's
 limits, measured here in the same session (a big copy and a big sgemm, one thread, as the kernels run)."""
 
-import os
-import time
-
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
-from report import replace_section  # bench/ is on sys.path: pytest prepends the folder of a conftest
+from common import best_seconds, load_average  # bench/ is on sys.path: pytest prepends the folder of a conftest
+from report import replace_section
 
 ROWS = []
-
-
-def best_seconds(function, repeats=5):
-    function()
-    timings = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        timings.append(time.perf_counter() - start)
-    return min(timings)
 
 
 @pytest.fixture(scope="session")
@@ -76,7 +64,7 @@ def pytest_terminal_summary(terminalreporter):
             f"Machine limits measured in the same session: copy {limits['GB/s']:.1f} GB/s on one core; sgemm 2048^3 "
             f"{limits['GFLOP/s']:.0f} GFLOP/s on one thread, {limits['GFLOP/s all threads']:.0f} GFLOP/s on all "
             f"(OpenBLAS {limits['blas kernel']} kernel). Load average at the end: "
-            + " ".join(f"{load:.2f}" for load in os.getloadavg()),
+            + load_average(),
         ]
     terminalreporter.write_line("")
     for line in lines:

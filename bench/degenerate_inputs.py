@@ -12,17 +12,15 @@ numbers are only meaningful on an otherwise idle machine.
 """
 
 import time
-from pathlib import Path
 
+from common import CORPUS, TESTS_CORPUS
 from threadpoolctl import threadpool_limits
 
-SHARED_CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "stdlib_sentences.txt"
-TESTS_CORPUS = Path(__file__).resolve().parent.parent / "tests" / "data" / "stdlib_sentences-300.txt"
 COUNT = 10_000
 
 
 def cases():
-    corpus = SHARED_CORPUS if SHARED_CORPUS.is_file() else TESTS_CORPUS
+    corpus = CORPUS if CORPUS.is_file() else TESTS_CORPUS
     sentences = corpus.read_text(encoding="utf-8").splitlines()
     return {
         "empty strings": [""] * COUNT,

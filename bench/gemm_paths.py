@@ -1,6 +1,6 @@
 """encode's speed with each matmul path of the fast encoder forced, in one process, interleaved: OpenBLAS for every
 call, the packed numba GEMM for every call (one thread, or every core), and the int8 path, at batch 1 and 8 for
-short sentences (~20 tokens) and long texts (~200 tokens). Checks models/fast_encoder.py's choice
+short sentences (~20 tokens) and long texts (~200 tokens). Checks architectures/fast_encoder.py's choice
 (PACKED_GEMM_MAX_TOKENS and the GEMM's thread count) where it matters, on whole forward passes rather than single
 products (bench/matmul.py). Writes the "gemm_paths" section of bench/RESULTS.md:
 
@@ -8,18 +8,17 @@ products (bench/matmul.py). Writes the "gemm_paths" section of bench/RESULTS.md:
 """
 
 import argparse
-import os
 import statistics
 import time
 from pathlib import Path
 
+from common import CORPUS, corpus_lines, load_average
 from report import replace_section
 
 from minisbert import SentenceTransformer
 from minisbert.kernels.matmul import available_cores
-from minisbert.models import fast_encoder
+from minisbert.architectures import fast_encoder
 
-CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "stdlib_sentences.txt"
 # name -> (PACKED_GEMM_MAX_TOKENS, numba GEMM threads, quantized model)
 PATHS = {
     "OpenBLAS": (0, None, False),
@@ -30,7 +29,7 @@ PATHS = {
 
 
 def texts_of(corpus):
-    short = [line.strip() for line in corpus.read_text(encoding="utf-8").splitlines() if line.strip()]
+    short = corpus_lines(corpus)
     return {"short": short[:64], "long": [" ".join(short[i : i + 9]) for i in range(0, 9 * 16, 9)]}
 
 
@@ -72,7 +71,7 @@ def main():
         print(line, flush=True)
     lines.append("")
     lines.append(
-        f"- {available_cores()} cores; load average at the end: " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+        f"- {available_cores()} cores; load average at the end: {load_average()}"
     )
     replace_section("gemm_paths", "\n".join(lines))
 

@@ -8,23 +8,23 @@ one group: OpenBLAS all its threads, variant 4 and int8 one thread per core; var
 busy machine, where OpenBLAS's spinning workers collapse).
 
 The crossover, the largest token count at which variant 4 runs a layer's four products faster than OpenBLAS, is
-what models/fast_encoder.py PACKED_GEMM_MAX_TOKENS should be (read it off the table: noise can put a lone
+what architectures/fast_encoder.py PACKED_GEMM_MAX_TOKENS should be (read it off the table: noise can put a lone
 win above it). Writes the "matmul" section of bench/RESULTS.md:
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python bench/matmul.py     # ~2 min quiet
 """
 
 import argparse
-import os
 import statistics
 import time
 
 import numpy as np
+from common import load_average
 from report import replace_section
 from threadpoolctl import threadpool_limits
 
 from minisbert.kernels import matmul
-from minisbert.vector_width import WIDE_VECTORS
+from minisbert.runtime.vector_width import WIDE_VECTORS
 
 HIDDEN_SIZES = (384, 768, 1024)
 TOKENS = (1, 2, 4, 8, 16, 23, 32, 48, 64, 96, 128, 256, 512)
@@ -109,7 +109,7 @@ def main():
         "- crossover (the largest token count at which variant 4 beat numpy): "
         + ", ".join(f"hidden {hidden}: {tokens}" for hidden, tokens in crossovers.items()),
         f"- cpu: {cpu}, {matmul.available_cores()} cores; load average at the end: "
-        + " ".join(f"{load:.2f}" for load in os.getloadavg()),
+        + load_average(),
         f"- vector width: {WIDE_VECTORS}",
         *[f"- {name}: " + ", ".join(f"{key} {n}" for key, n in kernel.items()) for name, kernel in report.items()],
     ]

@@ -6,15 +6,10 @@ a per-batch constant, not a multiple of the corpus. Rewrites the memory section 
 """
 
 import argparse
-import resource
 import time
 
-from compare import CORPUS
+from common import CORPUS, corpus_lines, peak_rss_mib
 from report import replace_section
-
-
-def peak_rss_mib():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main():
@@ -23,8 +18,7 @@ def main():
     args = parser.parse_args()
     import minisbert
 
-    lines = [line.strip() for line in CORPUS.read_text(encoding="utf-8").splitlines() if line.strip()]
-    texts = (lines * (args.count // len(lines) + 1))[: args.count]
+    texts = corpus_lines(CORPUS, args.count)
     model = minisbert.SentenceTransformer()
     model.encode(texts[:64])
     before = peak_rss_mib()

@@ -1,6 +1,6 @@
 """Today's architectures at real size, minisbert against sentence-transformers, in one run: ModernBERT-base,
 Qwen3-0.6B (Qwen3-Embedding-0.6B's shapes) and EmbeddingGemma-300m, with random weights (nothing can be
-downloaded here) and the real models' module chains, built by tests/tiny_modern_models.py with their real
+downloaded here) and the real models' module chains, built by tests/tiny_models.py with their real
 configurations. For each model and framework, in a fresh process: load time, sentences/s at batch 1 and at
 batch 32, and peak RSS after importing the framework and at the end, against the float32 weight size (the goal:
 peak - imports <= 1.3 x weights + the batch's activations; minisbert memory-maps float32 weights).
@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 BUILD = Path("/tmp/minisbert-bench-modern")
 
-# name -> (tests/tiny_modern_models.py architecture, build options, the real model's configuration)
+# name -> (tests/tiny_models.py architecture, build options, the real model's configuration)
 MODELS = {
     "modernbert-base": (
         "modernbert",
@@ -61,12 +61,12 @@ def texts(count):
 
 def build(name):
     sys.path.insert(0, str(REPO / "tests"))
-    from tiny_modern_models import build_modern_sentence_transformer
+    from tiny_models import build_sentence_transformer
 
     folder = BUILD / name
     if not (folder / "modules.json").is_file():
         architecture, options, config = MODELS[name]
-        build_modern_sentence_transformer(folder, architecture, config_overrides=config, max_seq_length=512, **options)
+        build_sentence_transformer(folder, architecture, config_overrides=config, max_seq_length=512, **options)
     return folder
 
 
@@ -90,7 +90,7 @@ sys.path.insert(0, {bench!r})
 from modern_architectures import peak_rss, texts
 if framework == "minisbert":
     from minisbert import SentenceTransformer
-    import minisbert.models, minisbert.kernels.masked_attention  # everything but the model
+    import minisbert.architectures, minisbert.kernels.masked_attention  # everything but the model
 else:
     from sentence_transformers import SentenceTransformer
     import transformers, torch

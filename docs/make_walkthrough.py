@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from minisbert import SentenceTransformer, plots
-from minisbert.models.layers import layer_norm, linear, softmax, split_heads
-from minisbert.trace import layer_similarities
+from minisbert import SentenceTransformer
+from minisbert.architectures.layers import layer_norm, linear, softmax, split_heads
+from minisbert.inspection import plots
+from minisbert.inspection.trace import layer_similarities
 
 SENTENCE = "The weather is lovely today."
 OTHERS = ["It's so sunny outside!", "He drove to the stadium."]
@@ -209,7 +210,7 @@ def walkthrough(model, figures):
         "![similarity matrix](walkthrough/similarity_matrix.png)",
         "",
         "The same comparison at every step, each step's token vectors mean-pooled as the last layer's are",
-        "(`minisbert.trace.layer_similarities`). Up to the last layer even the unrelated sentence [2] stays",
+        "(`minisbert.inspection.trace.layer_similarities`). Up to the last layer even the unrelated sentence [2] stays",
         f"close (cosine {unrelated[-2]:.2f} after layer {trace.num_layers - 1}, the paraphrase [1] "
         f"{related[-2]:.2f}); the last layer pushes it away ({unrelated[-1]:.2f}, the paraphrase "
         f"{related[-1]:.2f}):",

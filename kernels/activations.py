@@ -1,7 +1,9 @@
-"""Activation functions the models name in their configs, as numba ufuncs over float32 arrays.
+"""Activation functions the models name in their configs, as numba ufuncs over float32 (and float64) arrays,
+and bias_gelu, the fast encoder's bias + exact GELU in one pass.
 
-NumPy has no erf, so the exact GELU of BERT (0.5 x (1 + erf(x / sqrt 2))) is a numba vectorized function;
-the reference evaluates it with Python's math.erf, one element at a time.
+NumPy has no erf, so the exact GELU of BERT (0.5 x (1 + erf(x / sqrt 2))) is a numba vectorized function.
+Each kernel has a ``*_reference`` beside it, the plain formula (erf from Python's math.erf, one element at a
+time), which tests/test_kernels_activations.py compares it with.
 """
 
 import math
@@ -21,11 +23,13 @@ def gelu_reference(x):
     return (0.5 * x * (1.0 + erf(x * _SQRT_HALF).astype(np.float64))).astype(x.dtype)
 
 
-# No signatures: each is compiled (or loaded from numba's cache) at its first call, by the reference path
-# only, instead of at import. The constants are float32 so that a float32 array stays float32 (a Python
-# float would make it float64); float64 arrays get float32-accurate constants.
-# Both loops compiled up front: a lazily compiled ufunc first called on float64 would serve float32 input with
-# its float64 loop (safe casting) and return float64.
+# gelu and gelu_tanh run wherever an activation is applied element by element (architectures.layers.ACTIVATIONS):
+# the reference encoder and training, ModernBERT's, Gemma 3's and T5's layers on both their paths, the fast
+# encoder's tanh GELU, classification heads and Dense modules. The fast encoder's exact GELU is bias_gelu below.
+# Both loops are compiled (or loaded from numba's cache) at import: a lazily compiled ufunc first called on
+# float64 would serve float32 input with its float64 loop (safe casting) and return float64. The constants
+# are float32 so that a float32 array stays float32 (a Python float would make it float64); float64 arrays
+# get float32-accurate constants.
 @numba.vectorize(["float32(float32)", "float64(float64)"], cache=True)
 def gelu(x):
     return _HALF * x * (_ONE + math.erf(x * _SQRT_HALF_32))

@@ -84,8 +84,8 @@ _CHUNK = 4096  # floats: the rows of a block are taken in chunks of about this s
 
 # The exp runs over a chunk of rows at once, not row by row: LLVM's vector loop takes 32 floats a step, so it
 # would skip the rows of a short sentence. reassoc lets LLVM vectorize the sums (partial sums per SIMD lane);
-# error_model="numpy" drops the division checks that would stop it vectorizing. Serial: numba's parallel
-# version ran no faster on two cores (waking its workers costs ~0.1 ms).
+# error_model="numpy" drops the division checks that would stop it vectorizing. Serial, as every kernel of
+# encode's path: bench/RESULTS.md, "What the fast path does, and why" (Threads), says why.
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def _softmax_blocks(scores, block_starts, block_rows, row_lengths, divisor, powers_of_two):
     # powers_of_two: float32 scratch of max(_CHUNK, longest row) floats, where 2^n is built from its int32
@@ -185,8 +185,8 @@ def packed_attention(qkv, offsets, num_heads, position_bias=None, positions=None
         lengths[real],
         sqrt_head_dim if position_bias is None else 1.0,
     )
-    # p v, (heads, length, head_dim), then transposed into the context columns: for long sequences this runs
-    # up to 1.8x faster than writing v^T p^T straight into them (a strided BLAS output)
+    # p v, (heads, length, head_dim), then transposed into the context columns: for long sequences this ran
+    # faster than writing v^T p^T straight into them (a strided BLAS output)
     scratch = np.empty((num_heads, int(lengths.max(initial=0)), head_dim), dtype=np.float32)
     for i, block in enumerate(blocks):
         columns = slice(offsets[i], offsets[i + 1])

@@ -6,8 +6,8 @@ binary search over millions of rows never holds a (queries, corpus) matrix.
 import numba
 import numpy as np
 
-from minisbert.kernels.topk import heap_push
-from minisbert.threads import split_rows
+from minisbert.kernels.topk import heap_push, top_k_reference
+from minisbert.runtime.threads import split_rows
 
 _M1, _M2, _M4 = np.uint64(0x5555555555555555), np.uint64(0x3333333333333333), np.uint64(0x0F0F0F0F0F0F0F0F)
 _H01 = np.uint64(0x0101010101010101)
@@ -20,6 +20,13 @@ def hamming_distance_reference(a, b):
     """a (n, bytes), b (m, bytes) uint8 -> (n, m) int64 count of differing bits."""
     bits_a, bits_b = np.unpackbits(a, axis=1), np.unpackbits(b, axis=1)  # (n, bits), (m, bits)
     return (bits_a[:, None, :] != bits_b[None, :, :]).sum(axis=-1, dtype=np.int64)
+
+
+def hamming_top_k_reference(queries, corpus, k):
+    """The k corpus rows nearest each query by Hamming distance, as hamming_top_k_update leaves them in a
+    RunningTopK: queries (n, bytes), corpus (m, bytes) uint8 -> -distances, indices (n, min(k, m)), nearest first,
+    equal distances by smaller index."""
+    return top_k_reference(-hamming_distance_reference(queries, corpus), k)
 
 
 @numba.njit(inline="always")

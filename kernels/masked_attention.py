@@ -8,7 +8,7 @@ keys and values ``kv_heads`` (heads a multiple of it): query head h reads key/va
 OpenBLAS (the query heads of one key/value head stacked into one matrix, so keys and values are never
 repeated) and the softmax of every sequence in one numba call, ``banded_softmax``: each query's contiguous
 range of keys, the others exactly 0, and probabilities below float32's smallest normal number 0 too (a
-denormal makes every product with it ~100x slower; random-weight models at real size are full of them).
+denormal makes every product with it far slower; random-weight models at real size are full of them).
 """
 
 import functools
@@ -16,7 +16,6 @@ import math
 
 import numba
 import numpy as np
-
 
 
 @functools.lru_cache(maxsize=64)
@@ -56,7 +55,7 @@ def banded_softmax_reference(scores, block_starts, lengths, heads, scaling, caus
 
 
 # exp(-87) ~ 1.6e-38 is float32's smallest normal number: below it a probability is taken as 0, as a denormal
-# would make every product with it some 100x slower (and weighs nothing beside the row maximum's 1).
+# would make every product with it far slower (and weighs nothing beside the row maximum's 1).
 _EXP_FLOOR = np.float32(-87.0)
 
 
@@ -154,7 +153,7 @@ def packed_masked_attention(query, key, value, offsets, scaling, causal=False, w
     if query.dtype != np.float32 or key.dtype != np.float32 or value.dtype != np.float32:
         raise ValueError(f"packed_masked_attention expects float32, got {query.dtype}, {key.dtype}, {value.dtype}")
     # each head's (tokens, head_dim) rows contiguous, so that every per-sequence product runs in OpenBLAS (numpy's
-    # own loop takes the strided views a (tokens, heads, head_dim) split gives, some 50x slower)
+    # own loop takes the strided views a (tokens, heads, head_dim) split gives, far slower)
     query, key, value = (np.ascontiguousarray(t) for t in (query, key, value))
     heads, tokens, head_dim = query.shape
     kv_heads = key.shape[0]

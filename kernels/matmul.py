@@ -19,9 +19,10 @@ int8: ``quantize_weight`` makes symmetric int8 rows with one float32 scale per o
 ``int8_linear`` quantizes each token (column of x) with its own scale, multiplies in integers (int16 x int16
 products summed in int32, the pattern LLVM turns into vpmaddwd, or VNNI's vpdpwssd) and rescales. The int8
 weights are widened to int16 in registers anyway, so the activations are quantized to 12 bits (+-2047, stored as
-int16) at no cost in arithmetic: 16x finer steps than int8 activations, which lost up to 2% cosine on very short
-texts (the q/k/v projection of LayerNorm outputs with a few large features); sums of 127 x 2047 products stay
-exact in int32 up to 8,260 inputs.
+int16) at no cost in arithmetic: 16x finer steps than int8 activations, which lost cosine similarity to the
+float32 embedding on very short texts (the q/k/v projection of LayerNorm outputs with a few large features); sums
+of 127 x 2047 products stay exact in int32 up to 8,260 inputs. bench/RESULTS.md, "Packed GEMM", has the variants'
+speeds and int8's accuracy.
 ``compiled_instructions`` reports which of these instructions the kernels compiled to.
 """
 
@@ -309,8 +310,8 @@ def _multiply_add(total, a, b):
 
 # One dot product per loop, not the 4 x 4 block of _dot_blocks: with a single int32 sum LLVM vectorizes the loop
 # as a "partial reduction", full-width vpmaddwd / vpdpwssd on int16 pairs; with 16 sums in one loop it falls back
-# to one product per int32 lane (vpmulld, or vpdpwssd on 4 lanes), which ran slower (54 against 65 GOP/s at
-# 1536 x 384 x 24 tokens, one core, 512-bit vectors).
+# to one product per int32 lane (vpmulld, or vpdpwssd on 4 lanes), which ran slower (bench/RESULTS.md,
+# "Packed GEMM").
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _int8_dot_blocks(weight, x_rows, out, first_row, end_row):
     # weight int8 (>= end_row, in), x_rows int16 (>= tokens, in) -> out[first_row:end_row] int32 (rows, tokens)

@@ -14,6 +14,8 @@ its segment of columns and sums over each query's rows. ``maxsim_pairwise``: que
 import numba
 import numpy as np
 
+from minisbert.runtime.threads import split_rows
+
 EMPTY_DOCUMENT_SCORE = -1e9  # sentence-transformers' score for a document without a token
 # Query tokens scored against the document tokens at once: the (query tokens, document tokens) float32 block
 # stays near 64 MB.
@@ -45,12 +47,12 @@ def maxsim_reference(queries, documents):
     return scores
 
 
-@numba.njit(parallel=True, cache=True)
-def _sum_of_segment_maxima(token_scores, row_offsets, column_offsets, out):
+@numba.njit(cache=True, nogil=True)
+def _sum_of_segment_maxima(token_scores, row_offsets, column_offsets, out, first_document, end_document):
     # token_scores (query tokens, document tokens); row_offsets (queries + 1), column_offsets (documents + 1)
-    # -> out (queries, documents): for each query and document, the sum over the query's rows of the max over the
-    # document's columns
-    for j in numba.prange(len(column_offsets) - 1):
+    # -> out (queries, documents), columns [first_document, end_document): for each query and document, the sum
+    # over the query's rows of the max over the document's columns
+    for j in range(first_document, end_document):
         start, end = column_offsets[j], column_offsets[j + 1]
         for i in range(len(row_offsets) - 1):
             if start == end:
@@ -77,9 +79,10 @@ def maxsim(query_vectors, query_offsets, document_vectors, document_offsets):
             last += 1
         rows = slice(query_offsets[first], query_offsets[last])
         token_scores = query_vectors[rows] @ document_vectors.T  # (block tokens, document tokens)
-        _sum_of_segment_maxima(
-            token_scores, query_offsets[first : last + 1] - query_offsets[first], document_offsets, out[first:last]
-        )
+        row_offsets, block = query_offsets[first : last + 1] - query_offsets[first], out[first:last]
+        split_rows(documents, lambda part: _sum_of_segment_maxima(
+            token_scores, row_offsets, document_offsets, block, part.start, part.stop
+        ), work_per_row=rows.stop - rows.start)
         first = last
     return out
 
@@ -89,9 +92,9 @@ def maxsim_pairwise_reference(queries, documents):
     return np.array([maxsim_reference([q], [d])[0, 0] for q, d in zip(queries, documents)], dtype=np.float32)
 
 
-@numba.njit(parallel=True, cache=True)
-def _maxsim_pairwise(query_vectors, query_offsets, document_vectors, document_offsets, out):
-    for i in numba.prange(len(out)):
+@numba.njit(cache=True, nogil=True)
+def _maxsim_pairwise(query_vectors, query_offsets, document_vectors, document_offsets, out, first, end):
+    for i in range(first, end):
         start, end = document_offsets[i], document_offsets[i + 1]
         if start == end:
             out[i] = EMPTY_DOCUMENT_SCORE
@@ -111,5 +114,8 @@ def _maxsim_pairwise(query_vectors, query_offsets, document_vectors, document_of
 def maxsim_pairwise(query_vectors, query_offsets, document_vectors, document_offsets):
     """The fast twin of maxsim_pairwise_reference on packed sides with as many queries as documents -> (n,)."""
     out = np.empty(len(query_offsets) - 1, dtype=np.float32)
-    _maxsim_pairwise(query_vectors, query_offsets, document_vectors, document_offsets, out)
+    work = len(document_vectors) * query_vectors.shape[1] * max(1, len(query_vectors)) // max(1, len(out))
+    split_rows(len(out), lambda part: _maxsim_pairwise(
+        query_vectors, query_offsets, document_vectors, document_offsets, out, part.start, part.stop
+    ), work_per_row=work)
     return out

@@ -6,7 +6,7 @@ it, without widening the candidates to an int64/float64 copy first.
 import numba
 import numpy as np
 
-from minisbert.threads import split_rows
+from minisbert.runtime.threads import split_rows
 
 
 def candidate_scores_reference(queries, candidates):

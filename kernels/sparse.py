@@ -14,6 +14,7 @@ import numba
 import numpy as np
 
 from minisbert.kernels.topk import heap_push
+from minisbert.runtime.threads import split_rows
 
 
 def sparse_dot_reference(queries, corpus):
@@ -32,10 +33,10 @@ def _score_against_postings(
             out[posting_rows[posting]] += weight * posting_data[posting]
 
 
-@numba.njit(parallel=True, cache=True)
-def _sparse_dot(query_indptr, query_indices, query_data, posting_indptr, posting_rows, posting_data, out):
-    # out (n, m) zeroed
-    for q in numba.prange(len(query_indptr) - 1):
+@numba.njit(cache=True, nogil=True)
+def _sparse_dot(query_indptr, query_indices, query_data, posting_indptr, posting_rows, posting_data, out, first, end):
+    # out (n, m) zeroed; queries [first, end)
+    for q in range(first, end):
         _score_against_postings(
             query_indptr, query_indices, query_data, q, posting_indptr, posting_rows, posting_data, out[q]
         )
@@ -45,7 +46,9 @@ def sparse_dot(query_indptr, query_indices, query_data, posting_indptr, posting_
     """The fast twin of sparse_dot_reference: queries as CSR arrays, the corpus as CSC arrays (posting lists)
     -> (n, corpus_size) dense scores, in the queries' dtype."""
     out = np.zeros((len(query_indptr) - 1, corpus_size), dtype=np.result_type(query_data, posting_data))
-    _sparse_dot(query_indptr, query_indices, query_data, posting_indptr, posting_rows, posting_data, out)
+    split_rows(len(out), lambda part: _sparse_dot(
+        query_indptr, query_indices, query_data, posting_indptr, posting_rows, posting_data, out, part.start, part.stop
+    ), work_per_row=max(1, len(posting_rows)))
     return out
 
 
@@ -57,13 +60,13 @@ def sparse_search_reference(queries, corpus, k):
     return np.take_along_axis(scores, order, axis=1), order
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(cache=True, nogil=True)
 def _sparse_search(
     query_indptr, query_indices, query_data, posting_indptr, posting_rows, posting_data, corpus_size, heap_values,
-    heap_indices,
+    heap_indices, first, end,
 ):
-    # heap_values, heap_indices (n, k): one min-heap per query, filled to min(k, corpus_size)
-    for q in numba.prange(len(query_indptr) - 1):
+    # heap_values, heap_indices (n, k): one min-heap per query of [first, end), filled to min(k, corpus_size)
+    for q in range(first, end):
         scores = np.zeros(corpus_size, dtype=heap_values.dtype)  # (m,) this query's accumulator
         _score_against_postings(
             query_indptr, query_indices, query_data, q, posting_indptr, posting_rows, posting_data, scores
@@ -81,9 +84,9 @@ def sparse_search(query_indptr, query_indices, query_data, posting_indptr, posti
     dtype = np.result_type(query_data, posting_data)
     heap_values = np.empty((queries, kept), dtype=dtype)
     heap_indices = np.empty((queries, kept), dtype=np.int64)
-    _sparse_search(
+    split_rows(queries, lambda part: _sparse_search(
         query_indptr, query_indices, query_data, posting_indptr, posting_rows, posting_data, corpus_size, heap_values,
-        heap_indices,
-    )
+        heap_indices, part.start, part.stop,
+    ), work_per_row=corpus_size + len(posting_rows))
     order = np.lexsort((heap_indices, -heap_values), axis=-1)  # (n, kept): score descending, then index
     return np.take_along_axis(heap_values, order, axis=1), np.take_along_axis(heap_indices, order, axis=1)

@@ -6,7 +6,7 @@ chunks. Order: larger score first, equal scores by smaller index first (a total 
 import numba
 import numpy as np
 
-from minisbert.threads import split_rows
+from minisbert.runtime.threads import split_rows
 
 
 def top_k_reference(scores, k):
@@ -62,7 +62,7 @@ def heap_push(heap_values, heap_indices, row, size, value, index):
 @numba.njit(nogil=True, cache=True)
 def _merge_scores(scores, column_offset, heap_values, heap_indices, heap_sizes, nan_counts):
     # scores (rows, columns); heap_values, heap_indices (rows, k); heap_sizes, nan_counts (rows,). nogil: rows
-    # are split over threads by minisbert.threads.split_rows (not numba's parallel=True: see that module)
+    # are split over threads by minisbert.runtime.threads.split_rows (not numba's parallel=True: see that module)
     for row in range(scores.shape[0]):
         size = heap_sizes[row]
         for column in range(scores.shape[1]):

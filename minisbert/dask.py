@@ -4,7 +4,7 @@ computed wherever the current distributed Client sends it (the local scheduler w
 ``semantic_search`` ranks a dask-array corpus chunk by chunk on the workers and merges the per-chunk top-k on
 the client, giving minisbert.util.semantic_search's results.
 
-Each worker process loads the model once and keeps it (minisbert.embedder): the task graph carries only the
+Each worker process loads the model once and keeps it (minisbert.distributed.embedder): the task graph carries only the
 model's name and the encode options, never its weights. Needs the ``dask`` extra: pip install 'minisbert[dask]'.
 """
 
@@ -17,11 +17,13 @@ try:
 except ImportError as error:
     raise ImportError(f"minisbert.dask needs dask: pip install 'minisbert[dask]' ({error})") from None
 
-from minisbert.embedder import Embedder
+from minisbert.distributed.embedder import Embedder
 from minisbert.kernels.similarity import as_embedding_matrix
 from minisbert.kernels.topk import merge_top_k
-from minisbert.similarity import cos_sim
-from minisbert.util import check_count, search_results, top_k_scores
+from minisbert.util._search import check_count, search_results, top_k_scores
+from minisbert.util.similarity import cos_sim
+
+__all__ = ["encode", "semantic_search"]
 
 LIST_PARTITION_SIZE = 10_000  # texts per chunk when the input is a list (a Bag or DataFrame has its own partitions)
 

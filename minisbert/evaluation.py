@@ -1,6 +1,8 @@
 """Evaluation on sentence pairs with gold similarity scores (STS): EmbeddingSimilarityEvaluator reports the
 Pearson and Spearman correlation between the gold scores and the embeddings' similarities, as sentence-transformers'
 does; the two correlations are computed here in NumPy (Spearman with average ranks for ties, as scipy does).
+read_pairs / read_columns read the pairs (and training's data) from CSV or TSV files. A side room: it imports
+minisbert.util only, and nothing on the data path imports it.
 """
 
 import csv
@@ -9,8 +11,10 @@ import os
 
 import numpy as np
 
-from minisbert.quantization import check_precision, unpack_bits
-from minisbert.similarity import SIMILARITY_FUNCTIONS, similarity_function_name
+from minisbert.util.quantization import check_precision, unpack_bits
+from minisbert.util.similarity import SIMILARITY_FUNCTIONS, similarity_function_name
+
+__all__ = ["EmbeddingSimilarityEvaluator", "read_pairs", "read_columns", "pearson", "spearman"]
 
 logger = logging.getLogger(__name__)
 

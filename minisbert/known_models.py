@@ -1,9 +1,12 @@
 """Hub models known to load in minisbert, with their architecture, embedding dimension and module chain.
 
-The facts come from each model's published files (config.json, modules.json, 1_Pooling/config.json,
-2_Dense/config.json). minisbert's tests cannot download them (no hub access where they run): each entry
-is kept true by a test that builds a tiny random-weight model with the same architecture and module chain
-and checks it against sentence-transformers. all-MiniLM-L6-v2 is also checked with its real weights.
+The facts are copied by hand from each model's published files (config.json, modules.json,
+1_Pooling/config.json, 2_Dense/config.json). minisbert's tests cannot download them (no hub access where they
+run), so tests/test_known_models.py checks less than the entry says: that minisbert has the entry's
+model_type, and that a tiny random-weight model of it with the entry's module chain (Dense widths shrunk)
+matches sentence-transformers. The hidden size, dimension, tokenizer and weights are not checked, but for
+all-MiniLM-L6-v2, which is also checked with its real files. The command line's ``models`` prints these
+tables; nothing on the data path imports this module (it imports the architectures, to say what is supported).
 """
 
 from dataclasses import dataclass
@@ -101,7 +104,7 @@ KNOWN_RERANKERS = [
 
 def reranker_is_supported(known):
     """Whether minisbert has both the forward pass and the classification head of a reranker's architecture."""
-    from minisbert.models import ARCHITECTURES
-    from minisbert.models.heads import HEADS
+    from minisbert.architectures import ARCHITECTURES
+    from minisbert.architectures.heads import HEADS
 
     return known.model_type in ARCHITECTURES and known.model_type in HEADS

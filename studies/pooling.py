@@ -9,6 +9,7 @@ Understanding"; kakaobrain/KorNLUDatasets), CC BY-SA 4.0, from ../shared/sts/. S
 """
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +18,10 @@ from scipy import stats
 from minisbert import SentenceTransformer
 from minisbert.evaluation import read_pairs
 from minisbert.modules import Pooling
-from minisbert.similarity import pairwise_cos_sim
+from minisbert.util.similarity import pairwise_cos_sim
 
-KORSTS = Path(__file__).resolve().parent.parent.parent / "shared" / "sts" / "korsts-test.tsv"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))  # the data paths: bench/common.py
+from common import KORSTS  # noqa: E402
 MODES = ("cls", "mean", "max")
 
 

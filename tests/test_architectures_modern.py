@@ -1,4 +1,4 @@
-"""Today's architectures match transformers + sentence-transformers on tiny random models (tests/tiny_modern_models.py):
+"""Today's architectures match transformers + sentence-transformers on tiny random models (tests/tiny_models.py):
 tokenization, sentence embeddings on the hard inputs at several batch sizes and both padding sides, prompts,
 and the recorded hidden states and attentions against transformers' eager outputs."""
 
@@ -7,10 +7,9 @@ import re
 import numpy as np
 import pytest
 from inputs import HARD_TEXTS
-from tiny_modern_models import GEMMA_PROMPTS, QWEN3_PROMPTS, build_modern_sentence_transformer
-from tiny_models import max_relative_difference
+from tiny_models import GEMMA_PROMPTS, QWEN3_PROMPTS, build_sentence_transformer, max_relative_difference
 
-from minisbert.models import architecture_for
+from minisbert.architectures import architecture_for
 
 TOLERANCE = 1e-5  # relative to the largest value of the reference output
 TRACE_TOLERANCE = 1e-4  # hidden states and attentions against transformers' eager attention
@@ -51,7 +50,7 @@ def built(tmp_path_factory):
         if name not in cache:
             architecture, options = MODELS[name]
             folder = tmp_path_factory.mktemp("modern") / name
-            folder, hf_folder = build_modern_sentence_transformer(folder, architecture, **options)
+            folder, hf_folder = build_sentence_transformer(folder, architecture, **options)
             cache[name] = SentenceTransformer(folder), ReferenceModel(str(folder), device="cpu"), hf_folder
         return cache[name]
 
@@ -172,7 +171,7 @@ def test_deberta_log_buckets_match_transformers(bucket_size, max_position):
     import torch
     from transformers.models.deberta_v2.modeling_deberta_v2 import make_log_bucket_position
 
-    from minisbert.models.deberta_v2 import log_bucket_position
+    from minisbert.architectures.deberta_v2 import log_bucket_position
 
     positions = np.arange(700)
     relative = positions[:, None] - positions[None, :]  # every distance from -699 to 699
@@ -185,7 +184,7 @@ def test_t5_buckets_reach_their_logarithmic_range_in_the_tests():
     import torch
     from transformers.models.t5.modeling_t5 import T5Attention
 
-    from minisbert.models.mpnet import relative_position_bucket
+    from minisbert.architectures.mpnet import relative_position_bucket
 
     positions = np.arange(48)
     relative = positions[None, :] - positions[:, None]
@@ -203,7 +202,7 @@ def test_half_precision_checkpoints_are_computed_in_float32(tmp_path, architectu
 
     from minisbert import SentenceTransformer
 
-    folder, _ = build_modern_sentence_transformer(tmp_path / "model", architecture, pooling_mode="mean", dtype=dtype)
+    folder, _ = build_sentence_transformer(tmp_path / "model", architecture, pooling_mode="mean", dtype=dtype)
     with safe_open(str(folder / "model.safetensors"), "np" if dtype == "float16" else "pt") as weights:
         assert str(weights.get_tensor(weights.keys()[0]).dtype).endswith(dtype)
     reference = ReferenceModel(str(folder), device="cpu", model_kwargs={"dtype": torch.float32})
@@ -228,7 +227,7 @@ def test_older_config_keys_are_read_as_transformers_reads_them(tmp_path, archite
 
     from minisbert import SentenceTransformer
 
-    folder, _ = build_modern_sentence_transformer(tmp_path / "model", architecture, pooling_mode="mean")
+    folder, _ = build_sentence_transformer(tmp_path / "model", architecture, pooling_mode="mean")
     texts = HARD_TEXTS[38:44]
     before = SentenceTransformer(folder).encode(texts)
     config = json.loads((folder / "config.json").read_text())

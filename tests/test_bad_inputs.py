@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from inputs import REPO
 
 from minisbert import SentenceTransformer
 from minisbert.cli import main as cli
 from minisbert.evaluation import EmbeddingSimilarityEvaluator, read_pairs
-from minisbert.loading import ConfigError, ModelLoadError
-from minisbert.models import UnsupportedArchitectureError
-from minisbert.models.checkpoint import CheckpointError
-from minisbert.quantization import quantize_embeddings, semantic_search_binary
+from minisbert.files.loading import ConfigError, ModelLoadError
+from minisbert.architectures import UnsupportedArchitectureError
+from minisbert.architectures.checkpoint import CheckpointError
+from minisbert.util.quantization import quantize_embeddings, semantic_search_binary
 from minisbert.util import community_detection, cos_sim, semantic_search
-from tests.conftest import REPO
 from refusals import Refusal, check, render
 
 
@@ -352,6 +352,38 @@ def test_a_search_cache_of_another_model_is_rebuilt(tmp_path, capsys):
     key.write_text(json.dumps({"key": "made by another model", "sentences": 2}))
     cli(["search", "--corpus", str(corpus), "-q", "read a file"])
     assert "made from another corpus, model or minisbert version" in capsys.readouterr().err
+
+
+def test_a_search_cache_with_reordered_rows_is_rebuilt(tmp_path, capsys):
+    corpus = tmp_path / "docs.txt"
+    corpus.write_text("open a file\nclose the door\n")
+    cli(["search", "--corpus", str(corpus), "-q", "read a file", "-k", "1"])
+    first = capsys.readouterr()
+    cache = tmp_path / "docs.txt.minisbert.npy"
+    np.save(cache, np.load(cache)[::-1])  # the right shape and dtype, the key file untouched
+    cli(["search", "--corpus", str(corpus), "-q", "read a file", "-k", "1"])
+    second = capsys.readouterr()
+    assert "not the ones the key file records" in second.err and second.out == first.out
+
+
+@pytest.mark.parametrize("linked", ["docs.txt.minisbert.npy", "docs.txt.minisbert.json"])
+def test_a_search_cache_file_that_is_a_link_is_neither_read_nor_written_through(tmp_path, capsys, linked):
+    corpus = tmp_path / "docs.txt"
+    corpus.write_text("open a file\nclose the door\n")
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    (tmp_path / linked).symlink_to(victim)
+    cli(["search", "--corpus", str(corpus), "-q", "read a file", "-k", "1"])
+    assert "is not a regular file" in capsys.readouterr().err
+    assert victim.read_text() == "precious" and not (tmp_path / linked).is_symlink()  # the link was replaced
+
+
+def test_a_search_cache_key_linked_to_an_endless_file_is_refused_at_once(tmp_path, capsys):
+    corpus = tmp_path / "docs.txt"
+    corpus.write_text("open a file\n")
+    (tmp_path / "docs.txt.minisbert.json").symlink_to("/dev/zero")
+    cli(["search", "--corpus", str(corpus), "-q", "read a file", "-k", "1"])
+    assert "is not a regular file" in capsys.readouterr().err
 
 
 def test_explain_without_matplotlib_says_how_to_install_it_and_leaves_no_folder(tmp_path, monkeypatch):

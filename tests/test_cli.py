@@ -67,3 +67,44 @@ def test_errors_are_reported_without_a_traceback(arguments):
 def test_empty_standard_input_is_an_error():
     result = run("encode", stdin="")
     assert result.returncode != 0 and "no sentences" in result.stderr
+
+
+def test_a_bug_keeps_its_traceback_and_a_user_error_is_one_line(monkeypatch):
+    from minisbert import cli
+
+    def broken(arguments):
+        raise TypeError("unsupported operand type(s)")  # what a bug raises: not the user's mistake
+
+    monkeypatch.setattr(cli, "load_model", broken)
+    with pytest.raises(TypeError, match="unsupported operand"):
+        cli.main(["encode", "hi"])
+
+    def refuses(arguments):
+        raise ValueError("the model says no")  # minisbert's own errors are ValueErrors
+
+    monkeypatch.setattr(cli, "load_model", refuses)
+    with pytest.raises(SystemExit, match="^minisbert: the model says no$"):
+        cli.main(["encode", "hi"])
+
+
+def test_shared_options_mean_the_same_in_every_command():
+    from minisbert.cli import build_parser
+
+    parser = build_parser()
+    for argv in (["encode", "a"], ["similarity", "a"], ["search", "--corpus", "c", "-q", "q"], ["evaluate", "p"]):
+        arguments = parser.parse_args([*argv, "-m", "folder", "--batch-size", "3"])
+        assert (arguments.model, arguments.batch_size) == ("folder", 3), argv
+    assert parser.parse_args(["encode", "a"]).batch_size == 32
+    assert parser.parse_args(["train", "--data", "d", "--columns", "a,b,c", "-o", "out"]).batch_size == 8
+
+
+def test_every_command_is_in_the_readme():
+    import argparse
+
+    from minisbert.cli import build_parser
+    from inputs import REPO
+
+    subcommands = next(action for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction))
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert {"encode", "search", "train", "info"} <= set(subcommands.choices)
+    assert [name for name in subcommands.choices if f"minisbert {name}" not in readme] == []

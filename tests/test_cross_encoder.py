@@ -13,7 +13,7 @@ from inputs import HARD_TEXTS
 from tiny_models import CROSS_ENCODER_ARCHITECTURES, max_relative_difference
 
 from minisbert import CrossEncoder
-from minisbert.loading import ModelLoadError
+from minisbert.files.loading import ModelLoadError
 
 LONG_QUERY = "Long query: " + "how do rerankers truncate a pair of long texts " * 30
 LONG_DOCUMENT = "word " * 400
@@ -270,7 +270,7 @@ def test_bad_batch_size(tiny_cross_encoder, batch_size):
 
 def test_a_bi_encoder_folder_is_a_family_error(tiny_model):
     folder, _, _ = tiny_model("bert")
-    with pytest.raises(ModelLoadError, match="holds a SentenceTransformer model.*not a CrossEncoder"):
+    with pytest.raises(ModelLoadError, match="is a SentenceTransformer model.*not a CrossEncoder"):
         CrossEncoder(folder)
 
 

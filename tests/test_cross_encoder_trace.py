@@ -9,7 +9,7 @@ import pytest
 from test_plots import assert_is_a_drawn_png
 from tiny_models import max_relative_difference
 
-from minisbert.models.heads import HEADS
+from minisbert.architectures.heads import HEADS
 
 PAIRS = {
     "short": ("What is the capital of France?", "Paris is the capital of France."),
@@ -76,7 +76,7 @@ def test_trace_takes_one_pair(tiny_cross_encoder):
 
 @pytest.mark.parametrize("name", PAIRS)
 def test_plot_of_what_the_head_sees(tiny_cross_encoder, tmp_path, name):
-    from minisbert import plots
+    from minisbert.inspection import plots
 
     _, model, _ = tiny_cross_encoder("roberta", 3)
     trace = model.trace(*PAIRS[name])

@@ -23,30 +23,30 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import WorkerPlugin
-from tiny_models import HARD_TEXTS
+from inputs import FEW_HARD_TEXTS
 
 import minisbert.dask as minisbert_dask
 from minisbert import Embedder, util
 from minisbert.kernels.topk import merge_top_k, top_k, top_k_reference
 
-TEXTS = HARD_TEXTS + [f"sentence {i}: " + "word " * (i % 13) for i in range(37)]  # 47 texts, mixed lengths
+TEXTS = FEW_HARD_TEXTS + [f"sentence {i}: " + "word " * (i % 13) for i in range(37)]  # 47 texts, mixed lengths
 
 
 class CountModelLoads(WorkerPlugin):
-    """On every worker process (restarted ones too): counts the SentenceTransformer objects minisbert.embedder
+    """On every worker process (restarted ones too): counts the SentenceTransformer objects minisbert.distributed.embedder
     creates, in SentenceTransformer.loads."""
 
     def setup(self, worker):
-        import minisbert.embedder
+        import minisbert.distributed.embedder
 
-        class CountedSentenceTransformer(minisbert.embedder.SentenceTransformer):
+        class CountedSentenceTransformer(minisbert.distributed.embedder.SentenceTransformer):
             loads = 0
 
             def __init__(self, *arguments, **options):
                 CountedSentenceTransformer.loads += 1
                 super().__init__(*arguments, **options)
 
-        minisbert.embedder.SentenceTransformer = CountedSentenceTransformer
+        minisbert.distributed.embedder.SentenceTransformer = CountedSentenceTransformer
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +61,10 @@ def client():
 
 
 def model_loads(client):
-    """{worker address: how many models minisbert.embedder has loaded in that worker process}."""
-    import minisbert.embedder
+    """{worker address: how many models minisbert.distributed.embedder has loaded in that worker process}."""
+    import minisbert.distributed.embedder
 
-    return client.run(lambda: minisbert.embedder.SentenceTransformer.loads)
+    return client.run(lambda: minisbert.distributed.embedder.SentenceTransformer.loads)
 
 
 def texts_as(kind, texts, partitions):
@@ -134,9 +134,9 @@ def test_encode_empty_input(client, model):
 
 
 def forget_loaded_models():
-    import minisbert.embedder
+    import minisbert.distributed.embedder
 
-    minisbert.embedder._process_models.clear()
+    minisbert.distributed.embedder._process_models.clear()
 
 
 def test_model_is_loaded_once_per_worker(client, model):
@@ -145,6 +145,7 @@ def test_model_is_loaded_once_per_worker(client, model):
     embeddings = minisbert_dask.encode(db.from_sequence(TEXTS * 2, npartitions=8)).compute()
     np.testing.assert_allclose(embeddings, model.encode(TEXTS * 2), rtol=0, atol=1e-6)
     loads = model_loads(client)
+    assert len(loads) == 2  # both workers answered: the next line cannot hold for an empty cluster
     assert {worker: loads[worker] - before[worker] for worker in loads} == {worker: 1 for worker in loads}
 
 
@@ -284,7 +285,7 @@ def test_embedder_pickles_small_and_names_a_missing_column(model):
 def test_importing_minisbert_imports_no_dask_and_minisbert_dask_no_torch():
     check = (
         "import sys, minisbert; core = sorted({'dask', 'distributed', 'zarr'} & set(sys.modules)); "
-        "import minisbert.dask, minisbert.streaming; "
+        "import minisbert.dask, minisbert.distributed.streaming; "
         "heavy = sorted({'torch', 'transformers', 'sentence_transformers'} & set(sys.modules)); print(core, heavy)"
     )
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)

@@ -12,10 +12,10 @@ import pytest
 
 from minisbert import SentenceTransformer, vector_width
 from minisbert.cli import main
-from minisbert.models import fast_encoder as fast_encoder_module
-from minisbert.models.layers import activation, encoder_reference
-from tests.inputs import HARD_TEXTS
-from tests.test_fast_encoder import padded_batch, random_layers, tiny_config
+from minisbert.architectures import fast_encoder as fast_encoder_module
+from minisbert.architectures.layers import encoder
+from inputs import HARD_TEXTS
+from test_fast_encoder import padded_batch, random_layers, tiny_config
 
 FORCED = {"numba": 10**9, "openblas": 0}  # PACKED_GEMM_MAX_TOKENS that sends every call to one kernel
 
@@ -42,8 +42,8 @@ def test_each_gemm_path_matches_the_reference_encoder(path, lengths, monkeypatch
     rng = np.random.default_rng(5)
     layers, config = random_layers(rng), tiny_config()
     x, attention_mask = padded_batch(rng, lengths)
-    expected = encoder_reference(x, layers, attention_mask, config)
-    actual = fast_encoder_module.fast_encoder(x, layers, attention_mask, config, activation("gelu"))
+    expected = encoder(x, layers, attention_mask, config)
+    actual = fast_encoder_module.fast_encoder(x, layers, attention_mask, config)
     real = attention_mask.astype(bool)
     np.testing.assert_allclose(actual[real], expected[real], rtol=0, atol=2e-6)
     assert kernels_run and set(kernels_run) == {path}
@@ -56,7 +56,7 @@ def test_the_crossover_picks_numba_for_few_tokens_and_openblas_for_many(kernels_
     for tokens, expected in ((limit, "numba"), (limit + 1, "openblas")):
         kernels_run.clear()
         x, attention_mask = padded_batch(rng, [tokens])
-        fast_encoder_module.fast_encoder(x, layers, attention_mask, config, activation("gelu"))
+        fast_encoder_module.fast_encoder(x, layers, attention_mask, config)
         assert set(kernels_run) == {expected}, tokens
     assert "packed" in layers[0]["qkv"]  # packed once, at the first call, and kept on the layer
 
@@ -141,10 +141,10 @@ import numpy as np
 import minisbert
 from minisbert.kernels import matmul
 sys.path.insert(0, sys.argv[1])
-from tests.inputs import HARD_TEXTS
+from inputs import HARD_TEXTS
 rng = np.random.default_rng(0)
 weight, x = rng.standard_normal((37, 300)).astype(np.float32), rng.standard_normal((300, 11)).astype(np.float32)
-out = {"wide": minisbert.vector_width.WIDE_VECTORS,
+out = {"wide": minisbert.runtime.vector_width.WIDE_VECTORS,
        "registers": matmul.compiled_instructions()["fp32 micro-kernel"]["registers"],
        "gemm": matmul.matmul_3_packed(matmul.pack_weight(weight), x, np.empty((37, 11), np.float32)).tolist(),
        "embeddings": minisbert.SentenceTransformer(sys.argv[2]).encode(HARD_TEXTS, batch_size=8).tolist()}
@@ -155,7 +155,7 @@ print(json.dumps(out))
 def probe(folder, **environ):
     env = {key: value for key, value in os.environ.items() if key not in ("NUMBA_CPU_FEATURES", "NUMBA_CPU_NAME")}
     result = subprocess.run(
-        [sys.executable, "-c", PROBE, os.path.dirname(os.path.dirname(os.path.abspath(__file__))), str(folder)],
+        [sys.executable, "-c", PROBE, os.path.dirname(os.path.abspath(__file__)), str(folder)],  # tests/: inputs.py
         env={**env, **environ},
         capture_output=True,
         text=True,

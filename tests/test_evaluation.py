@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.stats
+from inputs import KORSTS
 from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator as ReferenceEvaluator
 
 from minisbert.evaluation import EmbeddingSimilarityEvaluator, pearson, read_pairs, spearman
-from minisbert.quantization import quantize_embeddings
+from minisbert.util.quantization import quantize_embeddings
 from minisbert.util import normalize_embeddings
 
-DATA = Path(__file__).resolve().parent / "data"
 rng = np.random.default_rng(3)
 FUNCTIONS = ["cosine", "dot", "euclidean", "manhattan"]
 
@@ -121,7 +121,7 @@ def test_korsts_subset_matches_sentence_transformers(model, reference_model):
     # pieces for this English model, so 100 pairs keep the test short. The two models' embeddings differ by
     # ~1e-7, which moves each similarity by as much; correlations of 100 pairs stay within 1e-6 unless two
     # similarities are that close, which these pairs are not.
-    sentences1, sentences2, scores = read_pairs(DATA / "korsts-test-100.tsv")
+    sentences1, sentences2, scores = read_pairs(KORSTS)
     actual, expected = evaluate_both(model, reference_model, sentences1[:100], sentences2[:100], scores[:100])
     for key in expected:
         assert actual[key] == pytest.approx(expected[key], abs=1e-6), key

@@ -1,27 +1,21 @@
-"""models.fast_encoder (packed tokens, fused kernels, a group of sequences per core: the default path)
-computes what the readable models.layers.encoder_reference computes, on a tiny random encoder and on the real
-model, and encode's output still matches sentence-transformers on mixed-length batches."""
+"""architectures/fast_encoder.py (packed tokens, fused kernels, a group of sequences per core: the default path)
+computes what the readable architectures/layers.py encoder computes, on a tiny random encoder and on the real
+model; reference_or_fast.run_encoder runs the reference only when recording; encode's output still matches
+sentence-transformers on mixed-length batches."""
 
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from inputs import FEW_HARD_TEXTS
 from threadpoolctl import threadpool_info
 
-from minisbert.models import fast_encoder as fast_encoder_module
-from minisbert.models.fast_encoder import fast_encoder, packed_encoder, sequence_groups
-from minisbert.models.layers import activation, encoder, encoder_reference
-from minisbert.threads import blas_thread_count
+from minisbert.architectures import fast_encoder as fast_encoder_module
+from minisbert.architectures.fast_encoder import fast_encoder, packed_encoder, sequence_groups
+from minisbert.architectures.layers import encoder
+from minisbert.architectures.reference_or_fast import run_encoder
 
 HIDDEN, HEADS, INTERMEDIATE, LAYERS = 12, 3, 20, 2
-MIXED_TEXTS = [
-    "A short one.",
-    "word " * 400,  # longer than max_seq_length: truncated
-    "Grüße aus München, 東京 и Москва! 🎉🙂",
-    "   spaced\tout \n text   ",
-    "x",
-    "The weather is lovely today, and the long sentence goes on for a while to pad the others.",
-]
 
 
 def tiny_config(hidden_act="gelu"):
@@ -69,11 +63,23 @@ def test_fast_encoder_matches_reference_on_real_tokens(hidden_act):
     rng = np.random.default_rng(1)
     layers, config = random_layers(rng), tiny_config(hidden_act)
     x, attention_mask = padded_batch(rng, [5, 1, 9, 3])
-    expected = encoder_reference(x, layers, attention_mask, config)
-    actual = fast_encoder(x, layers, attention_mask, config, activation(hidden_act))
+    expected = encoder(x, layers, attention_mask, config)
+    actual = fast_encoder(x, layers, attention_mask, config)
     real = attention_mask.astype(bool)
     np.testing.assert_allclose(actual[real], expected[real], rtol=0, atol=2e-6)
     assert not actual[~real].any()  # padding positions are left at zero
+
+
+@pytest.mark.parametrize("hidden_act, fused", [("gelu", True), ("gelu_new", False), ("relu", False)])
+def test_the_fused_bias_gelu_runs_for_the_exact_gelu_the_config_names(hidden_act, fused, monkeypatch):
+    calls = []
+    original = fast_encoder_module.bias_gelu
+    monkeypatch.setattr(fast_encoder_module, "bias_gelu", lambda x, bias: calls.append(x.shape) or original(x, bias))
+    rng = np.random.default_rng(8)
+    layers, config = random_layers(rng), tiny_config(hidden_act)
+    x, attention_mask = padded_batch(rng, [5, 3])
+    fast_encoder(x, layers, attention_mask, config)
+    assert calls == ([(INTERMEDIATE, 8)] * LAYERS if fused else [])
 
 
 @pytest.mark.parametrize("bias_batch", [1, 4])
@@ -82,8 +88,8 @@ def test_fast_encoder_matches_reference_with_position_bias(bias_batch):
     layers, config = random_layers(rng), tiny_config()
     x, attention_mask = padded_batch(rng, [5, 1, 9, 3])
     position_bias = rng.standard_normal((bias_batch, HEADS, 9, 9)).astype(np.float32)
-    expected = encoder_reference(x, layers, attention_mask, config, position_bias)
-    actual = encoder(x, layers, attention_mask, config, position_bias)
+    expected = encoder(x, layers, attention_mask, config, position_bias)
+    actual = fast_encoder(x, layers, attention_mask, config, position_bias)
     real = attention_mask.astype(bool)
     np.testing.assert_allclose(actual[real], expected[real], rtol=0, atol=2e-6)
 
@@ -95,23 +101,27 @@ def test_fast_encoder_ignores_what_padding_holds():
     changed = x.copy()
     changed[0, 2:] = 1e3
     np.testing.assert_array_equal(
-        encoder(x, layers, attention_mask, config), encoder(changed, layers, attention_mask, config)
+        fast_encoder(x, layers, attention_mask, config), fast_encoder(changed, layers, attention_mask, config)
     )
 
 
-def test_encoder_runs_the_reference_when_recording():
+def test_run_encoder_runs_the_reference_when_recording_and_the_fast_path_otherwise():
     rng = np.random.default_rng(4)
     layers, config = random_layers(rng), tiny_config()
     x, attention_mask = padded_batch(rng, [2, 6])
     record = {}
-    recorded = encoder(x, layers, attention_mask, config, record=record)
-    np.testing.assert_array_equal(recorded, encoder_reference(x, layers, attention_mask, config))
+    recorded = run_encoder(x, layers, attention_mask, config, record=record)
+    np.testing.assert_array_equal(recorded, encoder(x, layers, attention_mask, config))
     assert len(record["attentions"]) == LAYERS
+    assert recorded[0, 2:].any()  # the reference computes padding positions too
+    np.testing.assert_array_equal(
+        run_encoder(x, layers, attention_mask, config), fast_encoder(x, layers, attention_mask, config)
+    )
 
 
 def test_real_model_fast_path_matches_reference_path(model):
-    features = model.forward(MIXED_TEXTS)
-    reference_features = model.forward(MIXED_TEXTS, record={})
+    features = model.forward(FEW_HARD_TEXTS)
+    reference_features = model.forward(FEW_HARD_TEXTS, record={})
     real = features["attention_mask"].astype(bool)
     difference = np.abs(features["token_embeddings"][real] - reference_features["token_embeddings"][real])
     assert difference.max() <= 5e-6
@@ -119,14 +129,14 @@ def test_real_model_fast_path_matches_reference_path(model):
 
 @pytest.mark.parametrize("batch_size", [1, 4, 32])
 def test_encode_matches_sentence_transformers_on_mixed_lengths(model, reference_model, batch_size):
-    expected = reference_model.encode(MIXED_TEXTS, batch_size=batch_size)
-    actual = model.encode(MIXED_TEXTS, batch_size=batch_size)
+    expected = reference_model.encode(FEW_HARD_TEXTS, batch_size=batch_size)
+    actual = model.encode(FEW_HARD_TEXTS, batch_size=batch_size)
     assert np.abs(actual - expected).max() <= 1e-6  # normalised embeddings
 
 
 def test_token_embeddings_match_sentence_transformers_on_mixed_lengths(model, reference_model):
-    expected = reference_model.encode(MIXED_TEXTS, output_value="token_embeddings")
-    actual = model.encode(MIXED_TEXTS, output_value="token_embeddings")
+    expected = reference_model.encode(FEW_HARD_TEXTS, output_value="token_embeddings")
+    actual = model.encode(FEW_HARD_TEXTS, output_value="token_embeddings")
     for text_tokens, reference_tokens in zip(actual, expected):
         assert text_tokens.shape == tuple(reference_tokens.shape)
         assert np.abs(text_tokens - reference_tokens.numpy()).max() <= 1e-5
@@ -162,15 +172,13 @@ def group_sizes(monkeypatch):
     return sizes
 
 
-def test_fast_encoder_groups_give_the_numbers_of_one_packed_batch(group_sizes):
+def test_fast_encoder_groups_give_the_numbers_of_one_packed_batch(group_sizes, two_blas_threads):
     # the threaded path (a group of sequences per core, one BLAS thread each) against the whole batch at once
-    if blas_thread_count() < 2:
-        pytest.skip("numpy's BLAS runs one thread here: there is one group")
     rng = np.random.default_rng(5)
     layers, config = random_layers(rng), tiny_config()
     x, attention_mask = padded_batch(rng, [150, 1, 90, 3, 70, 2])  # enough tokens for a group per core
-    whole = packed_encoder(x, layers, attention_mask, config, activation("gelu"))
-    grouped = fast_encoder(x, layers, attention_mask, config, activation("gelu"))
+    whole = packed_encoder(x, layers, attention_mask, config)
+    grouped = fast_encoder(x, layers, attention_mask, config)
     assert sorted(group_sizes) == [2, 4]  # 151 and 165 tokens, in either order (two threads)
     np.testing.assert_allclose(grouped, whole, rtol=0, atol=1e-6)
 
@@ -179,23 +187,48 @@ def test_fast_encoder_keeps_a_small_batch_in_one_group(group_sizes):
     rng = np.random.default_rng(7)
     layers, config = random_layers(rng), tiny_config()
     x, attention_mask = padded_batch(rng, [50, 1, 60, 3])  # 114 tokens: too few for two groups
-    fast_encoder(x, layers, attention_mask, config, activation("gelu"))
+    fast_encoder(x, layers, attention_mask, config)
     assert group_sizes == [4]
 
 
-def test_fast_encoder_gives_numpys_blas_its_threads_back():
+def blas_counts():
+    return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+
+def test_fast_encoder_runs_each_group_on_one_blas_thread_and_gives_the_threads_back(two_blas_threads, monkeypatch):
+    counts_inside = []
+
+    def recording_packed_encoder(x, *arguments):
+        counts_inside.append(blas_counts())
+        return packed_encoder(x, *arguments)
+
+    monkeypatch.setattr(fast_encoder_module, "packed_encoder", recording_packed_encoder)
     rng = np.random.default_rng(6)
     layers, config = random_layers(rng), tiny_config()
     x, attention_mask = padded_batch(rng, [150, 1, 190, 3])
-    before = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
-    fast_encoder(x, layers, attention_mask, config, activation("gelu"))
-    assert [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"] == before
+    fast_encoder(x, layers, attention_mask, config)
+    assert counts_inside == [{1}, {1}]  # two groups (two BLAS threads outside), each with BLAS at one thread
+    assert blas_counts() == {2}
 
 
 def test_encode_from_several_threads_at_once_gives_each_its_own_embeddings(model):
-    texts = [MIXED_TEXTS[i:] + MIXED_TEXTS[:i] for i in range(4)]
+    texts = [FEW_HARD_TEXTS[i:] + FEW_HARD_TEXTS[:i] for i in range(4)]
     expected = [model.encode(batch) for batch in texts]
     with ThreadPoolExecutor(4) as callers:
         actual = list(callers.map(lambda batch: model.encode(batch, batch_size=3), texts * 3))
     for index, embeddings in enumerate(actual):
         np.testing.assert_allclose(embeddings, expected[index % 4], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("module", ["layers", "modern_layers"])
+def test_the_layer_modules_leave_the_choice_of_path_to_reference_or_fast(module):
+    # reference_or_fast.py is the one place that chooses between the reference and the fast path
+    import ast
+    import importlib
+
+    source = importlib.import_module(f"minisbert.architectures.{module}").__file__
+    imported = {
+        node.module for node in ast.walk(ast.parse(open(source, encoding="utf-8").read()))
+        if isinstance(node, ast.ImportFrom)
+    }
+    assert not imported & {"minisbert.architectures.fast_encoder", "minisbert.architectures.reference_or_fast"}

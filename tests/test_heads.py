@@ -1,4 +1,4 @@
-"""Each classification head of minisbert.models.heads against transformers' *ForSequenceClassification on
+"""Each classification head of minisbert.architectures.heads against transformers' *ForSequenceClassification on
 transformers' own last hidden states (so the head is checked apart from minisbert's encoders, also for an
 architecture whose forward pass minisbert may not have yet): the logits within 1e-5 relative, one and three
 labels, a padded row included."""
@@ -8,8 +8,8 @@ import torch
 import transformers
 from tiny_models import max_relative_difference, random_model
 
-from minisbert.models import ARCHITECTURES, architecture_for
-from minisbert.models.heads import HEADS, classification_head, load_head
+from minisbert.architectures import ARCHITECTURES, architecture_for
+from minisbert.architectures.heads import HEADS, classification_head, load_head
 
 SIZES = dict(vocab_size=100, max_position_embeddings=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
              intermediate_size=37)

@@ -22,9 +22,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from minisbert.loading import ModelLoadError
-from minisbert.torch_checkpoint import UnsafeCheckpointError, load_torch_checkpoint
-from minisbert.weights import load_weights, read_safetensors
+from minisbert.files.loading import ModelLoadError
+from minisbert.files.torch_checkpoint import UnsafeCheckpointError, load_torch_checkpoint
+from minisbert.files.weights import load_weights, read_safetensors
 from refusals import Refusal, check
 
 # ---------------------------------------------------------------------------------------------------------
@@ -233,6 +233,13 @@ REFUSALS = [
             lambda p: raw_pickle(p, pickle.dumps([1, 2], protocol=2))),
     Refusal(W, "state dict entry that is not a tensor", ModelLoadError,
             "entry 'w' of the state dict is a int, not a tensor", lambda p: raw_pickle(p, pickle.dumps({"w": 3}, protocol=2))),
+    Refusal(W, "state dict key that is not a string (a shared nested tuple)", ModelLoadError,
+            "the state dict has a key of type tuple, not a tensor name",
+            lambda p: raw_pickle(p, pickle.dumps({((1, 2),) * 2: 3}, protocol=2))),
+    Refusal(W, "pickle setting the state of minisbert's own rebuild function", UnsafeCheckpointError,
+            "its pickle sets the state of a function",
+            lambda p: raw_pickle(p, b"\x80\x02ctorch._utils\n_rebuild_parameter\nN}X\x0c\x00\x00\x00__defaults__"
+                                    b"K\x07K\x08\x86s\x86b.")),
     Refusal(W, "truncated pickle", ModelLoadError, "corrupt checkpoint",
             lambda p: raw_pickle(p, torch_pickle({"w": Tensor(Storage("0", [1.0]), 0, (1,), (1,))})[:-5])),
     Refusal(W, "two data.pkl in one archive", ModelLoadError, "expected one data.pkl, found 2",

@@ -12,8 +12,8 @@ from tiny_models import CROSS_ENCODER_ARCHITECTURES, max_relative_difference
 
 from minisbert import CrossEncoder
 from minisbert.known_models import KNOWN_RERANKERS, reranker_is_supported
-from minisbert.models import UnsupportedArchitectureError
-from minisbert.modules import DENSE_ACTIVATIONS
+from minisbert.architectures import UnsupportedArchitectureError
+from minisbert.modules.dense import DENSE_ACTIVATIONS
 
 PAIRS = [("how many people live in berlin?", "Berlin had a population of 3,520,031 in 2019."),
          ("how many people live in berlin?", "Berlin is well known for its museums."),

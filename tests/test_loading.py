@@ -13,23 +13,11 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from minisbert import SentenceTransformer
-from minisbert.loading import ModelLoadError
-from minisbert.models import UnsupportedArchitectureError
-from minisbert.models.checkpoint import CheckpointError
+from minisbert.files.loading import ModelLoadError
+from minisbert.architectures import UnsupportedArchitectureError
+from minisbert.architectures.checkpoint import CheckpointError
 
 TEXTS = ["A sentence to embed.", "Une autre phrase."]
-
-
-def linked_copy(source, target):
-    """A model folder whose small files are copies (free to corrupt) and whose weights are a symlink."""
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns("model.safetensors"))
-    (target / "model.safetensors").symlink_to(source / "model.safetensors")
-    return target
-
-
-@pytest.fixture
-def model_copy(default_model_folder, tmp_path):
-    return linked_copy(default_model_folder, tmp_path / "model")
 
 
 def run_python(code, env_updates):
@@ -39,11 +27,13 @@ def run_python(code, env_updates):
     )
 
 
-def fake_hub_cache(cache, repo_id, source):
-    """A huggingface_hub cache holding ``repo_id`` at revision main, laid out as snapshot_download leaves it."""
+def fake_hub_cache(cache, repo_id, model_folder):
+    """A huggingface_hub cache holding ``repo_id`` (model_folder, moved there) at revision main, laid out as
+    snapshot_download leaves it."""
     repo_folder = cache / ("models--" + repo_id.replace("/", "--"))
     commit = "0123456789abcdef0123456789abcdef01234567"
-    linked_copy(source, repo_folder / "snapshots" / commit)
+    (repo_folder / "snapshots").mkdir(parents=True)
+    shutil.move(model_folder, repo_folder / "snapshots" / commit)
     (repo_folder / "refs").mkdir(parents=True)
     (repo_folder / "refs" / "main").write_text(commit)
     return cache
@@ -59,9 +49,9 @@ def test_default_and_short_ids_use_the_bundled_model(model):
 
 
 @pytest.mark.parametrize("name", ["someone/cached-model", "cached-model"])
-def test_hub_id_loads_from_the_huggingface_cache_offline(name, default_model_folder, tmp_path, model):
+def test_hub_id_loads_from_the_huggingface_cache_offline(name, model_copy, tmp_path, model):
     repo_id = name if "/" in name else f"sentence-transformers/{name}"
-    cache = fake_hub_cache(tmp_path / "hub", repo_id, default_model_folder)
+    cache = fake_hub_cache(tmp_path / "hub", repo_id, model_copy)
     result = run_python(
         f"""
         import numpy as np, minisbert
@@ -76,8 +66,8 @@ def test_hub_id_loads_from_the_huggingface_cache_offline(name, default_model_fol
     np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), model.encode(TEXTS))
 
 
-def test_cache_folder_argument_is_used(default_model_folder, tmp_path):
-    cache = fake_hub_cache(tmp_path / "elsewhere", "someone/other-model", default_model_folder)
+def test_cache_folder_argument_is_used(model_copy, tmp_path):
+    cache = fake_hub_cache(tmp_path / "elsewhere", "someone/other-model", model_copy)
     result = run_python(
         f"""
         import minisbert
@@ -153,7 +143,7 @@ def test_corrupt_modules_json_is_named(model_copy):
 
 
 def test_missing_tokenizer_is_named(model_copy):
-    # without tokenizer.json a BERT folder's vocab.txt would still do (tests/test_vocab_tokenizer.py)
+    # without tokenizer.json a BERT folder's vocab.txt would still do (tests/test_tokenization.py)
     (model_copy / "tokenizer.json").unlink()
     (model_copy / "vocab.txt").unlink()
     with pytest.raises(ModelLoadError, match="tokenizer.json"):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from minisbert.kernels.masked_attention import packed_masked_attention, packed_masked_attention_reference
-from minisbert.models.modern_layers import attention_bias, grouped_query_attention
+from minisbert.architectures.modern_layers import attention_bias, grouped_query_attention
 
 RNG = np.random.default_rng(0)
 MASKS = [(False, None), (True, None), (False, 3), (True, 3), (False, 0), (False, 100)]

@@ -1,42 +1,21 @@
-"""MaxSim: kernels/maxsim.py against its NumPy references, and minisbert.util.maxsim / maxsim_pairwise against
-sentence_transformers.util on odd shapes: empty documents and queries, one token, masks (arrays and lists), padded
-3D input, a single 2D input, length_normalize, float64 input, a block split over many queries. Scores within 1e-5
-relative, or 1e-5 absolute where a sum cancels near 0 (float32 sums in different orders); empty documents score
-exactly what sentence-transformers gives."""
+"""MaxSim: minisbert.util.maxsim / maxsim_pairwise (util/multi_vector.py) against sentence_transformers.util on odd
+shapes: empty documents and queries, one token, masks (arrays and lists), padded 3D input, a single 2D input,
+length_normalize, float64 input; and kernels/maxsim.py's blocks of queries giving the whole product's scores (the
+kernels against their NumPy references: tests/test_kernels.py). Scores within 1e-5 relative, or 1e-5 absolute
+where a sum cancels near 0 (float32 sums in different orders); empty documents score exactly what
+sentence-transformers gives."""
 
 import numpy as np
 import pytest
 
 from minisbert import util
 from minisbert.kernels import maxsim as kernels
+from test_kernels import MAXSIM_SIDES
 
 
 def ragged(lengths, dim=8, seed=0, dtype=np.float32):
     rng = np.random.default_rng(seed)
     return [rng.standard_normal((length, dim)).astype(dtype) for length in lengths]
-
-
-SIDES = [  # (query lengths, document lengths)
-    ([3, 0, 5, 1], [4, 0, 1, 7, 2]),
-    ([1], [1]),
-    ([2, 2], [0, 0]),
-    ([0], [3]),
-    ([6] * 30, [1, 50, 0, 3] * 10),
-]
-
-
-@pytest.mark.parametrize("lengths", SIDES)
-def test_kernels_match_their_references(lengths):
-    queries, documents = ragged(lengths[0], seed=1), ragged(lengths[1], seed=2)
-    expected = kernels.maxsim_reference(queries, documents)
-    actual = kernels.maxsim(*kernels.pack(queries), *kernels.pack(documents))
-    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
-    pairs = min(len(queries), len(documents))
-    np.testing.assert_allclose(
-        kernels.maxsim_pairwise(*kernels.pack(queries[:pairs]), *kernels.pack(documents[:pairs])),
-        kernels.maxsim_pairwise_reference(queries[:pairs], documents[:pairs]),
-        rtol=1e-5, atol=1e-5,
-    )
 
 
 def test_blocks_of_queries_give_the_same_scores(monkeypatch):
@@ -55,7 +34,7 @@ def torch_list(arrays):
 
 
 @pytest.mark.parametrize("length_normalize", [False, True])
-@pytest.mark.parametrize("lengths", SIDES)
+@pytest.mark.parametrize("lengths", MAXSIM_SIDES)
 def test_maxsim_matches_sentence_transformers(lengths, length_normalize):
     from sentence_transformers import util as reference
 

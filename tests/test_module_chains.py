@@ -4,25 +4,25 @@ and truncate_dim."""
 
 import numpy as np
 import pytest
-import torch
-from tiny_models import HARD_TEXTS, max_relative_difference
+from inputs import FEW_HARD_TEXTS
+from tiny_models import max_relative_difference
 
 TOLERANCE = 1e-5
 
 DENSE_CHAINS = {
-    "tanh": [(24, torch.nn.Tanh(), True)],
-    "identity_no_bias": [(24, torch.nn.Identity(), False)],
-    "relu_then_gelu": [(40, torch.nn.ReLU(), True), (16, torch.nn.GELU(), True)],
-    "sigmoid_silu": [(20, torch.nn.Sigmoid(), True), (12, torch.nn.SiLU(), False)],
+    "tanh": [(24, "Tanh", True)],
+    "identity_no_bias": [(24, "Identity", False)],
+    "relu_then_gelu": [(40, "ReLU", True), (16, "GELU", True)],
+    "sigmoid_silu": [(20, "Sigmoid", True), (12, "SiLU", False)],
 }
 
 
 @pytest.mark.parametrize("chain", DENSE_CHAINS)
 def test_dense_chain_matches_reference(tiny_model, chain):
     _, model, reference = tiny_model("bert", pooling_mode="mean", dense=DENSE_CHAINS[chain], normalize=True)
-    expected = reference.encode(HARD_TEXTS)
-    actual = model.encode(HARD_TEXTS)
-    assert actual.shape == expected.shape == (len(HARD_TEXTS), DENSE_CHAINS[chain][-1][0])
+    expected = reference.encode(FEW_HARD_TEXTS)
+    actual = model.encode(FEW_HARD_TEXTS)
+    assert actual.shape == expected.shape == (len(FEW_HARD_TEXTS), DENSE_CHAINS[chain][-1][0])
     assert np.abs(actual - expected).max() <= 1e-6  # normalised output
     assert model.get_sentence_embedding_dimension() == reference.get_embedding_dimension()
 
@@ -36,14 +36,14 @@ def test_normalize_before_dense_matches_reference(tiny_model, tmp_path):
 
     from minisbert import SentenceTransformer
 
-    folder, _, _ = tiny_model("roberta", pooling_mode="max", dense=[(24, torch.nn.Tanh(), True)], normalize=True)
+    folder, _, _ = tiny_model("roberta", pooling_mode="max", dense=[(24, "Tanh", True)], normalize=True)
     shutil.copytree(folder, tmp_path / "reordered")
     modules_path = tmp_path / "reordered" / "modules.json"
     modules = json.loads(modules_path.read_text())
     modules[2], modules[3] = modules[3], modules[2]  # Normalize, then Dense
     modules_path.write_text(json.dumps(modules))
-    expected = ReferenceModel(str(tmp_path / "reordered"), device="cpu").encode(HARD_TEXTS)
-    actual = SentenceTransformer(tmp_path / "reordered").encode(HARD_TEXTS)
+    expected = ReferenceModel(str(tmp_path / "reordered"), device="cpu").encode(FEW_HARD_TEXTS)
+    actual = SentenceTransformer(tmp_path / "reordered").encode(FEW_HARD_TEXTS)
     assert max_relative_difference(actual, expected) <= TOLERANCE
 
 
@@ -55,8 +55,8 @@ PROMPTS = {"query": "query: ", "passage": "passage of a document: "}
 def test_prompt_excluded_from_pooling_matches_reference(tiny_model, architecture, mode):
     _, model, reference = tiny_model(architecture, pooling_mode=mode, include_prompt=False, prompts=PROMPTS)
     for prompt_name in PROMPTS:
-        expected = reference.encode(HARD_TEXTS, prompt_name=prompt_name)
-        actual = model.encode(HARD_TEXTS, prompt_name=prompt_name)
+        expected = reference.encode(FEW_HARD_TEXTS, prompt_name=prompt_name)
+        actual = model.encode(FEW_HARD_TEXTS, prompt_name=prompt_name)
         assert max_relative_difference(actual, expected) <= TOLERANCE, prompt_name
 
 
@@ -74,9 +74,9 @@ def test_prompts_are_read_from_config_sentence_transformers(tiny_model):
 
 def test_truncate_dim_matches_reference(tiny_model):
     _, model, reference = tiny_model("mpnet", pooling_mode=("mean", "max"), normalize=True)
-    expected = reference.encode(HARD_TEXTS, truncate_dim=20)
-    actual = model.encode(HARD_TEXTS, truncate_dim=20)
-    assert actual.shape == (len(HARD_TEXTS), 20)
+    expected = reference.encode(FEW_HARD_TEXTS, truncate_dim=20)
+    actual = model.encode(FEW_HARD_TEXTS, truncate_dim=20)
+    assert actual.shape == (len(FEW_HARD_TEXTS), 20)
     assert max_relative_difference(actual, expected) <= TOLERANCE
 
 
@@ -89,14 +89,14 @@ def test_output_value_none_with_prompt_keeps_batch_values(tiny_model):
 
 
 def test_untrusted_dense_activation_falls_back_to_tanh(tmp_path, caplog):
-    from minisbert.modules import dense_activation
+    from minisbert.modules.dense import dense_activation
 
     assert dense_activation("my_package.MyActivation") is np.tanh
     assert "not a torch class" in caplog.text
 
 
 def test_unsupported_torch_activation_is_named():
-    from minisbert.modules import dense_activation
+    from minisbert.modules.dense import dense_activation
 
     with pytest.raises(ValueError, match="Softplus"):
         dense_activation("torch.nn.modules.activation.Softplus")
@@ -108,8 +108,8 @@ def test_truncate_dim_given_at_load_matches_reference(tiny_model):
     from minisbert import SentenceTransformer
 
     folder, _, _ = tiny_model("mpnet", pooling_mode=("mean", "max"), normalize=True)
-    expected = ReferenceModel(str(folder), device="cpu", truncate_dim=12).encode(HARD_TEXTS, normalize_embeddings=True)
+    expected = ReferenceModel(str(folder), device="cpu", truncate_dim=12).encode(FEW_HARD_TEXTS, normalize_embeddings=True)
     model = SentenceTransformer(folder, truncate_dim=12)
-    actual = model.encode(HARD_TEXTS, normalize_embeddings=True)
+    actual = model.encode(FEW_HARD_TEXTS, normalize_embeddings=True)
     assert model.get_sentence_embedding_dimension() == 12
     assert np.abs(actual - expected).max() <= 1e-6  # normalised output

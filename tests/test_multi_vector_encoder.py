@@ -9,7 +9,7 @@ Normalize would hold too, but the unnormalized variant shares the bound); MaxSim
 import numpy as np
 import pytest
 from inputs import HARD_TEXTS
-from tiny_retrieval_models import build_colbert
+from tiny_models import build_colbert
 
 
 @pytest.fixture(scope="session")
@@ -137,7 +137,7 @@ def test_multi_vector_search_ranks_by_maxsim(colbert):
 
 def test_a_bi_encoder_is_refused(tiny_model):
     from minisbert import MultiVectorEncoder
-    from minisbert.loading import ModelLoadError
+    from minisbert.files.loading import ModelLoadError
 
     folder, _, _ = tiny_model("bert")
     with pytest.raises(ModelLoadError, match="is a SentenceTransformer model.*not a MultiVectorEncoder"):
@@ -146,7 +146,7 @@ def test_a_bi_encoder_is_refused(tiny_model):
 
 def test_a_colbert_model_is_refused_by_the_other_families(colbert):
     from minisbert import SentenceTransformer, SparseEncoder
-    from minisbert.loading import ModelLoadError
+    from minisbert.files.loading import ModelLoadError
 
     model, _ = colbert()
     with pytest.raises(ModelLoadError, match="is a MultiVectorEncoder model.*not a SparseEncoder"):
@@ -172,7 +172,7 @@ def test_unknown_output_value_is_refused(colbert):
 
 
 def test_trace_plot(colbert, tmp_path):
-    from minisbert import plots
+    from minisbert.inspection import plots
 
     model, _ = colbert()
     trace = model.trace("What is the capital of France?", "Paris is the capital and most populous city of France.")
@@ -186,13 +186,14 @@ def test_sparse_and_multi_vector_encoders_import_no_torch(colbert, tmp_path_fact
     import subprocess
     import sys
 
-    from tiny_retrieval_models import build_splade
+    from tiny_models import build_splade
 
     splade_folder = build_splade(tmp_path_factory.mktemp("torch-free") / "splade", inference_free=True)
     model, _ = colbert()
     check = f"""
 import sys
-from minisbert import MultiVectorEncoder, SparseEncoder, plots, util
+from minisbert import MultiVectorEncoder, SparseEncoder, util
+from minisbert.inspection import plots
 sparse = SparseEncoder({str(splade_folder)!r})
 vectors = sparse.encode_document(["a sentence", "another one"])
 sparse.similarity(sparse.encode_query(["a query"]), vectors)
@@ -211,7 +212,7 @@ print("imported:", heavy)
 @pytest.mark.parametrize("options", [{}, {"attend": True, "skiplist_words": ["!", "?"]}], ids=["default", "attend"])
 def test_pylate_v3_folders_load_as_sentence_transformers_loads_them(tmp_path, options):
     from sentence_transformers import MultiVectorEncoder as ReferenceMultiVectorEncoder
-    from tiny_retrieval_models import build_pylate_colbert
+    from tiny_models import build_pylate_colbert
 
     from minisbert import MultiVectorEncoder
 
@@ -227,7 +228,7 @@ def test_pylate_v3_folders_load_as_sentence_transformers_loads_them(tmp_path, op
 
 def test_stanford_colbert_folders_load_as_sentence_transformers_loads_them(tmp_path):
     from sentence_transformers import MultiVectorEncoder as ReferenceMultiVectorEncoder
-    from tiny_retrieval_models import build_stanford_colbert
+    from tiny_models import build_stanford_colbert
 
     from minisbert import MultiVectorEncoder
 

@@ -6,7 +6,7 @@ Bounds: 1e-5 on un-normalised outputs, 1e-6 on normalised ones (all-MiniLM-L6-v2
 import numpy as np
 import pytest
 
-from tests.inputs import HARD_TEXTS, corpus_sentences
+from inputs import FEW_HARD_TEXTS, HARD_TEXTS, corpus_sentences
 
 
 def max_difference(actual, expected):
@@ -52,7 +52,7 @@ def test_single_string_gives_a_vector(model, reference_model):
 
 
 def test_token_embeddings_match_reference(model, reference_model):
-    texts = ["short", "a somewhat longer sentence with more tokens in it", "", "Größe 🎉"]
+    texts = FEW_HARD_TEXTS
     expected = reference_model.encode(texts, output_value="token_embeddings")
     actual = model.encode(texts, output_value="token_embeddings")
     assert [a.shape for a in actual] == [tuple(e.shape) for e in expected]
@@ -93,6 +93,61 @@ def test_prompt_name_matches_reference(model, reference_model):
     texts = ["What is the capital of France?"]
     expected = reference_model.encode(texts, prompt_name="query")
     assert max_difference(model.encode(texts, prompt_name="query"), expected) <= 1e-6
+
+
+QUERIES = ["What is the capital of France?", "how do I bake bread"]
+DOCUMENTS = ["Paris is the capital and largest city of France.", "Bread is made of flour, water, salt and yeast."]
+
+
+def test_encode_query_and_encode_document_match_reference(model, reference_model):
+    assert max_difference(model.encode_query(QUERIES), reference_model.encode_query(QUERIES)) <= 1e-6
+    assert max_difference(model.encode_document(DOCUMENTS), reference_model.encode_document(DOCUMENTS)) <= 1e-6
+
+
+@pytest.fixture(scope="module")
+def prompted_models(default_model_folder):
+    """(minisbert, sentence-transformers) models with query and document prompts (all-MiniLM-L6-v2's are empty)."""
+    from sentence_transformers import SentenceTransformer as ReferenceSentenceTransformer
+
+    from minisbert import SentenceTransformer
+
+    prompts = {"query": "query: ", "document": "passage: "}
+    return (SentenceTransformer(default_model_folder, prompts=prompts),
+            ReferenceSentenceTransformer(str(default_model_folder), device="cpu", prompts=prompts))
+
+
+@pytest.mark.parametrize("options", [{}, {"prompt_name": None}, {"prompt": "q: "}, {"prompt_name": "document"}],
+                         ids=["task-prompt", "prompt_name-None", "prompt", "prompt_name"])
+def test_encode_query_and_encode_document_choose_prompts_like_reference(prompted_models, options):
+    """Each method puts its task's prompt in front unless the call names a prompt, as sentence-transformers does."""
+    model, reference = prompted_models
+    queries, documents = model.encode_query(QUERIES, **options), model.encode_document(DOCUMENTS, **options)
+    assert max_difference(queries, reference.encode_query(QUERIES, **options)) <= 1e-6
+    assert max_difference(documents, reference.encode_document(DOCUMENTS, **options)) <= 1e-6
+    if not options:  # the prompts are in use: without them the embeddings differ
+        assert max_difference(queries, model.encode(QUERIES)) > 1e-3
+        assert max_difference(documents, model.encode(DOCUMENTS)) > 1e-3
+
+
+@pytest.mark.parametrize("similarity_fn_name", ["cosine", "dot", "euclidean", "manhattan"])
+def test_similarity_and_similarity_pairwise_match_reference(default_model_folder, reference_model, similarity_fn_name):
+    from minisbert import SentenceTransformer
+
+    model = SentenceTransformer(default_model_folder, similarity_fn_name=similarity_fn_name)
+    queries = reference_model.encode(QUERIES)
+    documents = reference_model.encode(DOCUMENTS) * 3  # not unit length: dot and cosine differ
+    previous = reference_model.similarity_fn_name
+    reference_model.similarity_fn_name = similarity_fn_name
+    try:
+        expected_pairwise = reference_model.similarity_pairwise(queries, documents).numpy()
+        expected = reference_model.similarity(queries, documents).numpy()
+    finally:
+        reference_model.similarity_fn_name = previous
+    actual_pairwise = model.similarity_pairwise(queries, documents)
+    assert actual_pairwise.shape == expected_pairwise.shape == (len(QUERIES),)
+    np.testing.assert_allclose(actual_pairwise, expected_pairwise, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.similarity(queries, documents), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.diag(model.similarity(queries, documents)), actual_pairwise, rtol=1e-5, atol=1e-6)
 
 
 def test_normalize_embeddings_matches_reference(model, reference_model):

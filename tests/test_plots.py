@@ -1,4 +1,4 @@
-"""minisbert.plots and ``minisbert explain``: every plot renders off-screen to a real PNG, matplotlib is
+"""minisbert.inspection.plots and ``minisbert explain``: every plot renders off-screen to a real PNG, matplotlib is
 imported only when plotting, and the summary states the trace's shapes."""
 
 import subprocess
@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from minisbert import plots
+from minisbert.inspection import plots
 
 TEXTS = ["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -53,7 +53,7 @@ def test_plots_of_a_long_text(model, tmp_path):
 
 
 def test_layer_similarity_ends_at_the_similarity_of_the_pooled_embeddings(model, traces):
-    from minisbert.trace import layer_similarities
+    from minisbert.inspection.trace import layer_similarities
 
     similarities = layer_similarities(traces[0], traces[1])
     assert similarities.shape == (7,)
@@ -63,7 +63,7 @@ def test_layer_similarity_ends_at_the_similarity_of_the_pooled_embeddings(model,
 
 def test_importing_minisbert_and_tracing_does_not_import_matplotlib():
     check = (
-        "import sys, minisbert, minisbert.plots\n"
+        "import sys, minisbert, minisbert.inspection.plots\n"
         "minisbert.SentenceTransformer().trace('a sentence')\n"
         "print('matplotlib' in sys.modules)"
     )

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from minisbert.kernels.pooling import max_pool, max_pool_reference
-from minisbert.modules import POOLING_MODES, Pooling
+from minisbert.modules.pooling import POOLING_MODES, Pooling
 
 
 def token_batch(seed=0, batch=5, seq=9, hidden=16):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sentence_transformers.util import quantization as reference
 
-from minisbert import quantization
+from minisbert.util import quantization
 from minisbert.kernels.hamming import hamming_distance_reference
 
 rng = np.random.default_rng(2)

@@ -10,7 +10,7 @@ of 0 may land on either side of the ReLU (with sum pooling, over every token x v
 import numpy as np
 import pytest
 from inputs import HARD_TEXTS
-from tiny_retrieval_models import build_splade
+from tiny_models import build_splade
 
 scipy_sparse = pytest.importorskip("scipy.sparse")
 
@@ -205,7 +205,7 @@ def test_trace_of_a_static_query(splade):
 
 def test_sparse_search_matches_dense_search(splade):
     from minisbert import util
-    from minisbert.sparse_encoder import sparse_search
+    from minisbert.families.sparse_encoder import sparse_search
 
     model, _ = splade(architecture="bert")
     corpus = model.encode_document(HARD_TEXTS)
@@ -236,7 +236,7 @@ def test_decode_top_k_must_be_positive(splade, value):
 
 def test_a_bi_encoder_is_refused(tiny_model):
     from minisbert import SparseEncoder
-    from minisbert.loading import ModelLoadError
+    from minisbert.files.loading import ModelLoadError
 
     folder, _, _ = tiny_model("bert")
     with pytest.raises(ModelLoadError, match="is a SentenceTransformer model.*not a SparseEncoder"):
@@ -279,7 +279,7 @@ def test_cli_encode_sparse_prints_top_tokens_and_saves_npz(splade, tmp_path):
 
 
 def test_trace_plot(splade, tmp_path):
-    from minisbert import plots
+    from minisbert.inspection import plots
 
     model, _ = splade(architecture="bert")
     path = plots.plot_splade_trace(model.trace("The weather is lovely today.", top_k=12), tmp_path / "splade.png")
@@ -292,12 +292,12 @@ def test_a_fill_mask_module_without_its_head_names_the_missing_tensors(tiny_mode
     import shutil
 
     from minisbert import SparseEncoder
-    from minisbert.models.checkpoint import CheckpointError
+    from minisbert.architectures.checkpoint import CheckpointError
 
     folder, _, _ = tiny_model("bert")
     broken = tmp_path / "no-head"
     shutil.copytree(folder, broken)
-    (broken / "config_sentence_transformers.json").unlink()
+    (broken / "config_sentence_transformers.json").write_text(json.dumps({"model_type": "SparseEncoder"}))
     (broken / "modules.json").write_text(json.dumps([
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.sparse_encoder.models.MLMTransformer"},
         {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.sparse_encoder.models.SpladePooling"},

@@ -4,8 +4,7 @@ reproduction must still reproduce the paper's claim, and the pooling table must 
 import importlib.util
 
 import pytest
-
-from tests.conftest import REPO
+from inputs import CORPUS, KORSTS, REPO
 
 
 def load_study(name):
@@ -19,7 +18,7 @@ def test_cosine_vs_dot_reproduces_the_paper_on_a_small_configuration(tmp_path, d
     lines = load_study("cosine_vs_dot").main([
         "--users", "400", "--items", "60", "--queries", "4", "--documents", "40",
         "--model", str(default_model_folder), "--figure", str(tmp_path / "figure.png"),
-        "--corpus", str(REPO / "tests" / "data" / "stdlib_sentences-300.txt"),
+        "--corpus", str(CORPUS),
     ])
     text = "\n".join(lines)
     assert "The claim is reproduced." in text
@@ -51,19 +50,32 @@ def test_trained_linear_model_reaches_the_closed_form_loss(scheme):
     assert trained_loss == pytest.approx(study.loss(X, scheme, penalty, *closed_form), rel=1e-8)
 
 
-def test_pooling_table_on_a_few_pairs(default_model_folder):
-    lines = load_study("pooling").main([
-        "--pairs", "20", "--model", str(default_model_folder), "--korsts", str(REPO / "tests" / "data" / "korsts-test-100.tsv"),
-    ])
+def test_pooling_table_on_a_few_pairs(default_model_folder, model):
+    import numpy as np
+    import scipy.stats
+
+    from minisbert.evaluation import read_pairs
+
+    lines = load_study("pooling").main(["--pairs", "20", "--model", str(default_model_folder), "--korsts", str(KORSTS)])
     row = next(line for line in lines if line.startswith("| KorSTS"))
     values = [float(cell) for cell in row.strip("|").split("|")[2:]]
-    assert len(values) == 3 and all(-100 <= value <= 100 for value in values)
+    # each column recomputed without the study's code: CLS / mean / max of the token embeddings in NumPy, cosine,
+    # scipy's Spearman (x100, printed to 2 decimals)
+    sentences1, sentences2, scores = read_pairs(KORSTS)
+    tokens1 = model.encode(sentences1[:20], output_value="token_embeddings")
+    tokens2 = model.encode(sentences2[:20], output_value="token_embeddings")
+    expected = []
+    for pool in (lambda t: t[0], lambda t: t.mean(axis=0), lambda t: t.max(axis=0)):
+        a, b = np.stack([pool(t) for t in tokens1]), np.stack([pool(t) for t in tokens2])
+        cosine = (a * b).sum(axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+        expected.append(100 * scipy.stats.spearmanr(cosine, scores[:20]).statistic)
+    assert values == pytest.approx(expected, abs=0.006)
 
 
 def test_mean_pooling_of_token_embeddings_is_the_model_embedding(model):
     import numpy as np
 
-    from minisbert.similarity import pairwise_cos_sim
+    from minisbert.util.similarity import pairwise_cos_sim
 
     texts = ["The weather is lovely today.", "빠른 갈색 여우가 게으른 개를 뛰어넘는다."]
     tokens = model.encode(texts, output_value="token_embeddings")

@@ -9,16 +9,7 @@ probabilities.
 
 import numpy as np
 import pytest
-
-TEXTS = {
-    "short": "The weather is lovely today.",
-    "one_letter": "a",
-    "empty": "",
-    "long": " ".join(["Truncation keeps the first word pieces of a very long text."] * 40),
-    "korean": "빠른 갈색 여우가 게으른 개를 뛰어넘는다.",
-    "german": "Der schnelle braune Fuchs springt über den faulen Hund.",
-    "emoji": "I love pizza 🍕🍕🍕 and ice cream 🍦!",
-}
+from inputs import HARD_TEXT_KINDS
 
 
 @pytest.fixture(scope="module")
@@ -43,59 +34,59 @@ def reference_outputs(eager_transformer, input_ids):
     return hidden_states, attentions
 
 
-@pytest.mark.parametrize("name", TEXTS)
+@pytest.mark.parametrize("name", HARD_TEXT_KINDS)
 def test_hidden_states_match_transformers(model, eager_transformer, name):
-    trace = model.trace(TEXTS[name])
+    trace = model.trace(HARD_TEXT_KINDS[name])
     expected, _ = reference_outputs(eager_transformer, trace.input_ids)
     assert trace.hidden_states.shape == expected.shape == (7, len(trace.tokens), 384)
     assert np.abs(trace.hidden_states - expected).max() <= 2e-5
 
 
-@pytest.mark.parametrize("name", TEXTS)
+@pytest.mark.parametrize("name", HARD_TEXT_KINDS)
 def test_attentions_match_transformers(model, eager_transformer, name):
-    trace = model.trace(TEXTS[name])
+    trace = model.trace(HARD_TEXT_KINDS[name])
     _, expected = reference_outputs(eager_transformer, trace.input_ids)
     assert trace.attentions.shape == expected.shape == (6, 12, len(trace.tokens), len(trace.tokens))
     assert np.abs(trace.attentions - expected).max() <= 1e-5
 
 
-@pytest.mark.parametrize("name", TEXTS)
+@pytest.mark.parametrize("name", HARD_TEXT_KINDS)
 def test_tokens_and_ids_are_what_sentence_transformers_feeds_the_model(model, reference_model, name):
-    trace = model.trace(TEXTS[name])
-    expected_ids = reference_model.tokenize([TEXTS[name]])["input_ids"][0].numpy()
+    trace = model.trace(HARD_TEXT_KINDS[name])
+    expected_ids = reference_model.tokenize([HARD_TEXT_KINDS[name]])["input_ids"][0].numpy()
     np.testing.assert_array_equal(trace.input_ids, expected_ids)
     assert trace.tokens == reference_model.tokenizer.convert_ids_to_tokens(expected_ids.tolist())
 
 
 def test_long_text_is_truncated_to_max_seq_length(model):
-    trace = model.trace(TEXTS["long"])
+    trace = model.trace(HARD_TEXT_KINDS["long"])
     assert len(trace.tokens) == trace.hidden_states.shape[1] == model.max_seq_length == 256
     assert trace.tokens[-1] == "[SEP]"
 
 
-@pytest.mark.parametrize("name", TEXTS)
+@pytest.mark.parametrize("name", HARD_TEXT_KINDS)
 def test_sentence_embedding_is_the_reference_encode_output(model, reference_model, name):
-    trace = model.trace(TEXTS[name])
-    expected = reference_model.encode(TEXTS[name])
+    trace = model.trace(HARD_TEXT_KINDS[name])
+    expected = reference_model.encode(HARD_TEXT_KINDS[name])
     assert np.abs(trace.sentence_embedding - expected).max() <= 1e-6
-    assert np.abs(trace.sentence_embedding - model.encode(TEXTS[name])).max() <= 1e-6
+    assert np.abs(trace.sentence_embedding - model.encode(HARD_TEXT_KINDS[name])).max() <= 1e-6
 
 
 def test_pooled_embedding_is_the_mean_of_the_last_hidden_state(model, reference_model):
-    trace = model.trace(TEXTS["german"])
+    trace = model.trace(HARD_TEXT_KINDS["accents"])
     np.testing.assert_allclose(trace.pooled_embedding, trace.hidden_states[-1].mean(axis=0), atol=1e-6)
-    pooled = reference_model[1](reference_model[0](reference_model.tokenize([TEXTS["german"]])))
+    pooled = reference_model[1](reference_model[0](reference_model.tokenize([HARD_TEXT_KINDS["accents"]])))
     assert np.abs(trace.pooled_embedding - pooled["sentence_embedding"][0].detach().numpy()).max() <= 1e-5
 
 
 def test_layer_embeddings_pool_every_layer(model):
-    trace = model.trace(TEXTS["short"])
+    trace = model.trace(HARD_TEXT_KINDS["plain"])
     assert trace.layer_embeddings.shape == (trace.num_layers + 1, 384)
     np.testing.assert_allclose(trace.layer_embeddings, trace.hidden_states.mean(axis=1), atol=1e-6)
 
 
 def test_attention_rows_are_probabilities(model):
-    attentions = model.trace(TEXTS["emoji"]).attentions
+    attentions = model.trace(HARD_TEXT_KINDS["emoji"]).attentions
     assert attentions.min() >= 0
     np.testing.assert_allclose(attentions.sum(axis=-1), 1, atol=1e-5)
 

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from tiny_models import HARD_TEXTS, max_relative_difference
+from inputs import HARD_TEXT_KINDS
+from tiny_models import max_relative_difference
 
-from minisbert.models import layers
+from minisbert.architectures import layers
 from minisbert.training import backward, losses
 from minisbert.training.checkpoint import checkpoint_tensors
 from minisbert.training.model import (
@@ -21,7 +22,7 @@ from minisbert.training.model import (
     normalize_forward,
     pooling_backward,
 )
-from minisbert.modules import pool
+from minisbert.modules.pooling import pool
 
 RNG = np.random.default_rng(0)
 
@@ -94,7 +95,7 @@ def test_activation(name):
     weights = random(len(x))
     d_x = backward.activation_backward(weights, x, name)
     (expected,) = autograd(ACTIVATIONS[name], x, weights=weights)
-    # the forward GELUs of models/layers.py use float32-accurate constants (sqrt(1/2) to 1.7e-8 relative), which
+    # the forward GELUs of architectures/layers.py use float32-accurate constants (sqrt(1/2) to 1.7e-8 relative), which
     # the finite differences see; torch and the derivative use exact ones
     assert max_relative_difference(d_x, expected) <= 1e-7
     if name != "relu":  # not differentiable at 0
@@ -200,7 +201,7 @@ def test_pooling(mode):
 
 @pytest.mark.parametrize("activation", ["Tanh", "Identity", "ReLU", "GELU", "SiLU", "Sigmoid"])
 def test_dense(activation):
-    from minisbert.modules import DENSE_ACTIVATIONS
+    from minisbert.modules.dense import DENSE_ACTIVATIONS
 
     class Module:  # a Dense module's attributes, as minisbert.modules.Dense has them
         weight, bias, activation = random(6, 4), random(4), None
@@ -230,7 +231,7 @@ def test_normalize():
 # The padding token written in a text (<pad> in RoBERTa's and MPNet's vocabularies) is embedded like any other
 # token, but torch never updates its row (nn.Embedding's padding_idx): the gradients must agree on that too.
 COLUMNS = [
-    ["The weather is lovely today.", "", "emoji 🤗🚀 and symbols", HARD_TEXTS[8]],
+    ["The weather is lovely today.", "", "emoji 🤗🚀 and symbols", HARD_TEXT_KINDS["long"]],
     ["It's so sunny outside! <pad>", "오늘 날씨가 정말 좋네요.", "a [PAD]", "Das Wetter ist heute schön."],
     ["He drove to the stadium.", "literal [CLS] <pad> <s> tokens", "Ünïcödé façade", "   "],
 ]
@@ -294,7 +295,7 @@ def test_whole_model_gradients_in_float64(tiny_model, architecture):
     from sentence_transformers import SentenceTransformer as ReferenceModel
     from sentence_transformers.sentence_transformer.losses import CoSENTLoss
 
-    folder, _, _ = tiny_model(architecture, normalize=True, dense=[(24, torch.nn.Tanh(), True)])
+    folder, _, _ = tiny_model(architecture, normalize=True, dense=[(24, "Tanh", True)])
     from minisbert import SentenceTransformer
 
     model = make_trainable(SentenceTransformer(folder), np.float64)
@@ -302,7 +303,7 @@ def test_whole_model_gradients_in_float64(tiny_model, architecture):
     labels = np.array([0.9, 0.1, 0.5, 0.3])
     expected_value, expected = reference_gradients(reference, CoSENTLoss(reference), COLUMNS[:2], labels, torch.float64)
     value, grads, _ = our_gradients(model, losses.CoSENTLoss(model), COLUMNS[:2], labels)
-    # the loss to 1e-7, not closer: the forward pass's GELU (models/layers.py) has float32-accurate constants
+    # the loss to 1e-7, not closer: the forward pass's GELU (architectures/layers.py) has float32-accurate constants
     assert abs(value - expected_value) <= 1e-7 * abs(expected_value)
     assert_gradients_match(grads, expected, 1e-7, 1e-7)
 

@@ -3,6 +3,7 @@ gradient clipping, the safetensors writer), its bad-input errors, checkpoints, e
 ``minisbert train`` command."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -135,6 +136,42 @@ def test_an_existing_output_folder_is_kept_unless_overwrite(tiny, tmp_path):
         fit(model, scored_pairs(8), losses.CoSENTLoss(model), output_path=tiny, overwrite=True, show_progress_bar=False)
 
 
+def test_an_output_folder_holding_the_model_is_refused_and_left_alone(tiny_model, tmp_path):
+    folder, _, _ = tiny_model("bert", normalize=True)
+    parent = tmp_path / "parent"
+    shutil.copytree(folder, parent / "model")
+    (parent / "other.txt").write_text("precious")
+    model = SentenceTransformer(parent / "model")
+    with pytest.raises(TrainingError, match="is or holds the model's own folder"):
+        fit(model, scored_pairs(8), losses.CoSENTLoss(model), output_path=parent, overwrite=True, show_progress_bar=False)
+    assert (parent / "other.txt").read_text() == "precious" and (parent / "model" / "modules.json").is_file()
+
+
+@pytest.mark.parametrize("setting, value", [
+    ("learning_rate", float("nan")), ("learning_rate", float("inf")), ("learning_rate", -1e-5), ("epochs", 0),
+    ("batch_size", 0), ("batch_size", 2.5), ("warmup_ratio", 1.5), ("weight_decay", float("nan")),
+    ("max_grad_norm", -1.0),
+])
+def test_settings_out_of_range_are_refused_before_training(tiny, setting, value):
+    model = SentenceTransformer(tiny)
+    before = weights_of(model)["encoder.layer.0.output.dense.weight"].copy()
+    with pytest.raises(TrainingError, match=f"{setting} must be"):
+        fit(model, scored_pairs(8), losses.CoSENTLoss(model), show_progress_bar=False, **{setting: value})
+    assert np.array_equal(weights_of(model)["encoder.layer.0.output.dense.weight"], before)
+
+
+def test_saving_over_a_memory_mapped_checkpoint_keeps_the_loaded_model_readable(tiny, tmp_path):
+    # the loaded model reads its float32 weights from a memory map of model.safetensors; the checkpoint written
+    # over that file goes through a rename, so the old mapping stays valid (truncating it in place: SIGBUS)
+    folder = tmp_path / "model"
+    shutil.copytree(tiny, folder)
+    model = SentenceTransformer(folder)
+    expected = model.encode(["a sentence to encode"])
+    write_safetensors(folder / "model.safetensors", {"x": np.zeros(1, np.float32)})
+    assert np.array_equal(model.encode(["a sentence to encode"]), expected)
+    assert not list(folder.glob("*.partial"))
+
+
 class NaNAtStep(losses.Loss):
     """CoSENT, until the loss of step ``step`` comes out NaN."""
 
@@ -217,7 +254,7 @@ def test_softmax_loss_trains_its_classifier_too(tiny):
 def test_a_model_with_dense_saves_and_loads_in_both_libraries(tiny_model, tmp_path):
     from sentence_transformers import SentenceTransformer as ReferenceModel
 
-    folder, _, _ = tiny_model("mpnet", dense=[(16, torch.nn.Tanh(), True)], normalize=True)
+    folder, _, _ = tiny_model("mpnet", dense=[(16, "Tanh", True)], normalize=True)
     model = SentenceTransformer(folder)
     fit(model, scored_pairs(8), losses.CoSENTLoss(model), batch_size=4, learning_rate=1e-3,
         output_path=tmp_path / "out", show_progress_bar=False)
@@ -282,3 +319,11 @@ def test_train_command_refuses_position_zero_and_non_utf8(tiny, tmp_path):
         main(["train", "--model", str(tiny), "--data", str(data), "--columns", "sentence1,sentence2,score",
               "--output", str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()
+
+
+def test_adamw_kernel_refuses_arrays_that_do_not_fit():
+    from minisbert.kernels.adamw import adamw_update
+
+    param = np.zeros((4, 4), np.float32)
+    with pytest.raises(ValueError, match="grad must be C-contiguous"):
+        adamw_update(param, param.T.copy()[:, :2], param.copy(), param.copy(), 1.0, 0.9, 0.999, 1e-3, 1.0, 1e-8)

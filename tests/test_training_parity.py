@@ -4,11 +4,11 @@ visits them, through a sequential batch sampler), 20 optimizer steps give the sa
 same weights; the saved checkpoint loads in both libraries and embeds as the trained model does."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest
-from tiny_models import HARD_TEXTS, TRAINING_SENTENCES, build_sentence_transformer, max_relative_difference
+from inputs import FEW_HARD_TEXTS
+from tiny_models import TRAINING_SENTENCES, build_sentence_transformer, max_relative_difference
 
 from minisbert import SentenceTransformer
 from minisbert.training import losses
@@ -30,7 +30,7 @@ def no_dropout_model(tmp_path_factory, architecture, **options):
 
 def pairs(count):
     rng = np.random.default_rng(0)
-    texts = TRAINING_SENTENCES + HARD_TEXTS
+    texts = TRAINING_SENTENCES + FEW_HARD_TEXTS
     return [
         InputExample([texts[rng.integers(len(texts))], texts[rng.integers(len(texts))]], float(rng.random()))
         for _ in range(count)
@@ -118,14 +118,14 @@ def test_the_trained_weights_match_sentence_transformers(trained):
 
 
 def test_the_trained_models_embed_alike(trained):
-    ours = trained["model"].encode(HARD_TEXTS)
-    reference = trained["reference"].encode(HARD_TEXTS)
+    ours = trained["model"].encode(FEW_HARD_TEXTS)
+    reference = trained["reference"].encode(FEW_HARD_TEXTS)
     assert np.abs(ours - reference).max() <= 1e-4
 
 
 def test_the_checkpoint_loads_in_both_libraries(trained):
     from sentence_transformers import SentenceTransformer as ReferenceModel
 
-    expected = trained["model"].encode(HARD_TEXTS)
-    assert np.abs(SentenceTransformer(trained["output"]).encode(HARD_TEXTS) - expected).max() <= 1e-6
-    assert np.abs(ReferenceModel(str(trained["output"]), device="cpu").encode(HARD_TEXTS) - expected).max() <= 1e-5
+    expected = trained["model"].encode(FEW_HARD_TEXTS)
+    assert np.abs(SentenceTransformer(trained["output"]).encode(FEW_HARD_TEXTS) - expected).max() <= 1e-6
+    assert np.abs(ReferenceModel(str(trained["output"]), device="cpu").encode(FEW_HARD_TEXTS) - expected).max() <= 1e-5

@@ -4,8 +4,7 @@ folder, so the document's numbers can't go stale (numbers are printed at fixed p
 import importlib.util
 
 import pytest
-
-from tests.conftest import REPO
+from inputs import REPO
 
 FIGURES = ["attention_layer1", "attention_layers", "token_norms", "similarity_matrix", "layer_similarity"]
 

@@ -1,19 +1,22 @@
-"""Weights in every format a model folder may hold give the same numbers: safetensors (float32, float16,
-bfloat16, sharded) and pytorch_model.bin read without torch; missing or misshaped tensors are named."""
+"""minisbert.files.weights and torch_checkpoint: weights in every format a model folder may hold give the same
+numbers (safetensors in float32, float16, bfloat16, sharded; pytorch_model.bin read without torch; the real
+all-MiniLM-L6-v2 as pytorch_model.bin); float32 safetensors are memory-mapped (views of the file, not copies);
+a broken file gets an error that says what is wrong with it; missing or misshaped tensors are named. Hostile
+files (made to crash, allocate or run code) are test_hostile_files.py's."""
 
 import shutil
 
 import numpy as np
 import pytest
 import torch
+from inputs import FEW_HARD_TEXTS, HARD_TEXTS
 from safetensors.torch import load_file, save_file
 
 from minisbert import SentenceTransformer
-from minisbert.models.checkpoint import CheckpointError
-from minisbert.torch_checkpoint import load_torch_checkpoint
-from minisbert.weights import load_weights, read_safetensors
-
-TEXTS = ["The weather is lovely today.", "", "A much longer sentence about nothing in particular at all."]
+from minisbert.architectures.checkpoint import CheckpointError
+from minisbert.files.loading import ModelLoadError
+from minisbert.files.torch_checkpoint import load_torch_checkpoint
+from minisbert.files.weights import load_weights, read_safetensors
 
 
 def odd_tensors():
@@ -66,7 +69,7 @@ def test_load_weights_widens_half_precision_to_float32(tmp_path):
 @pytest.fixture(scope="module")
 def dense_model(tiny_model):
     # a Dense module too, so that its own weights file is converted along with the transformer's
-    return tiny_model("bert", pooling_mode="cls", dense=[(8, torch.nn.Tanh(), True)], normalize=True)
+    return tiny_model("bert", pooling_mode="cls", dense=[(8, "Tanh", True)], normalize=True)
 
 
 def copy_with_weights(source, destination, convert):
@@ -83,7 +86,7 @@ def test_pytorch_model_bin_gives_the_same_output_as_safetensors(dense_model, tmp
     folder, model, _ = dense_model
     copy = copy_with_weights(folder, tmp_path / "bin", lambda t, f: torch.save(t, f / "pytorch_model.bin"))
     assert not list(copy.rglob("*.safetensors"))
-    np.testing.assert_array_equal(SentenceTransformer(copy).encode(TEXTS), model.encode(TEXTS))
+    np.testing.assert_array_equal(SentenceTransformer(copy).encode(FEW_HARD_TEXTS), model.encode(FEW_HARD_TEXTS))
 
 
 def test_sharded_safetensors_give_the_same_output(dense_model, tmp_path):
@@ -95,7 +98,7 @@ def test_sharded_safetensors_give_the_same_output(dense_model, tmp_path):
     (copy / "model.safetensors").unlink()
     AutoModel.from_pretrained(folder).save_pretrained(copy, max_shard_size="300KB")
     assert len(list(copy.glob("model-*-of-*.safetensors"))) > 1
-    np.testing.assert_array_equal(SentenceTransformer(copy).encode(TEXTS), model.encode(TEXTS))
+    np.testing.assert_array_equal(SentenceTransformer(copy).encode(FEW_HARD_TEXTS), model.encode(FEW_HARD_TEXTS))
 
 
 def test_bfloat16_weights_equal_float32_weights_rounded_the_same_way(dense_model, tmp_path):
@@ -109,8 +112,8 @@ def test_bfloat16_weights_equal_float32_weights_rounded_the_same_way(dense_model
 
     bfloat16 = copy_with_weights(folder, tmp_path / "bf16", to_bfloat16)
     rounded = copy_with_weights(folder, tmp_path / "rounded", rounded_float32)
-    expected = SentenceTransformer(rounded).encode(TEXTS)
-    np.testing.assert_array_equal(SentenceTransformer(bfloat16).encode(TEXTS), expected)
+    expected = SentenceTransformer(rounded).encode(FEW_HARD_TEXTS)
+    np.testing.assert_array_equal(SentenceTransformer(bfloat16).encode(FEW_HARD_TEXTS), expected)
 
 
 def test_missing_tensor_is_named(dense_model, tmp_path):
@@ -145,7 +148,7 @@ def test_prefixed_checkpoint_loads(dense_model, tmp_path):
         save_file({prefix + name: t for name, t in tensors.items()}, where / "model.safetensors")
 
     copy = copy_with_weights(folder, tmp_path / "prefixed", add_prefix)
-    np.testing.assert_array_equal(SentenceTransformer(copy).encode(TEXTS), model.encode(TEXTS))
+    np.testing.assert_array_equal(SentenceTransformer(copy).encode(FEW_HARD_TEXTS), model.encode(FEW_HARD_TEXTS))
 
 
 def test_folder_without_weights_names_the_files_looked_for(tmp_path):
@@ -163,4 +166,32 @@ def test_legacy_layer_norm_names_load(dense_model, tmp_path):
         save_file(renamed, where / "model.safetensors")
 
     copy = copy_with_weights(folder, tmp_path / "legacy", legacy_names)
-    np.testing.assert_array_equal(SentenceTransformer(copy).encode(TEXTS), model.encode(TEXTS))
+    np.testing.assert_array_equal(SentenceTransformer(copy).encode(FEW_HARD_TEXTS), model.encode(FEW_HARD_TEXTS))
+
+
+def test_float32_weights_are_read_only_views_of_the_file(default_model_folder):
+    word_embeddings = load_weights(default_model_folder)["embeddings.word_embeddings.weight"]
+    assert word_embeddings.dtype == np.float32 and not word_embeddings.flags.writeable
+    assert isinstance(word_embeddings.base, np.memmap) or isinstance(word_embeddings, np.memmap)
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [(b"", "unreadable header"), (b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!", "unreadable header")],
+)
+def test_a_broken_weights_file_is_named(tmp_path, content, problem):
+    (tmp_path / "model.safetensors").write_bytes(content)
+    with pytest.raises(ModelLoadError, match=problem):
+        load_weights(tmp_path)
+
+
+def test_a_truncated_weights_file_names_the_tensor(tmp_path, default_model_folder):
+    (tmp_path / "model.safetensors").write_bytes((default_model_folder / "model.safetensors").read_bytes()[:100_000])
+    with pytest.raises(ModelLoadError, match="ends past the file.* bytes of data"):
+        load_weights(tmp_path)
+
+
+def test_the_real_models_pytorch_model_bin_gives_its_safetensors_embeddings(model, default_model_folder, model_copy):
+    (model_copy / "model.safetensors").unlink()
+    torch.save(load_file(default_model_folder / "model.safetensors"), model_copy / "pytorch_model.bin")
+    np.testing.assert_array_equal(SentenceTransformer(model_copy).encode(HARD_TEXTS), model.encode(HARD_TEXTS))

@@ -1,4 +1,4 @@
-"""The backward pass of the encoder, one function beside each forward piece of models/layers.py.
+"""The backward pass of the encoder, one function beside each forward piece of architectures/layers.py.
 
 Each ``*_backward`` takes the gradient of the loss with respect to a piece's output (``d_out``, same shape as
 the output) and what the forward pass saw, and returns the gradient with respect to the piece's input and, for
@@ -6,7 +6,7 @@ pieces with weights, a dict of parameter gradients shaped as the parameters. Lay
 recompute what they need from their input, so the forward pass only has to keep inputs; attention keeps its
 queries, keys, values and probabilities.
 
-``encoder_layer_forward`` / ``encoder_forward`` are the training forward pass: models/layers.py's functions, in
+``encoder_layer_forward`` / ``encoder_forward`` are the training forward pass: architectures/layers.py's functions, in
 the same order, with dropout (a seeded mask) and a ``cache`` of the activations the backward pass reads.
 Everything runs in the dtype of its inputs: float32 for training, float64 for gradient checks.
 """
@@ -16,7 +16,7 @@ import math
 import numba
 import numpy as np
 
-from minisbert.models.layers import (
+from minisbert.architectures.layers import (
     activation,
     additive_attention_mask,
     layer_norm,
@@ -30,7 +30,7 @@ from minisbert.models.layers import (
 
 
 def linear_forward(x, layer):
-    # x (..., in) -> (..., out): models.layers.linear over the tokens as rows of one matrix (numpy runs a
+    # x (..., in) -> (..., out): architectures.layers.linear over the tokens as rows of one matrix (numpy runs a
     # (batch, seq, in) @ (in, out) product as one BLAS call per text, several times slower)
     return linear(x.reshape(-1, x.shape[-1]), layer).reshape(*x.shape[:-1], -1)
 
@@ -84,7 +84,7 @@ def sigmoid(x):
     return 1 / (1 + np.exp(-x))
 
 
-# hidden_act (as in models.layers.ACTIVATIONS) -> derivative as a function of the activation's input
+# hidden_act (as in architectures.layers.ACTIVATIONS) -> derivative as a function of the activation's input
 ACTIVATION_DERIVATIVES = {
     "gelu": gelu_derivative,
     "gelu_new": gelu_tanh_derivative,
@@ -134,7 +134,7 @@ def embedding_backward(d_out, ids, rows):
 
 def attention_forward(x, layer, mask, num_heads, position_bias, dropout_rate, rng):
     # x (batch, seq, hidden), mask (batch, 1, 1, seq) additive, position_bias (1, heads, seq, seq) or None
-    # -> output (batch, seq, hidden), cache; as models.layers.self_attention, with dropout on the probabilities
+    # -> output (batch, seq, hidden), cache; as architectures.layers.self_attention, with dropout on the probabilities
     query, key, value = np.split(linear_forward(x, layer["qkv"]), 3, axis=-1)  # 3 x (batch, seq, hidden)
     query, key, value = (split_heads(t, num_heads) for t in (query, key, value))  # (batch, heads, seq, head_dim)
     scale = x.dtype.type(1 / np.sqrt(query.shape[-1]))
@@ -171,7 +171,7 @@ def attention_backward(d_out, layer, cache):
 
 def encoder_layer_forward(x, layer, mask, config, position_bias, rng):
     # x (batch, seq, hidden), mask (batch, 1, 1, seq) -> (batch, seq, hidden), cache; as
-    # models.layers.encoder_layer, with dropout after the attention and the feed-forward block
+    # architectures.layers.encoder_layer, with dropout after the attention and the feed-forward block
     eps, rate = config["layer_norm_eps"], config["hidden_dropout_prob"]
     attention_output, attention_cache = attention_forward(
         x, layer, mask, config["num_attention_heads"], position_bias, config["attention_probs_dropout_prob"], rng

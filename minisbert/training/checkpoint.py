@@ -1,75 +1,45 @@
 """Saving a trained model as a sentence-transformers folder that sentence-transformers and minisbert both load:
 the original folder's configs and tokenizer, with each weight file rewritten in safetensors from the trained
-parameters (models/checkpoint.py read them in; ``checkpoint_tensors`` is the way back, fused query/key/value
+parameters (architectures/checkpoint.py read them in; ``checkpoint_tensors`` is the way back, fused query/key/value
 split again, names as transformers gives them). ``write_safetensors`` is the format's writer, in NumPy.
 """
 
 import json
+import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 
-from minisbert.loading import read_json
-from minisbert.models.checkpoint import Checkpoint, current_name
+from minisbert.files.loading import read_json
+from minisbert.architectures import ARCHITECTURES
+from minisbert.architectures.checkpoint import EMBEDDING_NAMES, Checkpoint, current_name
 from minisbert.modules import Dense, Transformer
-from minisbert.weights import WEIGHT_FILES, load_weights
-
-# model_type -> the prefixes its load_parameters accepts, and the tensor names of each part of a layer
-LAYOUTS = {
-    "bert": {
-        "prefixes": ("bert.", "model."),
-        "layer": "encoder.layer.{}",
-        "qkv": ("attention.self.query", "attention.self.key", "attention.self.value"),
-        "attention_output": "attention.output.dense",
-        "attention_norm": "attention.output.LayerNorm",
-        "intermediate": "intermediate.dense",
-        "output": "output.dense",
-        "output_norm": "output.LayerNorm",
-    },
-}
-LAYOUTS["roberta"] = {**LAYOUTS["bert"], "prefixes": ("roberta.", "model.")}
-LAYOUTS["xlm-roberta"] = LAYOUTS["roberta"]
-LAYOUTS["mpnet"] = {
-    **LAYOUTS["bert"],
-    "prefixes": ("mpnet.", "model."),
-    "qkv": ("attention.attn.q", "attention.attn.k", "attention.attn.v"),
-    "attention_output": "attention.attn.o",
-    "attention_norm": "attention.LayerNorm",
-}
-LAYOUTS["distilbert"] = {
-    "prefixes": ("distilbert.", "model."),
-    "layer": "transformer.layer.{}",
-    "qkv": ("attention.q_lin", "attention.k_lin", "attention.v_lin"),
-    "attention_output": "attention.out_lin",
-    "attention_norm": "sa_layer_norm",
-    "intermediate": "ffn.lin1",
-    "output": "ffn.lin2",
-    "output_norm": "output_layer_norm",
-}
-EMBEDDING_NAMES = {"word": "word_embeddings", "position": "position_embeddings", "token_type": "token_type_embeddings"}
-
+from minisbert.files.weights import WEIGHT_FILES, load_weights
 
 def checkpoint_tensors(params, config):
     """A Transformer's parameter dict (or a gradient shaped as one) -> {transformers tensor name (no prefix):
-    array}, the inverse of the architecture's load_parameters."""
-    layout = LAYOUTS[config["model_type"]]
+    array}, the inverse of the architecture's load_parameters (by the same table, its TENSOR_NAMES)."""
+    names = ARCHITECTURES[config["model_type"]].TENSOR_NAMES
     tensors = {}
     for key, table in params["embeddings"].items():
+        name = EMBEDDING_NAMES[key]
         if key == "norm":
-            tensors["embeddings.LayerNorm.weight"], tensors["embeddings.LayerNorm.bias"] = table["weight"], table["bias"]
+            tensors[f"{name}.weight"], tensors[f"{name}.bias"] = table["weight"], table["bias"]
         else:
-            tensors[f"embeddings.{EMBEDDING_NAMES[key]}.weight"] = table
+            tensors[f"{name}.weight"] = table
     if "relative_attention_bias" in params:
-        tensors["encoder.relative_attention_bias.weight"] = params["relative_attention_bias"]
+        tensors[f"{names.relative_attention_bias}.weight"] = params["relative_attention_bias"]
     for index, layer in enumerate(params["layers"]):
-        prefix = layout["layer"].format(index)
+        prefix = names.layer.format(index)
         for part, value in layer.items():
             if part == "qkv":
-                for name, weight, bias in zip(layout["qkv"], np.split(value["weight"], 3), np.split(value["bias"], 3)):
+                weights, biases = np.split(value["weight"], 3), np.split(value["bias"], 3)
+                for name, weight, bias in zip(names.layer_parts["qkv"], weights, biases):
                     tensors[f"{prefix}.{name}.weight"], tensors[f"{prefix}.{name}.bias"] = weight, bias
             else:
-                tensors[f"{prefix}.{layout[part]}.weight"], tensors[f"{prefix}.{layout[part]}.bias"] = value["weight"], value["bias"]
+                name = names.layer_parts[part]
+                tensors[f"{prefix}.{name}.weight"], tensors[f"{prefix}.{name}.bias"] = value["weight"], value["bias"]
     return tensors
 
 
@@ -99,11 +69,17 @@ def write_safetensors(path, tensors, metadata=None):
         offset += array.nbytes
     header_bytes = json.dumps(header, separators=(",", ":")).encode()
     header_bytes += b" " * (-len(header_bytes) % 8)
-    with open(path, "wb") as file:
+    # written beside, then renamed over ``path``: a model that memory-maps the old file (the one being trained,
+    # saved back to its own folder's checkpoint) keeps reading it, where truncating it in place kills the
+    # process with SIGBUS
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "wb") as file:
         file.write(len(header_bytes).to_bytes(8, "little"))
         file.write(header_bytes)
         for array in arrays.values():
             file.write(array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes())
+    os.replace(partial, path)
 
 
 def module_folders(model):
@@ -124,7 +100,7 @@ def save_model(model, output_folder):
     for module, relative in zip(model.modules, module_folders(model)):
         if isinstance(module, Transformer):
             original = {current_name(name): t for name, t in load_weights(source / relative).items()}
-            prefix = Checkpoint(original, LAYOUTS[module.config["model_type"]]["prefixes"]).prefix
+            prefix = Checkpoint(original, ARCHITECTURES[module.config["model_type"]].TENSOR_NAMES.prefixes).prefix
             trained = {prefix + name: t for name, t in checkpoint_tensors(module.params, module.config).items()}
             write_safetensors(output / relative / "model.safetensors", {**original, **trained})
         elif isinstance(module, Dense):

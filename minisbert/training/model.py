@@ -10,11 +10,12 @@ the gradients of every parameter, in a tree shaped as ``trainable_parameters(mod
 
 import numpy as np
 
-from minisbert.models import mpnet
-from minisbert.models.fast_encoder import DERIVED_WEIGHT_KEYS
-from minisbert.models.layers import embedding_lookup, layer_norm
-from minisbert.models.roberta import position_ids_skipping_padding
-from minisbert.modules import DENSE_ACTIVATIONS, Dense, Normalize, Pooling, Transformer, pool
+from minisbert.architectures import ARCHITECTURES, bert, distilbert, mpnet, roberta
+from minisbert.architectures.fast_encoder import DERIVED_WEIGHT_KEYS
+from minisbert.architectures.layers import embedding_lookup, layer_norm
+from minisbert.modules import Dense, Normalize, Pooling, Transformer
+from minisbert.modules.dense import DENSE_ACTIVATIONS
+from minisbert.modules.pooling import POOLING_MODES, pool
 from minisbert.training.backward import (
     embedding_backward,
     dropout,
@@ -27,8 +28,10 @@ from minisbert.training.backward import (
 )
 
 
-TRAINABLE_ARCHITECTURES = ("bert", "roberta", "xlm-roberta", "mpnet", "distilbert")
-POOLING_MODES = ("cls", "mean", "max", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
+# the model types whose forward pass training mirrors (embeddings, then layers.encoder), in ARCHITECTURES' order
+TRAINABLE_ARCHITECTURES = tuple(
+    model_type for model_type, module in ARCHITECTURES.items() if module in (bert, distilbert, mpnet, roberta)
+)
 
 
 class TrainingError(ValueError):
@@ -108,21 +111,6 @@ def make_trainable(model, dtype=np.float32):
 # ---------------------------------------------------------------------------------------------- transformer
 
 
-def embedding_positions(config, input_ids, token_type_ids):
-    # input_ids (batch, seq) -> position_ids (batch or 1, seq), token_type_ids (batch, seq) or None, as each
-    # architecture's forward in models/ builds them
-    model_type = config["model_type"]
-    if model_type in ("bert", "distilbert"):
-        position_ids = np.arange(input_ids.shape[1])[None, :]
-    elif model_type == "mpnet":
-        position_ids = position_ids_skipping_padding(input_ids, mpnet.PADDING_IDX)
-    else:
-        position_ids = position_ids_skipping_padding(input_ids, config["pad_token_id"])
-    if model_type in ("mpnet", "distilbert"):
-        return position_ids, None
-    return position_ids, np.zeros_like(input_ids) if token_type_ids is None else token_type_ids
-
-
 def padding_rows(config):
     # {table: row} that torch's nn.Embedding(padding_idx=...) never updates, as transformers builds each
     # architecture: the word table's padding id and, where position ids count from it (RoBERTa, MPNet), the
@@ -140,7 +128,8 @@ def transformer_forward(params, config, features, rng):
     # features["input_ids"], ["attention_mask"] (batch, seq) -> token embeddings (batch, seq, hidden), cache
     config = dropout_rates(config)
     input_ids, attention_mask = features["input_ids"], features["attention_mask"]
-    position_ids, token_type_ids = embedding_positions(config, input_ids, features.get("token_type_ids"))
+    architecture = ARCHITECTURES[config["model_type"]]
+    position_ids, token_type_ids = architecture.embedding_ids(config, input_ids, features.get("token_type_ids"))
     tables = params["embeddings"]
     summed = embedding_lookup(tables["word"], input_ids, "word embedding") + embedding_lookup(
         tables["position"], position_ids, "position embedding"

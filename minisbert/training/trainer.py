@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from minisbert.kernels.adamw import adamw_update
 from minisbert.training.checkpoint import module_folders, save_model
 from minisbert.training.model import (
     TrainingError,
@@ -66,18 +67,14 @@ def decays(name):
 
 def adamw_step(params, grads, moments, step, learning_rate, weight_decay, betas=(0.9, 0.999), eps=1e-8):
     """One AdamW update, in place (torch.optim.AdamW): params, grads, moments["m"], moments["v"] are lists of
-    arrays in one order; step counts from 1."""
+    arrays in one order; step counts from 1. Each array is updated by kernels/adamw.py in one pass."""
     beta1, beta2 = betas
-    correction1, correction2 = 1 - beta1**step, 1 - beta2**step
-    for index, (param, grad, decay) in enumerate(zip(params, grads, moments["decays"])):
-        m, v = moments["m"][index], moments["v"][index]
-        if decay and weight_decay:
-            param *= param.dtype.type(1 - learning_rate * weight_decay)
-        m += (grad - m) * m.dtype.type(1 - beta1)
-        v *= v.dtype.type(beta2)
-        v += grad * grad * v.dtype.type(1 - beta2)
-        denominator = np.sqrt(v) / v.dtype.type(math.sqrt(correction2)) + v.dtype.type(eps)
-        param -= param.dtype.type(learning_rate / correction1) * m / denominator
+    step_size = learning_rate / (1 - beta1**step)
+    correction2_sqrt = math.sqrt(1 - beta2**step)
+    for param, grad, m, v, decay in zip(params, grads, moments["m"], moments["v"], moments["decays"]):
+        decay_factor = 1 - learning_rate * weight_decay if decay and weight_decay else 1
+        adamw_update(param, np.ascontiguousarray(grad, dtype=param.dtype), m, v, decay_factor, beta1, beta2,
+                     step_size, correction2_sqrt, eps)
 
 
 def check_examples(examples, loss):
@@ -106,12 +103,26 @@ def check_examples(examples, loss):
     return [[example.texts[c] for example in examples] for c in range(columns)], labels
 
 
+def check_settings(epochs, batch_size, learning_rate, warmup_ratio, weight_decay, max_grad_norm):
+    """A TrainingError naming the first setting out of its range (a NaN learning rate would train to NaN weights)."""
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise TrainingError(f"{name} must be a whole number >= 1, got {value!r}")
+    for name, value, low, high in (("learning_rate", learning_rate, 0, math.inf), ("warmup_ratio", warmup_ratio, 0, 1),
+                                   ("weight_decay", weight_decay, 0, math.inf),
+                                   ("max_grad_norm", max_grad_norm, 0, math.inf)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) or not (
+            math.isfinite(value) and low <= value <= high
+        ):
+            raise TrainingError(f"{name} must be a finite number in [{low}, {high}], got {value!r}")
+
+
 def prepare_output(output_path, model, overwrite):
     if output_path is None:
         return None
-    output = Path(output_path)
-    if output.resolve() == Path(model.folder).resolve():
-        raise TrainingError(f"output folder {output} is the model's own folder; choose another")
+    output, model_folder = Path(output_path), Path(model.folder).resolve()
+    if output.resolve() == model_folder or output.resolve() in model_folder.parents:
+        raise TrainingError(f"output folder {output} is or holds the model's own folder ({model_folder}); choose another")
     if output.exists() and any(output.iterdir()):
         if not overwrite:
             raise TrainingError(f"output folder {output} exists and is not empty; pass overwrite=True (--overwrite) to replace it")
@@ -145,6 +156,8 @@ def fit(
     weights are then in output_path/checkpoint-<last good step> (and in ``model``).
     Returns the history: one dict per step (step, epoch, loss, learning_rate, and the evaluator's metrics)."""
     check_trainable(model)
+    check_settings(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, warmup_ratio=warmup_ratio,
+                   weight_decay=weight_decay, max_grad_norm=max_grad_norm)
     columns, labels = check_examples(list(train_examples), loss)
     output = prepare_output(output_path, model, overwrite)
     if output is not None:
@@ -217,7 +230,10 @@ def gradients_by_name(model, caches, d_embeddings, d_loss_params):
     grads = {f"loss.{name}": value for name, value in d_loss_params.items()}
     for cache, d_embedding in zip(caches, d_embeddings):
         for name, value in leaves({"model": model_backward(model, cache, d_embedding)}):
-            grads[name] = grads[name] + value if name in grads else value
+            if name in grads:
+                grads[name] += value  # in place: the word-embedding table's gradient alone is tens of MB
+            else:
+                grads[name] = value
     return grads
 
 

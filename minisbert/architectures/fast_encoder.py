@@ -1,0 +1,164 @@
+"""layers.encoder computed fast, the same numbers (layers.encoder is the readable version it is tested against;
+reference_or_fast.py chooses between them): the real tokens of a batch packed side by side into one (hidden,
+tokens) matrix, so that nothing is spent on padding, and fused numba kernels between OpenBLAS matmuls that
+write into buffers reused by every layer. A batch of several sequences is cut into one group of sequences per core, and
+each group runs the whole encoder in its own thread with one OpenBLAS thread: the numba kernels then run on
+every core too, and no thread waits for another. How each choice was measured: bench/RESULTS.md, "What the
+fast path does, and why".
+"""
+
+import functools
+import itertools
+
+import numpy as np
+
+from minisbert.architectures.layers import activation
+from minisbert.kernels.activations import bias_gelu
+from minisbert.kernels.attention import packed_attention
+from minisbert.kernels.matmul import available_cores, int8_linear, matmul_4_threaded, pack_weight, quantize_weight
+from minisbert.kernels.normalization import bias_residual_layer_norm
+from minisbert.runtime.threads import blas_limited_to_one_thread, blas_thread_count, run_parallel
+
+
+def sequence_groups(attention_mask, groups):
+    # attention_mask (batch, seq) -> up to ``groups`` slices of consecutive sequences with about equal tokens
+    tokens = np.cumsum(attention_mask.sum(axis=1))
+    cuts = np.searchsorted(tokens, tokens[-1] * np.arange(1, groups) / groups, side="right")
+    bounds = np.unique(np.concatenate([[0], np.clip(cuts, 1, len(tokens) - 1), [len(tokens)]]))
+    return [slice(start, stop) for start, stop in itertools.pairwise(bounds)]
+
+
+# Fewer tokens than this in each group and one group, with OpenBLAS on every core, is faster (measured:
+# bench/RESULTS.md, "Throughput: bench/compare.py", the bullet on MIN_GROUP_TOKENS).
+MIN_GROUP_TOKENS = 128
+
+
+def run_in_groups(attention_mask, run_group, run_whole):
+    """run_whole() for a batch too small to split, else run_group(slice of sequences) for one group of sequences
+    per core, each in its own thread with numpy's BLAS at one thread, concatenated along the batch."""
+    tokens = int(attention_mask.sum())
+    if len(attention_mask) < 2 or tokens < 2 * MIN_GROUP_TOKENS:
+        return run_whole()
+    groups = sequence_groups(attention_mask, min(blas_thread_count(), tokens // MIN_GROUP_TOKENS))
+    if len(groups) < 2:
+        return run_whole()
+    with blas_limited_to_one_thread():  # one BLAS thread a group; the count comes back when the last caller leaves
+        return np.concatenate(run_parallel(run_group, groups))
+
+
+def fast_encoder(x, layers, attention_mask, config, position_bias=None):
+    # x (batch, seq, hidden), attention_mask (batch, seq) -> (batch, seq, hidden), zeros at padding
+    def run_group(group):
+        bias = position_bias if position_bias is None or len(position_bias) == 1 else position_bias[group]
+        return packed_encoder(x[group], layers, attention_mask[group], config, bias, 1)  # 1 GEMM thread
+
+    return run_in_groups(
+        attention_mask, run_group, lambda: packed_encoder(x, layers, attention_mask, config, position_bias)
+    )
+
+
+def pack(x, attention_mask):
+    # x (batch, seq, hidden), attention_mask (batch, seq) -> the real tokens side by side, one per column
+    # (hidden, tokens); each sequence's first column offsets (batch + 1,); and each token's (sequence, position)
+    # index pair, 2 x (tokens,)
+    real = attention_mask > 0  # (batch, seq)
+    offsets = np.zeros(len(real) + 1, dtype=np.int64)
+    np.cumsum(real.sum(axis=1), out=offsets[1:])
+    token_index = np.nonzero(real)
+    return np.ascontiguousarray(x[token_index].T, dtype=np.float32), offsets, token_index
+
+
+def packed_encoder(x, layers, attention_mask, config, position_bias=None, matmul_threads=None):
+    # x (batch, seq, hidden), attention_mask (batch, seq) -> (batch, seq, hidden), zeros at padding.
+    # Inside, tokens are columns: a linear layer is weight (out, in) @ x (in, tokens), the orientation in which
+    # OpenBLAS runs these shapes fastest (bench/RESULTS.md, "Throughput: bench/compare.py", "Tokens as columns").
+    # matmul_threads: threads of the numba GEMMs (default: every core; 1 inside a group of fast_encoder's).
+    hidden_states, offsets, token_index = pack(x, attention_mask)  # (hidden, tokens)
+    hidden, tokens = hidden_states.shape
+    matmul = linear_kernel(layers, tokens, matmul_threads or available_cores())
+    buffers = {
+        "qkv": np.empty((3 * hidden, tokens), dtype=np.float32),
+        "projection": np.empty((hidden, tokens), dtype=np.float32),
+        "intermediate": np.empty((config["intermediate_size"], tokens), dtype=np.float32),
+    }
+    if position_bias is not None:
+        position_bias = position_bias.astype(np.float32, copy=False)
+    for layer in layers:
+        fast_encoder_layer(hidden_states, layer, offsets, token_index[1], config, position_bias, buffers, matmul)
+    output = np.zeros(x.shape, dtype=np.float32)
+    output[token_index] = hidden_states.T
+    return output
+
+
+def fast_encoder_layer(x, layer, offsets, positions, config, position_bias, buffers, matmul=None):
+    # x (hidden, tokens), updated in place; positions (tokens,) each token's place in its sequence;
+    # matmul(linear, x, out): weight @ x without the bias (linear_kernel's choice; default OpenBLAS)
+    matmul = matmul or openblas_linear
+    eps = config["layer_norm_eps"]
+    qkv, projection, intermediate = buffers["qkv"], buffers["projection"], buffers["intermediate"]
+    matmul(layer["qkv"], x, qkv)  # (3 hidden, tokens)
+    qkv += layer["qkv"]["bias"][:, None]
+    # (hidden, tokens): each token attends to the tokens of its own sequence
+    context = packed_attention(qkv, offsets, config["num_attention_heads"], position_bias, positions)
+    matmul(layer["attention_output"], context, projection)  # (hidden, tokens)
+    norm = layer["attention_norm"]
+    bias_residual_layer_norm(projection, layer["attention_output"]["bias"], x, norm["weight"], norm["bias"], eps)
+    matmul(layer["intermediate"], x, intermediate)  # (intermediate, tokens)
+    if config["hidden_act"] == "gelu":  # exact GELU: fused with the bias, one pass over the matrix
+        bias_gelu(intermediate, layer["intermediate"]["bias"])
+    else:
+        intermediate += layer["intermediate"]["bias"][:, None]
+        intermediate[:] = activation(config["hidden_act"])(intermediate)
+    matmul(layer["output"], intermediate, projection)  # (hidden, tokens)
+    norm = layer["output_norm"]
+    bias_residual_layer_norm(projection, layer["output"]["bias"], x, norm["weight"], norm["bias"], eps)
+
+
+# --- the linear layers' matmul: OpenBLAS, the packed numba GEMM, or int8 ------------------------------------
+
+# Up to this many tokens in a call, the packed numba GEMM (weights packed once, threads over output rows) beats
+# OpenBLAS, which repacks the weights on every call; above, OpenBLAS wins. Measured by bench/matmul.py:
+# bench/RESULTS.md, section "Packed GEMM (bench/matmul.py)".
+PACKED_GEMM_MAX_TOKENS = 32
+
+
+def openblas_linear(linear, x, out):
+    # linear {"weight": (out, in), "bias"}, x (in, tokens) -> out (out, tokens) = weight @ x (no bias)
+    return np.matmul(linear["weight"], x, out=out)
+
+
+def packed_linear(linear, x, out, threads):
+    # as openblas_linear, with the weight packed at first use and kept on the layer's dict
+    if "packed" not in linear:
+        linear["packed"] = pack_weight(linear["weight"])
+    return matmul_4_threaded(linear["packed"], x, out, threads)
+
+
+def quantized_linear(linear, x, out, threads):
+    # as openblas_linear, in int8 (weights quantized by quantize_linear_layers, each token on the fly)
+    return int8_linear(linear["int8"], x, out, threads)
+
+
+def linear_kernel(layers, tokens, threads):
+    """The matmul of the linear layers for a call of ``tokens`` tokens: int8 if the layers were quantized,
+    else the packed numba GEMM up to PACKED_GEMM_MAX_TOKENS tokens, else OpenBLAS."""
+    if layers and any(isinstance(part, dict) and "int8" in part for part in layers[0].values()):
+        return functools.partial(quantized_linear, threads=threads)
+    if tokens <= PACKED_GEMM_MAX_TOKENS:
+        return functools.partial(packed_linear, threads=threads)
+    return openblas_linear
+
+
+# Keys a linear layer's dict gains from its "weight" (packed_linear, quantize_linear_layers): stale once the weight
+# changes, so training drops them.
+DERIVED_WEIGHT_KEYS = ("packed", "int8")
+
+
+def quantize_linear_layers(layers):
+    """Adds {"int8": quantize_weight(weight)} to every linear layer (a dict with a 2-D weight) of each layer:
+    encode then computes them in int8 (LayerNorm, softmax and GELU stay float32)."""
+    for layer in layers:
+        for part in layer.values():
+            if isinstance(part, dict) and getattr(part.get("weight"), "ndim", 0) == 2:
+                part["int8"] = quantize_weight(part["weight"])
+    return layers

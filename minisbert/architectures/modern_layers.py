@@ -1,0 +1,275 @@
+"""The pieces of today's encoders and decoders (ModernBERT, Qwen3, Gemma 3, T5), as pure functions over NumPy
+arrays, beside layers.py's BERT ones: RMSNorm, rotary position embeddings, gated feed-forward blocks,
+grouped-query attention and the masks it reads (padding, causal, sliding window). Each architecture module
+assembles its pre-norm layers from these. Float32 throughout, rounded the way transformers rounds them.
+The same layer code runs on either layout of a batch: PaddedBatch (the readable reference, which can record
+attention probabilities) or PackedBatch (the fast path: real tokens only, attention per sequence in a kernel);
+reference_or_fast.run_layout chooses.
+
+Config readers are here too: the rotary settings and layer types of a config.json, whether written by
+transformers 5 (``layer_types``, ``rope_parameters``) or by older versions (``rope_theta``, ``rope_scaling``,
+ModernBERT's ``global_rope_theta``...), with an error naming the key and value of any option not implemented.
+"""
+
+import numpy as np
+
+from minisbert.architectures.layers import activation, softmax
+from minisbert.kernels.masked_attention import packed_masked_attention
+from minisbert.runtime.threads import blas_limited_to_one_thread
+
+
+class UnsupportedConfigError(ValueError):
+    """config.json asks for a variant of a known architecture that minisbert does not implement."""
+
+
+def unsupported(model_type, key, value, supported):
+    return UnsupportedConfigError(
+        f"unsupported {model_type} option: config.json has {key} = {value!r}; minisbert implements {supported}"
+    )
+
+
+def rms_norm(x, weight, eps, offset=0.0):
+    # x (..., hidden) -> (..., hidden): x / sqrt(mean(x^2) + eps) * (offset + weight); Gemma stores its weight
+    # as a difference from 1 (offset 1), the others as the scale itself (offset 0); no mean is subtracted
+    scale = weight if offset == 0 else np.float32(offset) + weight
+    return x / np.sqrt((x * x).mean(axis=-1, keepdims=True) + np.float32(eps)) * scale
+
+
+def layer_norm_without_bias(x, weight, eps):
+    # x (..., hidden) -> (..., hidden): LayerNorm with a scale and no shift (ModernBERT's norm_bias = false)
+    mean = x.mean(axis=-1, keepdims=True)
+    variance = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    return (x - mean) / np.sqrt(variance + np.float32(eps)) * weight
+
+
+def compiled_activation(name):
+    """The activation config.json names, called once now: a numba ufunc compiles at its first call, which must
+    not happen in two of the encoder's threads at once."""
+    function = activation(name)
+    function(np.zeros(1, dtype=np.float32))
+    return function
+
+
+def linear_without_bias(x, weight):
+    # x (..., in), weight (out, in) -> (..., out)
+    return x @ weight.T
+
+
+def gated_mlp(x, gate_weight, up_weight, down_weight, hidden_act):
+    # x (..., hidden), gate/up (intermediate, hidden), down (hidden, intermediate) -> (..., hidden):
+    # down(act(gate x) * up x); GeGLU with a GELU, SwiGLU with SiLU
+    gated = activation(hidden_act)(linear_without_bias(x, gate_weight)) * linear_without_bias(x, up_weight)
+    return linear_without_bias(gated, down_weight)
+
+
+# --- rotary position embeddings (Su et al., 2021) ---
+
+
+def rotary_inverse_frequencies(theta, head_dim):
+    # -> (head_dim / 2,) float32: theta^(-2i / head_dim), computed in float32 as transformers does
+    exponents = np.arange(0, head_dim, 2, dtype=np.int64).astype(np.float32) / np.float32(head_dim)
+    return (np.float32(1.0) / np.power(np.float32(theta), exponents)).astype(np.float32)
+
+
+def rotary_tables(inverse_frequencies, positions):
+    # positions (seq,) -> cos, sin (seq, head_dim): position p's angles p * frequency, each frequency twice
+    # (halves, not pairs)
+    angles = positions.astype(np.float32)[:, None] * inverse_frequencies[None, :]  # (seq, head_dim / 2)
+    angles = np.concatenate([angles, angles], axis=-1)  # (seq, head_dim)
+    return np.cos(angles), np.sin(angles)
+
+
+def apply_rotary(x, cos, sin):
+    # x (batch, heads, seq, head_dim), cos/sin (seq, head_dim) -> x rotated: each pair (x_i, x_{i + head_dim/2})
+    # turned by its token's position's angle
+    half = x.shape[-1] // 2
+    rotated_half = np.concatenate([-x[..., half:], x[..., :half]], axis=-1)
+    return x * cos + rotated_half * sin
+
+
+def rope_settings(config, layer_type, model_type, legacy_theta_keys, default_theta):
+    """The rotary base (theta) of ``layer_type``'s layers: transformers 5's rope_parameters (one dict, or one
+    per layer type), else the older keys, else the architecture's default. Scaled rope is an error."""
+    parameters = config.get("rope_parameters") or {}
+    if layer_type in parameters:
+        parameters = parameters[layer_type] or {}
+    elif any(key in parameters for key in ("full_attention", "sliding_attention")):
+        parameters = {}
+    scaling = config.get("rope_scaling")
+    for source, key in ((parameters, "rope_parameters"), (scaling or {}, "rope_scaling")):
+        rope_type = source.get("rope_type", source.get("type", "default"))
+        if rope_type != "default":
+            raise unsupported(model_type, f"{key}.rope_type", rope_type, "only the default (unscaled) rotary embedding")
+    factor = parameters.get("partial_rotary_factor", config.get("partial_rotary_factor"))
+    if factor not in (None, 1, 1.0):
+        raise unsupported(model_type, "partial_rotary_factor", factor, "rotary embeddings over the whole head")
+    if "rope_theta" in parameters:
+        return float(parameters["rope_theta"])
+    for key in legacy_theta_keys:
+        if config.get(key) is not None:
+            return float(config[key])
+    return float(default_theta)
+
+
+def rotary_by_layer_type(config, model_type, legacy_theta_keys, default_theta, head_dim):
+    """{"full_attention", "sliding_attention"} -> each kind of layer's rotary inverse frequencies (head_dim / 2,),
+    for models whose global and sliding-window layers have their own rotary base (ModernBERT, Gemma 3).
+    legacy_theta_keys and default_theta are dicts by layer type (rope_settings)."""
+    return {
+        kind: rotary_inverse_frequencies(
+            rope_settings(config, kind, model_type, legacy_theta_keys[kind], default_theta[kind]), head_dim
+        )
+        for kind in ("full_attention", "sliding_attention")
+    }
+
+
+def check_layer_types(config, model_type):
+    # -> the list of layer types, one per layer, each "full_attention" or "sliding_attention"
+    layer_types = config["layer_types"]
+    if len(layer_types) != config["num_hidden_layers"]:
+        raise UnsupportedConfigError(
+            f"{model_type} config.json has {len(layer_types)} layer_types for {config['num_hidden_layers']} layers"
+        )
+    for layer_type in layer_types:
+        if layer_type not in ("full_attention", "sliding_attention"):
+            raise unsupported(model_type, "layer_types", layer_type, "full_attention and sliding_attention")
+    return list(layer_types)
+
+
+# --- the two layouts of a batch, attention masks and grouped-query attention ---
+
+
+class PaddedBatch:
+    """The reference layout: the batch as the tokenizer padded it, x (batch, seq, hidden); attention over every
+    position with the masks as additive biases (layers.py's way), recording its probabilities."""
+
+    def __init__(self, input_ids, attention_mask):
+        self.shape = input_ids.shape  # (batch, seq)
+        self.ids = input_ids
+        self.attention_mask = attention_mask
+        self.positions = np.arange(input_ids.shape[1])  # (seq,) each column's position, for rotary tables
+
+    def attention(self, scaling, causal=False, window=None, position_bias=None):
+        # position_bias (heads, seq, seq) or None -> attend(query, key, value) -> context (batch, heads, seq,
+        # head_dim), probabilities
+        bias = attention_bias(self.attention_mask, causal, window)  # (batch, 1, seq, seq)
+        if position_bias is not None:
+            bias = bias + position_bias[None]  # (batch, heads, seq, seq)
+        return lambda query, key, value: grouped_query_attention(query, key, value, bias, scaling)
+
+    def unpack(self, x):
+        return x
+
+
+class PackedBatch:
+    """The fast layout: the real tokens of the batch side by side, x (1, tokens, hidden), so that no work is
+    spent on padding; attention per sequence in kernels.masked_attention. Positions are each token's column in
+    the padded batch, as transformers counts them (with left padding they start after the padding)."""
+
+    def __init__(self, input_ids, attention_mask):
+        self.shape = input_ids.shape
+        self.token_index = np.nonzero(attention_mask > 0)  # (sequence, column) of each real token
+        self.ids = input_ids[self.token_index][None]  # (1, tokens)
+        self.positions = self.token_index[1]  # (tokens,)
+        self.offsets = np.concatenate([[0], np.cumsum((attention_mask > 0).sum(axis=1))])  # (batch + 1,)
+
+    def attention(self, scaling, causal=False, window=None, position_bias=None):
+        # position_bias (heads, seq, seq) or None, by position in the sequence -> attend(query, key, value) ->
+        # context (1, heads, tokens, head_dim), None (no probabilities kept)
+        def attend(query, key, value):
+            # one OpenBLAS thread for the small per-sequence products (as each group of run_layout has anyway)
+            with blas_limited_to_one_thread():
+                context = packed_masked_attention(
+                    query[0], key[0], value[0], self.offsets, scaling, causal, window, position_bias
+                )
+            return context[None], None
+
+        return attend
+
+    def unpack(self, x):
+        # x (1, tokens, hidden) -> (batch, seq, hidden), zeros at padding
+        output = np.zeros(self.shape + x.shape[-1:], dtype=x.dtype)
+        output[self.token_index] = x[0]
+        return output
+
+
+def attention_bias(attention_mask, causal=False, window=None, dtype=np.float32):
+    # attention_mask (batch, seq) of 1 / 0 -> (batch, 1, seq, seq) additive: 0 where query q may attend key k,
+    # the most negative float where not. A key must be a token (not padding), and also: before or at the query
+    # (causal), within ``window`` positions of it on either side (|q - k| <= window), or both.
+    seq = attention_mask.shape[1]
+    positions = np.arange(seq)
+    allowed = np.broadcast_to(attention_mask[:, None, :] > 0, (len(attention_mask), seq, seq))  # (batch, q, k)
+    if causal:
+        allowed = allowed & (positions[None, :] <= positions[:, None])[None]
+    if window is not None:
+        allowed = allowed & (np.abs(positions[None, :] - positions[:, None]) <= window)[None]
+    return np.where(allowed[:, None], 0.0, np.finfo(dtype).min).astype(dtype)
+
+
+def grouped_query_attention(query, key, value, bias, scaling):
+    # query (batch, heads, seq, head_dim), key/value (batch, kv_heads, seq, head_dim), bias (batch, 1, seq, seq)
+    # -> context (batch, heads, seq, head_dim), probabilities (batch, heads, seq, seq). Each key/value head
+    # serves heads / kv_heads consecutive query heads.
+    groups = query.shape[1] // key.shape[1]
+    key, value = np.repeat(key, groups, axis=1), np.repeat(value, groups, axis=1)
+    scores = query @ key.transpose(0, 1, 3, 2) * np.float32(scaling)  # (batch, heads, seq, seq)
+    probabilities = softmax(scores + bias)
+    return probabilities @ value, probabilities
+
+
+def rotary_self_attention(x, layer, attend, cos, sin, head_dim, qk_norm=None):
+    # x (batch, seq, hidden) normed, layer {"query", "key", "value", "output"} weights (out, in) and optionally
+    # "query_norm"/"key_norm" (head_dim,) read by qk_norm(x, weight), attend from a layout's attention(...),
+    # cos/sin (seq, head_dim) -> (batch, seq, hidden), probabilities (batch, heads, seq, seq) or None
+    query, key, value = (
+        split_heads(linear_without_bias(x, layer[name]), head_dim) for name in ("query", "key", "value")
+    )  # (batch, heads or kv_heads, seq, head_dim)
+    if qk_norm is not None:  # each head's query and key normalised on their own (Qwen3, Gemma 3)
+        query, key = qk_norm(query, layer["query_norm"]), qk_norm(key, layer["key_norm"])
+    query, key = apply_rotary(query, cos, sin), apply_rotary(key, cos, sin)
+    context, probabilities = attend(query, key, value)
+    return linear_without_bias(merge_heads(context), layer["output"]), probabilities
+
+
+def attention_weights(checkpoint, name, config, head_dim, norms=True):
+    """A layer's q/k/v/o projections (transformers' Llama naming: {name}.q_proj ...) and its per-head q/k
+    norms, from a checkpoint.Checkpoint."""
+    hidden, heads = config["hidden_size"], config["num_attention_heads"]
+    kv_heads = config.get("num_key_value_heads") or heads  # transformers' default: one per query head
+    weights = {
+        "query": checkpoint.take(f"{name}.q_proj.weight", (heads * head_dim, hidden)),
+        "key": checkpoint.take(f"{name}.k_proj.weight", (kv_heads * head_dim, hidden)),
+        "value": checkpoint.take(f"{name}.v_proj.weight", (kv_heads * head_dim, hidden)),
+        "output": checkpoint.take(f"{name}.o_proj.weight", (hidden, heads * head_dim)),
+    }
+    if norms:
+        weights["query_norm"] = checkpoint.take(f"{name}.q_norm.weight", (head_dim,))
+        weights["key_norm"] = checkpoint.take(f"{name}.k_norm.weight", (head_dim,))
+    return weights
+
+
+def gated_mlp_weights(checkpoint, name, config):
+    hidden, intermediate = config["hidden_size"], config["intermediate_size"]
+    return {
+        "gate": checkpoint.take(f"{name}.gate_proj.weight", (intermediate, hidden)),
+        "up": checkpoint.take(f"{name}.up_proj.weight", (intermediate, hidden)),
+        "down": checkpoint.take(f"{name}.down_proj.weight", (hidden, intermediate)),
+    }
+
+
+def split_heads(x, head_dim):
+    # x (batch, seq, heads * head_dim) -> (batch, heads, seq, head_dim)
+    batch, seq, width = x.shape
+    return x.reshape(batch, seq, width // head_dim, head_dim).transpose(0, 2, 1, 3)
+
+
+def merge_heads(x):
+    # x (batch, heads, seq, head_dim) -> (batch, seq, heads * head_dim)
+    batch, heads, seq, head_dim = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(batch, seq, heads * head_dim)
+
+
+def record_layer(record, name, value):
+    if record is not None:
+        record.setdefault(name, []).append(value)

@@ -1,0 +1,64 @@
+"""minisbert.tokenization beyond tokenizer.json (which every parity test reads): a folder with only vocab.txt (and
+tokenizer_config.json) tokenizes as transformers' BertTokenizer does, honouring do_lower_case; a whole model folder
+without tokenizer.json matches sentence-transformers, the real all-MiniLM-L6-v2's token for token."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from inputs import HARD_TEXTS
+from tiny_models import bundled_folder, max_relative_difference
+
+from minisbert import SentenceTransformer
+from minisbert.tokenization import Tokenizer
+
+
+def vocab_only_folder(folder, tokenizer_config):
+    folder.mkdir()
+    shutil.copy(bundled_folder() / "vocab.txt", folder / "vocab.txt")
+    (folder / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "BertTokenizer", **tokenizer_config}))
+    return folder
+
+
+@pytest.mark.parametrize(
+    "tokenizer_config",
+    [{}, {"do_lower_case": False}, {"do_lower_case": True, "strip_accents": False}, {"tokenize_chinese_chars": False}],
+    ids=["defaults", "cased", "lowercase_keep_accents", "no_chinese_split"],
+)
+def test_vocab_only_tokenizer_matches_bert_tokenizer(tmp_path, tokenizer_config):
+    from transformers import AutoTokenizer
+
+    folder = vocab_only_folder(tmp_path / "tokenizer", tokenizer_config)
+    reference = AutoTokenizer.from_pretrained(folder)
+    tokenizer = Tokenizer.from_folder(folder, max_seq_length=64)
+    for text in HARD_TEXTS:
+        expected = reference(text, truncation=True, max_length=64)["input_ids"]
+        assert tokenizer([text])["input_ids"][0].tolist() == expected, text
+
+
+def test_model_folder_without_tokenizer_json_matches_reference(tiny_model, tmp_path):
+    from sentence_transformers import SentenceTransformer as ReferenceModel
+
+    folder, _, _ = tiny_model("distilbert", pooling_mode="mean")
+    copy = tmp_path / "vocab_only"
+    shutil.copytree(folder, copy)
+    (copy / "tokenizer.json").unlink()
+    shutil.copy(bundled_folder() / "vocab.txt", copy / "vocab.txt")  # transformers 5 saves tokenizer.json only
+    expected = ReferenceModel(str(copy), device="cpu").encode(HARD_TEXTS)
+    actual = SentenceTransformer(copy).encode(HARD_TEXTS)
+    assert max_relative_difference(actual, expected) <= 1e-5
+
+
+def test_non_wordpiece_vocab_only_folder_is_refused(tmp_path):
+    folder = vocab_only_folder(tmp_path / "tokenizer", {"tokenizer_class": "XLNetTokenizer"})
+    with pytest.raises(ValueError, match="XLNetTokenizer"):
+        Tokenizer.from_folder(folder, max_seq_length=64)
+
+
+def test_the_real_models_tokenizer_from_vocab_txt_matches_its_tokenizer_json(model, model_copy):
+    (model_copy / "tokenizer.json").unlink()
+    rebuilt = SentenceTransformer(model_copy)
+    for text in HARD_TEXTS:
+        assert rebuilt.tokenizer.tokens(text) == model.tokenizer.tokens(text), text
+    np.testing.assert_array_equal(rebuilt.encode(HARD_TEXTS), model.encode(HARD_TEXTS))
