@@ -7,6 +7,7 @@ minisbert.util only, and nothing on the data path imports it.
 
 import csv
 import logging
+import math
 import os
 
 import numpy as np
@@ -100,9 +101,11 @@ def read_pairs(path, columns=("sentence1", "sentence2", "score")):
         try:
             sentence1, sentence2, score = (row[position] for position in positions)
             scores.append(float(score))
+            if not math.isfinite(scores[-1]):
+                raise ValueError
         except (IndexError, ValueError):
             raise ValueError(
-                f"{path}, line {line_number}: expected columns {list(columns)} with a numeric score, got {row}"
+                f"{path}, line {line_number}: expected columns {list(columns)} with a finite numeric score, got {row}"
             ) from None
         sentences1.append(sentence1)
         sentences2.append(sentence2)
@@ -133,6 +136,9 @@ class EmbeddingSimilarityEvaluator:
                 f"sentences1, sentences2 and scores must have one length, got {len(sentences1)}, "
                 f"{len(sentences2)} and {len(scores)}"
             )
+        finite = [isinstance(score, (int, float, np.number)) and math.isfinite(score) for score in scores]
+        if not all(finite):
+            raise ValueError(f"scores must be finite numbers; pair {finite.index(False)} has {list(scores)[finite.index(False)]!r:.40}")
         self.sentences1, self.sentences2, self.scores = list(sentences1), list(sentences2), list(scores)
         self.batch_size = batch_size
         self.main_similarity = similarity_function_name(main_similarity) if main_similarity else None

@@ -55,6 +55,8 @@ def top_k_scores(
 
     Memory beyond the inputs: one (query_chunk_size, corpus_chunk_size) block of scores, a normalised copy of
     one corpus chunk for cos_sim, and the (queries, top_k) running heaps."""
+    if not callable(score_function):
+        raise TypeError(f"score_function must be a function such as util.cos_sim or util.dot_score, got {score_function!r:.80}")
     queries, corpus = query_and_corpus(query_embeddings, corpus_embeddings)
     query_chunk_size = check_count(query_chunk_size, "query_chunk_size", 1)
     corpus_chunk_size = check_count(corpus_chunk_size, "corpus_chunk_size", 1)

@@ -83,6 +83,10 @@ def quantize_embeddings(embeddings, precision, ranges=None, calibration_embeddin
             raise ValueError(
                 f"ranges must have shape (2, {embeddings.shape[-1]}) (minimum, maximum), got {ranges.shape}"
             )
+        for name, values in (("embeddings", embeddings), ("ranges", ranges)):
+            if not np.isfinite(values).all():  # NaN would fall into an arbitrary bucket
+                raise ValueError(f"{precision} quantization needs finite {name}; row {np.argwhere(~np.isfinite(values))[0][0]} "
+                                 "holds NaN or inf")
         starts = ranges[0, :]
         steps = (ranges[1, :] - starts) / 255
         steps = np.where(steps == 0, 1, steps)
