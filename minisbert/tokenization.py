@@ -73,7 +73,17 @@ class Tokenizer:
     def __call__(self, texts, add_special_tokens=True):
         """texts (list of str, or of (str, str) pairs for the tokenizer's pair template: a cross-encoder's
         input, longest first truncated) -> {"input_ids", "attention_mask", "token_type_ids"}, int64 (batch, seq)."""
-        encodings = self.backend.encode_batch(texts, add_special_tokens=add_special_tokens)
+        try:
+            encodings = self.backend.encode_batch(texts, add_special_tokens=add_special_tokens)
+        except TypeError:  # the tokenizers library's message names no text: find the one it cannot encode
+            for index, text in enumerate(texts):
+                for part in (text,) if isinstance(text, str) else text:
+                    try:
+                        part.encode("utf-8")
+                    except UnicodeEncodeError as error:
+                        raise ValueError(f"text {index} is not valid Unicode ({error.reason} at character "
+                                         f"{error.start}), so it cannot be tokenized") from None
+            raise
         input_ids = np.array([e.ids for e in encodings], dtype=np.int64).reshape(len(texts), -1)
         type_ids = [e.type_ids for e in encodings] if self.token_types else np.zeros_like(input_ids)
         return {

@@ -98,6 +98,8 @@ REFUSALS = [
     Refusal(E, "a number among the texts", TypeError, "item 1 is float", encode(sentences=["fine", 3.5])),
     Refusal(E, "nested lists of texts", TypeError, "item 0 is a nested list", encode(sentences=[["a", "b"], ["c"]])),
     Refusal(E, "a pair (tuple) among the texts", TypeError, "item 1 is a nested list", encode(sentences=["a", ("b", "c")])),
+    Refusal(E, "a lone surrogate in a text", ValueError, "text 1 is not valid Unicode (surrogates not allowed at character 1)",
+            encode(sentences=["fine", "a\ud800b"])),
     Refusal(E, "batch_size 0", ValueError, "batch_size must be a positive integer, got 0", encode(batch_size=0)),
     Refusal(E, "negative batch_size", ValueError, "batch_size must be a positive integer, got -3", encode(batch_size=-3)),
     Refusal(E, "fractional batch_size", TypeError, "batch_size must be a positive integer, got 2.5", encode(batch_size=2.5)),
