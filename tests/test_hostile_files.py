@@ -261,6 +261,8 @@ REFUSALS = [
             lambda p: read_header(p, {"a": {"dtype": "F128", "shape": [1], "data_offsets": [0, 16]}}, bytes(16))),
     Refusal(S, "negative shape", ModelLoadError, "shape and data_offsets must be whole numbers >= 0",
             lambda p: read_header(p, {"a": f32((0, 8), shape=(-2,))}, bytes(8))),
+    Refusal(S, "empty tensor of an impossible shape [0, 2^62]", ModelLoadError, "is larger than any array can be",
+            lambda p: read_header(p, {"a": f32((0, 0), shape=(0, 2**62))})),
     Refusal(S, "fractional data offset", ModelLoadError, "shape and data_offsets must be whole numbers >= 0",
             lambda p: read_header(p, {"a": f32((0, 7.5))}, bytes(8))),
     Refusal(S, "data_offsets of three numbers", ModelLoadError, "data_offsets a list [start, end]",

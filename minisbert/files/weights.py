@@ -96,6 +96,8 @@ def safetensors_header_entries(header_bytes, body_length):
             raise ModelLoadError(f"{problem}: shape must be a list, data_offsets a list [start, end]")
         if not all(type(n) is int and n >= 0 for n in (*shape, *offsets)):
             raise ModelLoadError(f"{problem}: shape and data_offsets must be whole numbers >= 0")
+        if len(shape) > 32 or math.prod(max(1, n) for n in shape) > np.iinfo(np.intp).max // 8:
+            raise ModelLoadError(f"{problem}: shape {shape} is larger than any array can be")
         start, end = offsets
         if end - start != math.prod(shape) * np.dtype(SAFETENSORS_DTYPES[dtype_name]).itemsize:
             raise ModelLoadError(f"{problem}: its {end - start} bytes do not hold shape {shape} of {dtype_name}")
