@@ -17,6 +17,7 @@ from minisbert.architectures.modern_layers import (
     compiled_activation,
     attention_weights,
     check_layer_types,
+    check_positive,
     gated_mlp,
     gated_mlp_weights,
     record_layer,
@@ -112,6 +113,9 @@ def load_parameters(tensors, config):
     for key in ("attention_bias", "attn_logit_softcapping"):
         if config.get(key):
             raise unsupported("gemma3_text", key, config[key], f"Gemma 3 without {key}")
+    for key in ("rms_norm_eps", "query_pre_attn_scalar"):
+        check_positive("gemma3_text", key, config[key])
+    check_positive("gemma3_text", "sliding_window", config["sliding_window"], integer=True)
     compiled_activation(config["hidden_activation"])
     types = layer_types(config)
     hidden = config["hidden_size"]

@@ -11,6 +11,8 @@ transformers 5 (``layer_types``, ``rope_parameters``) or by older versions (``ro
 ModernBERT's ``global_rope_theta``...), with an error naming the key and value of any option not implemented.
 """
 
+import math
+
 import numpy as np
 
 from minisbert.architectures.layers import activation, softmax
@@ -26,6 +28,20 @@ def unsupported(model_type, key, value, supported):
     return UnsupportedConfigError(
         f"unsupported {model_type} option: config.json has {key} = {value!r}; minisbert implements {supported}"
     )
+
+
+def check_positive(model_type, key, value, integer=False, least=None):
+    """value (config.json's ``key``), refused unless a finite number > 0 (>= least if given; an integer if
+    ``integer``): a zero, negative, NaN or string size, window, epsilon or rotary base would otherwise surface
+    as a Python error deep in the model or as NaN embeddings."""
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value) or (
+        value <= 0 if least is None else value < least
+    ):
+        kind = "an integer" if integer else "a finite number"
+        bound = "> 0" if least is None else f">= {least}"
+        raise UnsupportedConfigError(f"{model_type} config.json has {key} = {value!r}; it must be {kind} {bound}")
+    return value
 
 
 def rms_norm(x, weight, eps, offset=0.0):
@@ -91,12 +107,20 @@ def rope_settings(config, layer_type, model_type, legacy_theta_keys, default_the
     """The rotary base (theta) of ``layer_type``'s layers: transformers 5's rope_parameters (one dict, or one
     per layer type), else the older keys, else the architecture's default. Scaled rope is an error."""
     parameters = config.get("rope_parameters") or {}
+    theta_key = "rope_parameters.rope_theta"
+    if not isinstance(parameters, dict):
+        raise unsupported(model_type, "rope_parameters", parameters, "a dict (or one per layer type)")
     if layer_type in parameters:
         parameters = parameters[layer_type] or {}
+        theta_key = f"rope_parameters.{layer_type}.rope_theta"
+        if not isinstance(parameters, dict):
+            raise unsupported(model_type, f"rope_parameters.{layer_type}", parameters, "a dict")
     elif any(key in parameters for key in ("full_attention", "sliding_attention")):
         parameters = {}
-    scaling = config.get("rope_scaling")
-    for source, key in ((parameters, "rope_parameters"), (scaling or {}, "rope_scaling")):
+    scaling = config.get("rope_scaling") or {}
+    if not isinstance(scaling, dict):
+        raise unsupported(model_type, "rope_scaling", scaling, "a dict")
+    for source, key in ((parameters, "rope_parameters"), (scaling, "rope_scaling")):
         rope_type = source.get("rope_type", source.get("type", "default"))
         if rope_type != "default":
             raise unsupported(model_type, f"{key}.rope_type", rope_type, "only the default (unscaled) rotary embedding")
@@ -104,10 +128,10 @@ def rope_settings(config, layer_type, model_type, legacy_theta_keys, default_the
     if factor not in (None, 1, 1.0):
         raise unsupported(model_type, "partial_rotary_factor", factor, "rotary embeddings over the whole head")
     if "rope_theta" in parameters:
-        return float(parameters["rope_theta"])
+        return float(check_positive(model_type, theta_key, parameters["rope_theta"]))
     for key in legacy_theta_keys:
         if config.get(key) is not None:
-            return float(config[key])
+            return float(check_positive(model_type, key, config[key]))
     return float(default_theta)
 
 

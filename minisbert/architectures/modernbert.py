@@ -15,6 +15,7 @@ from minisbert.architectures.modern_layers import (
     compiled_activation,
     apply_rotary,
     check_layer_types,
+    check_positive,
     layer_norm_without_bias,
     linear_without_bias,
     merge_heads,
@@ -114,6 +115,8 @@ def load_parameters(tensors, config):
     for key in ("norm_bias", "attention_bias", "mlp_bias"):
         if config[key]:
             raise unsupported("modernbert", key, config[key], "the bias-free layers of the released models")
+    check_positive("modernbert", "norm_eps", config["norm_eps"])
+    check_positive("modernbert", "local_attention", config["local_attention"], integer=True)
     compiled_activation(config["hidden_activation"])
     types = layer_types(config)
     hidden, intermediate = config["hidden_size"], config["intermediate_size"]

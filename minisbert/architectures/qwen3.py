@@ -12,6 +12,7 @@ from minisbert.architectures.layers import embedding_lookup
 from minisbert.architectures.modern_layers import (
     compiled_activation,
     attention_weights,
+    check_positive,
     gated_mlp,
     gated_mlp_weights,
     record_layer,
@@ -86,6 +87,7 @@ def check_config(config):
     if any(kind != "full_attention" for kind in layer_types):
         kind = next(kind for kind in layer_types if kind != "full_attention")
         raise unsupported("qwen3", "layer_types", kind, "full_attention layers")
+    check_positive("qwen3", "rms_norm_eps", config["rms_norm_eps"])
     compiled_activation(config["hidden_act"])
 
 

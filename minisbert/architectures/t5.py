@@ -13,6 +13,7 @@ import numpy as np
 from minisbert.architectures.checkpoint import Checkpoint
 from minisbert.architectures.layers import activation, embedding_lookup
 from minisbert.architectures.modern_layers import (
+    check_positive,
     compiled_activation,
     gated_mlp,
     linear_without_bias,
@@ -44,6 +45,8 @@ CONFIG_ALIASES = {
 def feed_forward_kind(config):
     # -> (gated, activation name) as transformers' T5Config reads feed_forward_proj ("relu", "gated-gelu", ...)
     proj = config["feed_forward_proj"]
+    if not isinstance(proj, str):
+        raise unsupported("t5", "feed_forward_proj", proj, "'{act}' or 'gated-{act}'")
     parts = proj.split("-")
     if len(parts) > 2 or (len(parts) == 2 and parts[0] != "gated"):
         raise unsupported("t5", "feed_forward_proj", proj, "'{act}' or 'gated-{act}'")
@@ -110,6 +113,10 @@ def load_parameters(tensors, config):
     """transformers' T5EncoderModel (or T5Model) tensor names -> the nested parameter dict ``forward`` reads.
     The word table is ``shared.weight``, or the encoder's own copy of it when only that was saved."""
     gated, _ = feed_forward_kind(config)
+    check_positive("t5", "layer_norm_epsilon", config["layer_norm_epsilon"])
+    # 4 buckets at least: a quarter of them are exact distances, the rest log-spaced up to max_distance
+    check_positive("t5", "relative_attention_num_buckets", config["relative_attention_num_buckets"], True, 4)
+    check_positive("t5", "relative_attention_max_distance", config["relative_attention_max_distance"], True)
     hidden, inner, intermediate = config["d_model"], config["num_heads"] * config["d_kv"], config["d_ff"]
     checkpoint = Checkpoint(tensors)
     word = "shared.weight" if "shared.weight" in checkpoint.tensors else "encoder.embed_tokens.weight"
