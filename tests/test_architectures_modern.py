@@ -162,6 +162,10 @@ def test_left_and_right_padding_give_the_same_embeddings(built):
         ({"model_type": "gemma3_text", "sliding_window": -1}, "config.json has sliding_window = -1"),
         ({"model_type": "gemma3_text", "sliding_window": 4.5}, "config.json has sliding_window = 4.5"),
         ({"model_type": "gemma3_text", "rms_norm_eps": 0}, "config.json has rms_norm_eps = 0"),
+        (
+            {"model_type": "gemma3_text", "use_bidirectional_attention": "no"},
+            "config.json has use_bidirectional_attention = 'no'",
+        ),
         ({"model_type": "gemma3_text", "rope_local_base_freq": "x"}, "config.json has rope_local_base_freq = 'x'"),
         (
             {"model_type": "t5", "relative_attention_max_distance": 0},

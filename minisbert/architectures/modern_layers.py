@@ -11,11 +11,10 @@ transformers 5 (``layer_types``, ``rope_parameters``) or by older versions (``ro
 ModernBERT's ``global_rope_theta``...), with an error naming the key and value of any option not implemented.
 """
 
-import math
-
 import numpy as np
 
 from minisbert.architectures.layers import activation, softmax
+from minisbert.files.loading import POSITIVE_NUMBER
 from minisbert.kernels.masked_attention import packed_masked_attention
 from minisbert.runtime.threads import blas_limited_to_one_thread
 
@@ -30,17 +29,13 @@ def unsupported(model_type, key, value, supported):
     )
 
 
-def check_positive(model_type, key, value, integer=False, least=None):
-    """value (config.json's ``key``), refused unless a finite number > 0 (>= least if given; an integer if
-    ``integer``): a zero, negative, NaN or string size, window, epsilon or rotary base would otherwise surface
-    as a Python error deep in the model or as NaN embeddings."""
-    kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value) or (
-        value <= 0 if least is None else value < least
-    ):
-        kind = "an integer" if integer else "a finite number"
-        bound = "> 0" if least is None else f">= {least}"
-        raise UnsupportedConfigError(f"{model_type} config.json has {key} = {value!r}; it must be {kind} {bound}")
+def check_value(model_type, key, value, check):
+    """value (config.json's ``key``), refused unless it passes ``check``, one of files.loading's (what it must be,
+    test) pairs (POSITIVE_NUMBER, POSITIVE_SIZE...): a zero, negative, NaN or string size, window, epsilon or
+    rotary base would otherwise surface as a Python error deep in the model or as NaN embeddings."""
+    description, test = check
+    if not test(value):
+        raise UnsupportedConfigError(f"{model_type} config.json has {key} = {value!r:.80}; it must be {description}")
     return value
 
 
@@ -128,10 +123,10 @@ def rope_settings(config, layer_type, model_type, legacy_theta_keys, default_the
     if factor not in (None, 1, 1.0):
         raise unsupported(model_type, "partial_rotary_factor", factor, "rotary embeddings over the whole head")
     if "rope_theta" in parameters:
-        return float(check_positive(model_type, theta_key, parameters["rope_theta"]))
+        return float(check_value(model_type, theta_key, parameters["rope_theta"], POSITIVE_NUMBER))
     for key in legacy_theta_keys:
         if config.get(key) is not None:
-            return float(check_positive(model_type, key, config[key]))
+            return float(check_value(model_type, key, config[key], POSITIVE_NUMBER))
     return float(default_theta)
 
 
