@@ -171,8 +171,14 @@ def test_left_and_right_padding_give_the_same_embeddings(built):
             {"model_type": "t5", "relative_attention_max_distance": 0},
             "config.json has relative_attention_max_distance = 0",
         ),
-        ({"model_type": "t5", "relative_attention_num_buckets": 0}, "config.json has relative_attention_num_buckets = 0"),
-        ({"model_type": "t5", "relative_attention_num_buckets": 2}, "config.json has relative_attention_num_buckets = 2"),
+        (
+            {"model_type": "t5", "relative_attention_num_buckets": 0},
+            "config.json has relative_attention_num_buckets = 0",
+        ),
+        (
+            {"model_type": "t5", "relative_attention_num_buckets": 2},
+            "config.json has relative_attention_num_buckets = 2",
+        ),
         ({"model_type": "t5", "layer_norm_epsilon": "x"}, "config.json has layer_norm_epsilon = 'x'"),
         ({"model_type": "modernbert", "rope_parameters": [1]}, "config.json has rope_parameters = [1]"),
         (
@@ -189,7 +195,10 @@ def test_left_and_right_padding_give_the_same_embeddings(built):
         ({"model_type": "modernbert", "norm_eps": float("inf")}, "config.json has norm_eps = inf"),
         ({"model_type": "qwen3", "rms_norm_eps": -1}, "config.json has rms_norm_eps = -1"),
         ({"model_type": "qwen3", "rope_theta": 0}, "config.json has rope_theta = 0"),
-        ({"model_type": "qwen3", "rope_parameters": {"rope_theta": "x"}}, "config.json has rope_parameters.rope_theta = 'x'"),
+        (
+            {"model_type": "qwen3", "rope_parameters": {"rope_theta": "x"}},
+            "config.json has rope_parameters.rope_theta = 'x'",
+        ),
         ({"model_type": "qwen3", "rope_scaling": [2.0]}, "config.json has rope_scaling = [2.0]"),
         ({"model_type": "deberta-v2", "conv_kernel_size": 3}, "conv_kernel_size = 3"),
         ({"model_type": "deberta-v2", "relative_attention": True, "pos_att_type": "p2p"}, "pos_att_type = 'p2p'"),
