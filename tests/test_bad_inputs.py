@@ -19,6 +19,7 @@ from minisbert.evaluation import EmbeddingSimilarityEvaluator, read_pairs
 from minisbert.files.loading import ConfigError, ModelLoadError
 from minisbert.architectures import UnsupportedArchitectureError
 from minisbert.architectures.checkpoint import CheckpointError
+from minisbert.architectures.modern_layers import UnsupportedConfigError
 from minisbert.util.quantization import quantize_embeddings, semantic_search_binary
 from minisbert.util import community_detection, cos_sim, semantic_search
 from refusals import Refusal, check, render
@@ -140,6 +141,12 @@ REFUSALS = [
             lambda c: c.model_with("config.json", edit(vocab_size=10**12))),
     Refusal(C, "layer_norm_eps of 0", ConfigError, "'layer_norm_eps' must be a number > 0, not 0",
             lambda c: c.model_with("config.json", edit(layer_norm_eps=0))),
+    Refusal(C, "Qwen3 rms_norm_eps below 0", UnsupportedConfigError, "qwen3 config.json has rms_norm_eps = -1; it must be a number > 0",
+            lambda c: c.model_with("config.json", edit(model_type="qwen3", rms_norm_eps=-1))),
+    Refusal(C, "rotary base rope_theta of 0", UnsupportedConfigError, "qwen3 config.json has rope_theta = 0",
+            lambda c: c.model_with("config.json", edit(model_type="qwen3", rope_theta=0))),
+    Refusal(C, "Gemma 3 query_pre_attn_scalar of 0", UnsupportedConfigError, "config.json has query_pre_attn_scalar = 0",
+            lambda c: c.model_with("config.json", edit(model_type="gemma3_text", query_pre_attn_scalar=0))),
     Refusal(C, "hidden_act that is not a string", ConfigError, "'hidden_act' must be a string",
             lambda c: c.model_with("config.json", edit(hidden_act=["gelu"]))),
     Refusal(C, "unknown model_type", UnsupportedArchitectureError, "config.json has model_type 'gpt2'",

@@ -17,6 +17,7 @@ from minisbert.architectures.modern_layers import (
     compiled_activation,
     attention_weights,
     check_layer_types,
+    check_value,
     gated_mlp,
     gated_mlp_weights,
     record_layer,
@@ -27,6 +28,7 @@ from minisbert.architectures.modern_layers import (
     unsupported,
 )
 from minisbert.architectures.reference_or_fast import run_layout
+from minisbert.files.loading import FLAG, POSITIVE_NUMBER, POSITIVE_SIZE
 
 # transformers' Gemma3TextConfig defaults, for the keys a config.json may leave out.
 CONFIG_DEFAULTS = {
@@ -112,6 +114,10 @@ def load_parameters(tensors, config):
     for key in ("attention_bias", "attn_logit_softcapping"):
         if config.get(key):
             raise unsupported("gemma3_text", key, config[key], f"Gemma 3 without {key}")
+    for key in ("rms_norm_eps", "query_pre_attn_scalar"):
+        check_value("gemma3_text", key, config[key], POSITIVE_NUMBER)
+    check_value("gemma3_text", "sliding_window", config["sliding_window"], POSITIVE_SIZE)
+    check_value("gemma3_text", "use_bidirectional_attention", config["use_bidirectional_attention"], FLAG)
     compiled_activation(config["hidden_activation"])
     types = layer_types(config)
     hidden = config["hidden_size"]

@@ -14,6 +14,7 @@ ModernBERT's ``global_rope_theta``...), with an error naming the key and value o
 import numpy as np
 
 from minisbert.architectures.layers import activation, softmax
+from minisbert.files.loading import POSITIVE_NUMBER
 from minisbert.kernels.masked_attention import packed_masked_attention
 from minisbert.runtime.threads import blas_limited_to_one_thread
 
@@ -26,6 +27,16 @@ def unsupported(model_type, key, value, supported):
     return UnsupportedConfigError(
         f"unsupported {model_type} option: config.json has {key} = {value!r}; minisbert implements {supported}"
     )
+
+
+def check_value(model_type, key, value, check):
+    """value (config.json's ``key``), refused unless it passes ``check``, one of files.loading's (what it must be,
+    test) pairs (POSITIVE_NUMBER, POSITIVE_SIZE...): a zero, negative, NaN or string size, window, epsilon or
+    rotary base would otherwise surface as a Python error deep in the model or as NaN embeddings."""
+    description, test = check
+    if not test(value):
+        raise UnsupportedConfigError(f"{model_type} config.json has {key} = {value!r:.80}; it must be {description}")
+    return value
 
 
 def rms_norm(x, weight, eps, offset=0.0):
@@ -91,12 +102,20 @@ def rope_settings(config, layer_type, model_type, legacy_theta_keys, default_the
     """The rotary base (theta) of ``layer_type``'s layers: transformers 5's rope_parameters (one dict, or one
     per layer type), else the older keys, else the architecture's default. Scaled rope is an error."""
     parameters = config.get("rope_parameters") or {}
+    theta_key = "rope_parameters.rope_theta"
+    if not isinstance(parameters, dict):
+        raise unsupported(model_type, "rope_parameters", parameters, "a dict (or one per layer type)")
     if layer_type in parameters:
         parameters = parameters[layer_type] or {}
+        theta_key = f"rope_parameters.{layer_type}.rope_theta"
+        if not isinstance(parameters, dict):
+            raise unsupported(model_type, f"rope_parameters.{layer_type}", parameters, "a dict")
     elif any(key in parameters for key in ("full_attention", "sliding_attention")):
         parameters = {}
-    scaling = config.get("rope_scaling")
-    for source, key in ((parameters, "rope_parameters"), (scaling or {}, "rope_scaling")):
+    scaling = config.get("rope_scaling") or {}
+    if not isinstance(scaling, dict):
+        raise unsupported(model_type, "rope_scaling", scaling, "a dict")
+    for source, key in ((parameters, "rope_parameters"), (scaling, "rope_scaling")):
         rope_type = source.get("rope_type", source.get("type", "default"))
         if rope_type != "default":
             raise unsupported(model_type, f"{key}.rope_type", rope_type, "only the default (unscaled) rotary embedding")
@@ -104,10 +123,10 @@ def rope_settings(config, layer_type, model_type, legacy_theta_keys, default_the
     if factor not in (None, 1, 1.0):
         raise unsupported(model_type, "partial_rotary_factor", factor, "rotary embeddings over the whole head")
     if "rope_theta" in parameters:
-        return float(parameters["rope_theta"])
+        return float(check_value(model_type, theta_key, parameters["rope_theta"], POSITIVE_NUMBER))
     for key in legacy_theta_keys:
         if config.get(key) is not None:
-            return float(config[key])
+            return float(check_value(model_type, key, config[key], POSITIVE_NUMBER))
     return float(default_theta)
 
 

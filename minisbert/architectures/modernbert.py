@@ -15,6 +15,7 @@ from minisbert.architectures.modern_layers import (
     compiled_activation,
     apply_rotary,
     check_layer_types,
+    check_value,
     layer_norm_without_bias,
     linear_without_bias,
     merge_heads,
@@ -25,6 +26,7 @@ from minisbert.architectures.modern_layers import (
     unsupported,
 )
 from minisbert.architectures.reference_or_fast import run_layout
+from minisbert.files.loading import POSITIVE_NUMBER, POSITIVE_SIZE
 
 # transformers' ModernBertConfig defaults, for the keys a config.json may leave out.
 CONFIG_DEFAULTS = {
@@ -114,6 +116,8 @@ def load_parameters(tensors, config):
     for key in ("norm_bias", "attention_bias", "mlp_bias"):
         if config[key]:
             raise unsupported("modernbert", key, config[key], "the bias-free layers of the released models")
+    check_value("modernbert", "norm_eps", config["norm_eps"], POSITIVE_NUMBER)
+    check_value("modernbert", "local_attention", config["local_attention"], POSITIVE_SIZE)
     compiled_activation(config["hidden_activation"])
     types = layer_types(config)
     hidden, intermediate = config["hidden_size"], config["intermediate_size"]

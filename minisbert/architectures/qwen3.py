@@ -12,6 +12,7 @@ from minisbert.architectures.layers import embedding_lookup
 from minisbert.architectures.modern_layers import (
     compiled_activation,
     attention_weights,
+    check_value,
     gated_mlp,
     gated_mlp_weights,
     record_layer,
@@ -23,6 +24,7 @@ from minisbert.architectures.modern_layers import (
     unsupported,
 )
 from minisbert.architectures.reference_or_fast import run_layout
+from minisbert.files.loading import POSITIVE_NUMBER
 
 # transformers' Qwen3Config defaults, for the keys a config.json may leave out.
 CONFIG_DEFAULTS = {
@@ -86,6 +88,7 @@ def check_config(config):
     if any(kind != "full_attention" for kind in layer_types):
         kind = next(kind for kind in layer_types if kind != "full_attention")
         raise unsupported("qwen3", "layer_types", kind, "full_attention layers")
+    check_value("qwen3", "rms_norm_eps", config["rms_norm_eps"], POSITIVE_NUMBER)
     compiled_activation(config["hidden_act"])
 
 

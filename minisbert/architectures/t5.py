@@ -13,6 +13,7 @@ import numpy as np
 from minisbert.architectures.checkpoint import Checkpoint
 from minisbert.architectures.layers import activation, embedding_lookup
 from minisbert.architectures.modern_layers import (
+    check_value,
     compiled_activation,
     gated_mlp,
     linear_without_bias,
@@ -24,6 +25,7 @@ from minisbert.architectures.modern_layers import (
 )
 from minisbert.architectures.mpnet import relative_position_bucket
 from minisbert.architectures.reference_or_fast import run_layout
+from minisbert.files.loading import LARGEST_SIZE, POSITIVE_NUMBER, POSITIVE_SIZE, TEXT, is_size
 
 # transformers' T5Config defaults, for the keys a config.json may leave out.
 CONFIG_DEFAULTS = {
@@ -33,6 +35,8 @@ CONFIG_DEFAULTS = {
     "layer_norm_epsilon": 1e-6,
     "feed_forward_proj": "relu",
 }
+# 4 buckets at least: a quarter of them are exact distances (none of 3 or fewer), the rest log-spaced
+BUCKETS = (f"a whole number from 4 to {LARGEST_SIZE}", lambda value: is_size(value) and value >= 4)
 CONFIG_ALIASES = {
     "hidden_size": "d_model",
     "num_attention_heads": "num_heads",
@@ -44,6 +48,7 @@ CONFIG_ALIASES = {
 def feed_forward_kind(config):
     # -> (gated, activation name) as transformers' T5Config reads feed_forward_proj ("relu", "gated-gelu", ...)
     proj = config["feed_forward_proj"]
+    check_value("t5", "feed_forward_proj", proj, TEXT)
     parts = proj.split("-")
     if len(parts) > 2 or (len(parts) == 2 and parts[0] != "gated"):
         raise unsupported("t5", "feed_forward_proj", proj, "'{act}' or 'gated-{act}'")
@@ -110,6 +115,9 @@ def load_parameters(tensors, config):
     """transformers' T5EncoderModel (or T5Model) tensor names -> the nested parameter dict ``forward`` reads.
     The word table is ``shared.weight``, or the encoder's own copy of it when only that was saved."""
     gated, _ = feed_forward_kind(config)
+    check_value("t5", "layer_norm_epsilon", config["layer_norm_epsilon"], POSITIVE_NUMBER)
+    check_value("t5", "relative_attention_num_buckets", config["relative_attention_num_buckets"], BUCKETS)
+    check_value("t5", "relative_attention_max_distance", config["relative_attention_max_distance"], POSITIVE_SIZE)
     hidden, inner, intermediate = config["d_model"], config["num_heads"] * config["d_kv"], config["d_ff"]
     checkpoint = Checkpoint(tensors)
     word = "shared.weight" if "shared.weight" in checkpoint.tensors else "encoder.embed_tokens.weight"
