@@ -59,7 +59,8 @@ class LateInteractionTransformer(Transformer):
         super().__init__(folder)
         folder = Path(folder)
         lengths = {"query_length": POSITIVE_SIZE, "document_length": POSITIVE_SIZE}
-        config = {**(defaults or {}), **(read_config(folder / "sentence_bert_config.json", lengths, required=False) or {})}
+        saved = read_config(folder / "sentence_bert_config.json", lengths, required=False) or {}
+        config = {**(defaults or {}), **saved}
         prefix_tokens = legacy_prefix_tokens(self.tokenizer, prefixes or {})
         if prefix_tokens:
             self.tokenizer.backend.add_special_tokens(
