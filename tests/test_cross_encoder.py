@@ -6,6 +6,8 @@ or both texts) at several batch sizes, the activation each picks, rank's order, 
 Bounds: 1e-5 relative on logits and scores (float32 all along; measured differences are below 1e-6).
 """
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -397,3 +399,32 @@ def test_token_types_are_passed_as_transformers_passes_them(tokenizer_class):
     assert returns_token_type_ids({"tokenizer_class": tokenizer_class}) == expected
     assert returns_token_type_ids({"tokenizer_class": tokenizer_class, "model_input_names": ["input_ids"]}) is False
     assert returns_token_type_ids({}) is True  # no tokenizer_config.json: an old BERT folder, BertTokenizer
+
+
+@pytest.mark.parametrize("content, message", [
+    ("null", "config.json: holds null"),
+    ("[" * 100_000 + "]" * 100_000, "config.json: JSON nested too deeply"),
+])
+def test_a_config_json_holding_null_or_nested_too_deeply_is_refused(tiny_cross_encoder, tmp_path, content, message):
+    import shutil
+
+    folder, _, _ = tiny_cross_encoder("bert")
+    shutil.copytree(folder, tmp_path / "model")
+    (tmp_path / "model" / "config.json").write_text(content)
+    with pytest.raises(ModelLoadError, match=message):
+        CrossEncoder(tmp_path / "model")
+
+
+def test_a_cross_encoder_given_to_the_bi_encoder_and_its_commands_says_what_it_is(tiny_cross_encoder, tmp_path):
+    from minisbert import SentenceTransformer
+    from minisbert.cli import main as cli
+
+    folder, _, _ = tiny_cross_encoder("bert")
+    message = "is a CrossEncoder model (config_sentence_transformers.json, modules.json), not a SentenceTransformer"
+    with pytest.raises(ModelLoadError, match=re.escape(message)):
+        SentenceTransformer(folder)
+    for command in (["encode", "-m", str(folder), "hi"], ["explain", "-m", str(folder), "-o", str(tmp_path / "out"), "hi"]):
+        with pytest.raises(SystemExit) as exit_:
+            cli(command)
+        assert message in str(exit_.value)
+    assert not (tmp_path / "out").exists()

@@ -6,6 +6,10 @@ Bounds: each text's scored tokens equal in number; vectors within 1e-5 of the la
 Normalize would hold too, but the unnormalized variant shares the bound); MaxSim scores within 1e-5 relative.
 """
 
+import json
+import re
+import shutil
+
 import numpy as np
 import pytest
 from inputs import HARD_TEXTS
@@ -151,8 +155,46 @@ def test_a_colbert_model_is_refused_by_the_other_families(colbert):
     model, _ = colbert()
     with pytest.raises(ModelLoadError, match="is a MultiVectorEncoder model.*not a SparseEncoder"):
         SparseEncoder(model.folder)
-    with pytest.raises(ModelLoadError, match="MultiVectorMask"):
+    with pytest.raises(ModelLoadError, match="is a MultiVectorEncoder model.*not a SentenceTransformer"):
         SentenceTransformer(model.folder)
+
+
+def model_copy_with(folder, tmp_path, relative_path, change):
+    """A copy of a model folder with one JSON file changed: ``change`` maps its JSON to the new (None: deleted)."""
+    copy = tmp_path / "model"
+    shutil.copytree(folder, copy)
+    path = copy / relative_path
+    config = change(json.loads(path.read_text()))
+    if config is None:
+        path.unlink()
+    else:
+        path.write_text(config if isinstance(config, str) else json.dumps(config))
+    return copy
+
+
+BAD_COLBERT_SETTINGS = [  # (file, change, the message naming the file, key and value)
+    ("2_MultiVectorMask/config.json", {"skiplist_words": 5}, "'skiplist_words' must be a list of strings, not 5"),
+    ("2_MultiVectorMask/config.json", {"skiplist_words": [1, 2]}, "'skiplist_words' must be a list of strings, not [1, 2]"),
+    ("2_MultiVectorMask/config.json", {"keep_only_token_ids": "abc"}, "'keep_only_token_ids' must be a list of token ids, not 'abc'"),
+    ("2_MultiVectorMask/config.json", {"keep_only_token_ids": [-1]}, "'keep_only_token_ids' must be token ids from 0 to"),
+    ("2_MultiVectorMask/config.json", {"keep_only_token_ids": [10**9]}, "not 1000000000"),
+    ("sentence_bert_config.json", {"document_length": "x"}, "'document_length' must be a whole number from 1"),
+    ("sentence_bert_config.json", {"query_length": 0}, "'query_length' must be a whole number from 1"),
+    ("config_sentence_transformers.json", {"document_length": -1}, "'document_length' must be a whole number from 1"),
+    ("config_sentence_transformers.json", {"skiplist_words": "abc"}, "'skiplist_words' must be a list of strings"),
+    ("config_sentence_transformers.json", {"prompts": ["a"]}, "'prompts' must be an object of strings (or null), not ['a']"),
+]
+
+
+@pytest.mark.parametrize("relative_path, changes, message", BAD_COLBERT_SETTINGS, ids=lambda v: str(v)[:40])
+def test_bad_colbert_settings_are_refused_naming_file_key_and_value(colbert, tmp_path, relative_path, changes, message):
+    from minisbert import MultiVectorEncoder
+    from minisbert.files.loading import ConfigError
+
+    model, _ = colbert()
+    copy = model_copy_with(model.folder, tmp_path, relative_path, lambda config: {**config, **changes})
+    with pytest.raises(ConfigError, match=re.escape(relative_path) + ".*" + re.escape(message)):
+        MultiVectorEncoder(copy)
 
 
 @pytest.mark.parametrize("top_k", [0, -2])

@@ -243,6 +243,43 @@ def test_a_bi_encoder_is_refused(tiny_model):
         SparseEncoder(folder)
 
 
+@pytest.mark.parametrize("content, message", [
+    ("[]", "1_SpladePooling/config.json: expected a JSON object, found a list"),
+    ("null", "1_SpladePooling/config.json: holds null"),
+    (None, "missing model file: .*1_SpladePooling/config.json"),
+    ('{"pooling_strategy": "max", "embedding_dimension": -1}',
+     "1_SpladePooling/config.json: 'embedding_dimension' must be a whole number from 1 to 16777216, not -1"),
+    ('{"pooling_strategy": "max", "embedding_dimension": "30522"}', "'embedding_dimension' must be a whole number"),
+])
+def test_a_bad_splade_pooling_config_is_refused(splade, tmp_path, content, message):
+    import shutil
+
+    from minisbert import SparseEncoder
+    from minisbert.files.loading import ModelLoadError
+
+    model, _ = splade()
+    copy = tmp_path / "model"
+    shutil.copytree(model.folder, copy)
+    (copy / "1_SpladePooling" / "config.json").unlink()
+    if content is not None:
+        (copy / "1_SpladePooling" / "config.json").write_text(content)
+    with pytest.raises(ModelLoadError, match=message):
+        SparseEncoder(copy)
+
+
+def test_config_json_holding_null_is_refused(splade, tmp_path):
+    import shutil
+
+    from minisbert import SparseEncoder
+    from minisbert.files.loading import ModelLoadError
+
+    model, _ = splade()
+    shutil.copytree(model.folder, tmp_path / "model")
+    (tmp_path / "model" / "config.json").write_text("null")
+    with pytest.raises(ModelLoadError, match="config.json: holds null"):
+        SparseEncoder(tmp_path / "model")
+
+
 def test_an_unknown_task_names_the_routes(splade):
     model, _ = splade(architecture="bert", inference_free=True)
     with pytest.raises(ValueError, match="no route for task 'passage'.*query.*document"):

@@ -195,3 +195,12 @@ def test_the_real_models_pytorch_model_bin_gives_its_safetensors_embeddings(mode
     (model_copy / "model.safetensors").unlink()
     torch.save(load_file(default_model_folder / "model.safetensors"), model_copy / "pytorch_model.bin")
     np.testing.assert_array_equal(SentenceTransformer(model_copy).encode(HARD_TEXTS), model.encode(HARD_TEXTS))
+
+
+def test_a_shard_index_nested_too_deeply_is_refused(tmp_path):
+    from minisbert.files.weights import read_sharded
+
+    index = tmp_path / "model.safetensors.index.json"
+    index.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ModelLoadError, match="model.safetensors.index.json: JSON nested too deeply"):
+        read_sharded(index)

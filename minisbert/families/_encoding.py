@@ -8,7 +8,7 @@ import logging
 
 import numpy as np
 
-from minisbert.files.loading import TEXT, TEXT_BY_NAME, read_config
+from minisbert.files.loading import POSITIVE_SIZE, TEXT, TEXT_BY_NAME, TEXTS, read_config
 from minisbert.modules import Transformer
 
 logger = logging.getLogger(__name__)
@@ -20,7 +20,9 @@ DEFAULT_PROMPTS = {"query": "", "document": ""}
 # these names among the model's prompts.
 TASK_PROMPT_NAMES = {"query": ("query",), "document": ("document", "passage", "corpus")}
 # The keys of config_sentence_transformers.json every family reads (a family may read more of its keys).
-SETTINGS_CHECKS = {"prompts": TEXT_BY_NAME, "default_prompt_name": TEXT, "similarity_fn_name": TEXT}
+SETTINGS_CHECKS = {"prompts": TEXT_BY_NAME, "default_prompt_name": TEXT, "similarity_fn_name": TEXT, "model_type": TEXT,
+                   # PyLate's ColBERT settings (minisbert.MultiVectorEncoder)
+                   "skiplist_words": TEXTS, "query_length": POSITIVE_SIZE, "document_length": POSITIVE_SIZE}
 
 
 class Encoder:

@@ -15,7 +15,7 @@ from minisbert.architectures.layers import softmax
 from minisbert.families._encoding import (
     Encoder, check_batch_size, in_batches, is_positive_integer, read_settings, saved_prompts,
 )
-from minisbert.files.loading import ModelLoadError, check_family, read_json, resolve_model_folder
+from minisbert.files.loading import ModelLoadError, check_family, read_config, resolve_model_folder
 from minisbert.files.weights import load_weights
 from minisbert.modules import Transformer, read_module_list
 from minisbert.modules.dense import DENSE_ACTIVATIONS
@@ -258,7 +258,7 @@ def check_cross_encoder_folder(folder):
                 f"{folder / 'modules.json'} chains {types}: minisbert's CrossEncoder reads one "
                 "Transformer module (a *ForSequenceClassification model) at the folder's root"
             )
-    config = read_json(folder / "config.json")
+    config = read_config(folder / "config.json", {})
     architectures = config.get("architectures") or []
     if architectures and not any(name.endswith("ForSequenceClassification") for name in architectures):
         raise ModelLoadError(

@@ -22,7 +22,7 @@ from minisbert.architectures.checkpoint import Checkpoint
 from minisbert.families._encoding import (
     Encoder, check_batch_size, in_batches, read_settings, saved_prompts, texts_from,
 )
-from minisbert.files.loading import ModelLoadError, check_family, read_json, resolve_model_folder
+from minisbert.files.loading import ModelLoadError, check_family, read_config, resolve_model_folder
 from minisbert.files.weights import load_weights
 from minisbert.modules import (
     Dense, LateInteractionTransformer, MultiVectorMask, Normalize, TokenProjection, Transformer, read_module_list,
@@ -81,11 +81,12 @@ def load_multi_vector_modules(folder, settings):
         if class_name == "Transformer" and not modules:
             modules.append(LateInteractionTransformer(path, legacy_transformer_settings(settings), prefixes))
         elif class_name == "MultiVectorMask" and modules:
-            config = read_json(path / "config.json", required=False) or {}
-            modules.append(MultiVectorMask(config, modules[0].tokenizer))
+            config_path = path / "config.json"
+            config = read_config(config_path, MultiVectorMask.CONFIG_CHECKS, required=False) or {}
+            modules.append(MultiVectorMask(config, modules[0].tokenizer, config_path))
         elif class_name == "Dense" and modules:
             dense = Dense.from_folder(path)
-            if "module_input_name" not in read_json(path / "config.json"):  # PyLate's Dense: on token embeddings
+            if "module_input_name" not in read_config(path / "config.json", {}):  # PyLate's Dense: on token embeddings
                 dense.input_name = dense.output_name = "token_embeddings"
             modules.append(dense)
         elif class_name == "Normalize" and modules:
@@ -97,7 +98,8 @@ def load_multi_vector_modules(folder, settings):
     if settings.get("model_type") == "ColBERT":
         skiplist = settings.get("skiplist_words")
         mask_config = {"skiplist_words": list(string.punctuation) if skiplist is None else skiplist}
-        modules += [MultiVectorMask(mask_config, modules[0].tokenizer), Normalize("token_embeddings")]
+        settings_path = folder / "config_sentence_transformers.json"
+        modules += [MultiVectorMask(mask_config, modules[0].tokenizer, settings_path), Normalize("token_embeddings")]
     for module in modules:
         if isinstance(module, (Dense, Normalize)) and module.input_name != "token_embeddings":
             raise ModelLoadError(f"{folder}: a MultiVectorEncoder's {type(module).__name__} must act on "
@@ -106,7 +108,7 @@ def load_multi_vector_modules(folder, settings):
 
 
 def is_stanford_colbert(folder):
-    config = read_json(folder / "config.json", required=False) or {}
+    config = read_config(folder / "config.json", {}, required=False) or {}
     return not (folder / "modules.json").is_file() and "HF_ColBERT" in (config.get("architectures") or [])
 
 
@@ -114,7 +116,7 @@ def stanford_colbert_modules(folder):
     """Stanford-NLP ColBERT (config.json's architectures ["HF_ColBERT"], e.g. colbert-ir/colbertv2.0): no
     modules.json; settings in artifact.metadata; [Q] / [D] markers ([unused0] / [unused1]) as prompts, one token
     each; queries always [MASK]-expanded. Returns the modules and the prompts, as sentence-transformers builds them."""
-    metadata = read_json(folder / "artifact.metadata", required=False) or {}
+    metadata = read_config(folder / "artifact.metadata", {}, required=False) or {}
     prefixes = {"query": (metadata.get("query_token_id") or "[unused0]") + " ",
                 "document": (metadata.get("doc_token_id") or "[unused1]") + " "}
     defaults = {"query_expansion": {"strategy": "fixed", "attend": bool(metadata.get("attend_to_mask_tokens")),

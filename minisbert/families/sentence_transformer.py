@@ -9,7 +9,7 @@ from minisbert.architectures.fast_encoder import quantize_linear_layers
 from minisbert.families._encoding import (
     Encoder, check_batch_size, in_batches, is_integer, read_settings, run_modules, saved_prompts, texts_from,
 )
-from minisbert.files.loading import resolve_model_folder
+from minisbert.files.loading import check_family, resolve_model_folder
 from minisbert.inspection.trace import trace
 from minisbert.kernels.similarity import normalize_rows
 from minisbert.modules import Transformer, load_modules
@@ -41,6 +41,7 @@ class SentenceTransformer(Encoder):
         if quantize not in QUANTIZE_OPTIONS:
             raise ValueError(f"quantize={quantize!r} is not one of {QUANTIZE_OPTIONS}")
         self.folder = resolve_model_folder(model_name_or_path, cache_folder)
+        check_family(self.folder, "SentenceTransformer")
         self.modules = load_modules(self.folder)
         settings = read_settings(self.folder)
         if quantize == "int8":

@@ -22,7 +22,7 @@ import numpy as np
 from minisbert.families._encoding import (
     Encoder, check_batch_size, in_batches, is_positive_integer, read_settings, run_modules, saved_prompts, texts_from,
 )
-from minisbert.files.loading import ModelLoadError, check_family, read_json, resolve_model_folder
+from minisbert.files.loading import ModelLoadError, check_family, read_config, resolve_model_folder
 from minisbert.modules import (
     MaskedLanguageModel, Router, SparseStaticEmbedding, SpladePooling, module_loader, read_module_list,
 )
@@ -71,7 +71,7 @@ def load_sparse_modules(folder):
     """The chain of a SparseEncoder folder; a bare transformers *ForMaskedLM folder gets max SpladePooling."""
     entries = read_module_list(folder)
     if entries is None:
-        architectures = (read_json(folder / "config.json").get("architectures") or [""])
+        architectures = (read_config(folder / "config.json", {}).get("architectures") or [""])
         if not architectures[0].endswith("ForMaskedLM"):
             raise ModelLoadError(f"{folder} has no modules.json and is not a *ForMaskedLM model ({architectures})")
         return [MaskedLanguageModel(folder), SpladePooling("max")]

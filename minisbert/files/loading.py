@@ -79,7 +79,8 @@ def hub_snapshot_folder(repo_id, cache_folder=None):
 
 
 def read_json(path, required=True):
-    """A JSON file as a dict; None if it is absent and not required; a ModelLoadError if corrupt."""
+    """A JSON file's value (a dict or a list); None if it is absent and not required; a ModelLoadError if corrupt:
+    not JSON, nested too deeply for Python's parser, or JSON null."""
     path = Path(path)
     if not path.is_file():
         if required:
@@ -87,9 +88,14 @@ def read_json(path, required=True):
         return None
     try:
         with open(path, encoding="utf-8") as file:
-            return json.load(file)
+            value = json.load(file)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ModelLoadError(f"corrupt model file {path}: not valid JSON ({error})") from None
+    except RecursionError:
+        raise ModelLoadError(f"corrupt model file {path}: JSON nested too deeply") from None
+    if value is None:
+        raise ModelLoadError(f"corrupt model file {path}: holds null, not a JSON object or list")
+    return value
 
 
 
@@ -111,6 +117,7 @@ TEXT_OR_TEXTS = (
     "a string or a list of strings",
     lambda value: isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)),
 )
+TEXTS = ("a list of strings", lambda value: isinstance(value, list) and all(isinstance(v, str) for v in value))
 TOKEN = ("a token string or an object with a content string",
          lambda value: isinstance(value, str) or (isinstance(value, dict) and isinstance(value.get("content"), str)))
 TEXT_BY_NAME = ("an object of strings (or null)",

@@ -90,6 +90,10 @@ def load_modules(folder):
             raise ModelLoadError(f"{folder} is not a model folder: it has neither modules.json nor config.json")
         transformer = Transformer(folder)
         return [transformer, Pooling(transformer.config["hidden_size"])]
+    types = [type_name.rsplit(".", 1)[-1] for type_name, _ in entries]
+    if types[:1] != ["Transformer"] or types.count("Transformer") != 1:
+        raise ConfigError(f"corrupt model file {folder / 'modules.json'}: a SentenceTransformer's modules must start "
+                          f"with its one Transformer (then Pooling, Dense, Normalize), not {types}")
     return [
         module_loader(type_name, MODULE_TYPES, folder / "modules.json")(path) for type_name, path in entries
     ]

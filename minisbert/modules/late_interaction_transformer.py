@@ -9,7 +9,7 @@ import numpy as np
 from tokenizers import AddedToken
 from tokenizers import Tokenizer as BackendTokenizer
 
-from minisbert.files.loading import ModelLoadError, read_json
+from minisbert.files.loading import POSITIVE_SIZE, ModelLoadError, read_config
 from minisbert.modules.transformer import Transformer
 from minisbert.tokenization import Tokenizer, special_token_text
 
@@ -58,7 +58,9 @@ class LateInteractionTransformer(Transformer):
         query / document prefixes, which may need to become special tokens (legacy_prefix_tokens)."""
         super().__init__(folder)
         folder = Path(folder)
-        config = {**(defaults or {}), **(read_json(folder / "sentence_bert_config.json", required=False) or {})}
+        lengths = {"query_length": POSITIVE_SIZE, "document_length": POSITIVE_SIZE}
+        saved = read_config(folder / "sentence_bert_config.json", lengths, required=False) or {}
+        config = {**(defaults or {}), **saved}
         prefix_tokens = legacy_prefix_tokens(self.tokenizer, prefixes or {})
         if prefix_tokens:
             self.tokenizer.backend.add_special_tokens(
@@ -88,8 +90,8 @@ class LateInteractionTransformer(Transformer):
         """The id queries are expanded with: the configured token, else the tokenizer's mask token, else its eos."""
         if token is None:
             tokenizer_config = {  # older saves name the special tokens in special_tokens_map.json only
-                **(read_json(Path(folder) / "special_tokens_map.json", required=False) or {}),
-                **(read_json(Path(folder) / "tokenizer_config.json", required=False) or {}),
+                **(read_config(Path(folder) / "special_tokens_map.json", {}, required=False) or {}),
+                **(read_config(Path(folder) / "tokenizer_config.json", {}, required=False) or {}),
             }
             candidates = [special_token_text(tokenizer_config.get(key)) for key in ("mask_token", "eos_token")]
             token = next((t for t in candidates if t and self.tokenizer.backend.token_to_id(t) is not None), None)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from minisbert.architectures.checkpoint import Checkpoint
 from minisbert.architectures.layers import activation, layer_norm, linear
-from minisbert.files.loading import ModelLoadError, read_json
+from minisbert.files.loading import TEXT, ModelLoadError, read_config
 from minisbert.files.weights import load_weights
 from minisbert.modules.transformer import Transformer
 
@@ -105,7 +105,8 @@ class MaskedLanguageModel(Transformer):
 
 def fill_mask_transformer(folder):
     """A Transformer entry of a SparseEncoder: the fill-mask one (sentence_bert_config.json says so)."""
-    task = (read_json(Path(folder) / "sentence_bert_config.json", required=False) or {}).get("transformer_task")
+    config = read_config(Path(folder) / "sentence_bert_config.json", {"transformer_task": TEXT}, required=False)
+    task = (config or {}).get("transformer_task")
     if task not in (None, "fill-mask"):
         raise ModelLoadError(f"{folder}: a SparseEncoder needs a fill-mask Transformer, this one is {task!r}")
     return MaskedLanguageModel(folder)

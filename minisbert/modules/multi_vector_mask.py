@@ -4,6 +4,8 @@ import logging
 
 import numpy as np
 
+from minisbert.files.loading import TEXT_OR_TEXTS, TEXTS, ConfigError
+
 __all__ = ["MultiVectorMask"]
 
 logger = logging.getLogger(__name__)
@@ -14,7 +16,20 @@ class MultiVectorMask:
     positions; the skiplist's tokens (punctuation, for ColBERT) dropped for the skiplist's tasks (documents by
     default); for documents, only keep_only_token_ids if given."""
 
-    def __init__(self, config, tokenizer):
+    CONFIG_CHECKS = {
+        "skiplist_words": TEXTS,
+        "skiplist_tasks": TEXT_OR_TEXTS,
+        "keep_only_token_ids": ("a list of token ids", lambda value: isinstance(value, list)
+                                and all(type(v) is int for v in value)),
+    }
+
+    def __init__(self, config, tokenizer, source="the MultiVectorMask config"):
+        """``source``: the file ``config`` was read from (read_config checked its types), named by errors."""
+        vocabulary = tokenizer.backend.get_vocab_size(with_added_tokens=True)
+        outside = [v for v in config.get("keep_only_token_ids") or [] if not 0 <= v < vocabulary]
+        if outside:
+            raise ConfigError(f"corrupt model file {source}: 'keep_only_token_ids' must be token ids from 0 to "
+                              f"{vocabulary - 1}, not {outside[0]!r}")
         tasks = config.get("skiplist_tasks") or ["document"]
         self.skiplist_tasks = [tasks] if isinstance(tasks, str) else list(tasks)
         self.keep_only_token_ids = config.get("keep_only_token_ids")

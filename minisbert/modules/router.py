@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from minisbert.files.loading import ModelLoadError, read_json
+from minisbert.files.loading import ModelLoadError, read_config
 
 __all__ = ["Router"]
 
@@ -13,7 +13,7 @@ class Router:
 
     def __init__(self, folder, load_module):
         folder = Path(folder)
-        config = read_json(folder / "router_config.json")
+        config = read_config(folder / "router_config.json", {})
         parameters = config.get("parameters") or {}
         if parameters.get("route_mappings"):
             raise ModelLoadError(f"{folder / 'router_config.json'}: route_mappings are not supported by minisbert")

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from minisbert.architectures.checkpoint import Checkpoint
-from minisbert.files.loading import read_json
+from minisbert.files.loading import read_config
 from minisbert.files.weights import load_weights
 from minisbert.tokenization import Tokenizer
 
@@ -23,7 +23,7 @@ class SparseStaticEmbedding:
 
     def __init__(self, folder):
         folder = Path(folder)
-        tokenizer_config = read_json(folder / "tokenizer_config.json", required=False) or {}
+        tokenizer_config = read_config(folder / "tokenizer_config.json", {}, required=False) or {}
         max_length = tokenizer_config.get("model_max_length")
         if not isinstance(max_length, int) or not 0 < max_length < NO_LENGTH_LIMIT:
             max_length = NO_LENGTH_LIMIT

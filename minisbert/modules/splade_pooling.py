@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minisbert.files.loading import ModelLoadError, read_json
+from minisbert.files.loading import POSITIVE_SIZE, TEXT, ModelLoadError, read_config
 
 __all__ = ["SpladePooling", "splade_activation"]
 
@@ -45,7 +45,8 @@ class SpladePooling:
 
     @classmethod
     def from_folder(cls, folder):
-        config = read_json(Path(folder) / "config.json", required=False) or {}
+        checks = {"pooling_strategy": TEXT, "activation_function": TEXT, "embedding_dimension": POSITIVE_SIZE}
+        config = read_config(Path(folder) / "config.json", checks)  # sentence-transformers always saves it
         return cls(config.get("pooling_strategy", "max"), config.get("activation_function", "relu"))
 
     def __call__(self, features):
