@@ -130,8 +130,11 @@ def wordpiece_from_vocab(vocab_path, tokenizer_config):
             f"{vocab_path.parent} has no tokenizer.json, and minisbert builds one from vocab.txt only for BERT "
             f"WordPiece tokenizers, not {tokenizer_class}"
         )
-    with open(vocab_path, encoding="utf-8") as file:
-        vocab = {line.rstrip("\n"): index for index, line in enumerate(file)}
+    try:
+        with open(vocab_path, encoding="utf-8") as file:
+            vocab = {line.rstrip("\n"): index for index, line in enumerate(file)}
+    except UnicodeDecodeError as error:
+        raise ModelLoadError(f"{vocab_path} is not UTF-8 text (byte {error.start}): not a vocabulary") from None
     special = {
         key: special_token_text(tokenizer_config.get(key)) or default for key, default in BERT_SPECIAL_TOKENS.items()
     }

@@ -62,3 +62,12 @@ def test_the_real_models_tokenizer_from_vocab_txt_matches_its_tokenizer_json(mod
     for text in HARD_TEXTS:
         assert rebuilt.tokenizer.tokens(text) == model.tokenizer.tokens(text), text
     np.testing.assert_array_equal(rebuilt.encode(HARD_TEXTS), model.encode(HARD_TEXTS))
+
+
+def test_a_vocab_txt_that_is_not_utf8_is_a_load_error_naming_it(tmp_path):
+    from minisbert.files.loading import ModelLoadError
+
+    folder = vocab_only_folder(tmp_path / "tokenizer", {})
+    (folder / "vocab.txt").write_bytes(b"[PAD]\n[UNK]\ncaf\xe9\n")
+    with pytest.raises(ModelLoadError, match=r"vocab.txt is not UTF-8 text \(byte 15\)"):
+        Tokenizer.from_folder(folder, max_seq_length=64)
