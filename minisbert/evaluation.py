@@ -156,6 +156,9 @@ class EmbeddingSimilarityEvaluator:
         self.primary_metric = None
 
     def __call__(self, model, output_path=None, epoch=-1, steps=-1):
+        if not callable(getattr(model, "encode", None)) or isinstance(model, (str, bytes)):
+            raise TypeError(f"EmbeddingSimilarityEvaluator evaluates a model with encode() (a SentenceTransformer), "
+                            f"got {type(model).__name__}")
         embeddings1, embeddings2 = self.embed_pairs(model)
         if not self.similarity_fn_names:
             self.similarity_fn_names = [model.similarity_fn_name]

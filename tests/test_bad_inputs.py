@@ -21,7 +21,7 @@ from minisbert.architectures import UnsupportedArchitectureError
 from minisbert.architectures.checkpoint import CheckpointError
 from minisbert.architectures.modern_layers import UnsupportedConfigError
 from minisbert.util.quantization import quantize_embeddings, semantic_search_binary
-from minisbert.util import community_detection, cos_sim, semantic_search
+from minisbert.util import community_detection, cos_sim, maxsim, semantic_search
 from refusals import Refusal, check, render
 
 
@@ -101,6 +101,8 @@ REFUSALS = [
     Refusal(E, "a pair (tuple) among the texts", TypeError, "item 1 is a nested list", encode(sentences=["a", ("b", "c")])),
     Refusal(E, "a lone surrogate in a text", ValueError, "text 1 is not valid Unicode (surrogates not allowed at character 1)",
             encode(sentences=["fine", "a\ud800b"])),
+    Refusal(E, "a 0-d NumPy array instead of texts", TypeError, "takes a string or a list of strings, got a 0-d array",
+            encode(sentences=np.array("hi"))),
     Refusal(E, "batch_size 0", ValueError, "batch_size must be a positive integer, got 0", encode(batch_size=0)),
     Refusal(E, "negative batch_size", ValueError, "batch_size must be a positive integer, got -3", encode(batch_size=-3)),
     Refusal(E, "fractional batch_size", TypeError, "batch_size must be a positive integer, got 2.5", encode(batch_size=2.5)),
@@ -266,6 +268,11 @@ REFUSALS = [
             lambda c: partial(read_pairs, c.file("pairs.csv", "sentence1,sentence2,score\na,b,nan\n"))),
     Refusal(Q, "evaluator gold score inf", ValueError, "scores must be finite numbers; pair 1 has inf",
             lambda c: partial(EmbeddingSimilarityEvaluator, ["a", "b"], ["c", "d"], [1.0, float("inf")])),
+    Refusal(Q, "the evaluator called on a model name", TypeError,
+            "EmbeddingSimilarityEvaluator evaluates a model with encode() (a SentenceTransformer), got str",
+            lambda c: partial(EmbeddingSimilarityEvaluator(["a", "b"], ["c", "d"], [1.0, 2.0]), "all-MiniLM-L6-v2")),
+    Refusal(Q, "maxsim of numbers", TypeError, "a must be token embeddings (an array or a list of (tokens, dim) arrays), got int",
+            lambda c: partial(maxsim, 3, 4)),
     Refusal(Q, "score_function given as a name", TypeError, "score_function must be a function such as util.cos_sim",
             lambda c: partial(semantic_search, VECTORS, VECTORS, score_function="cos")),
     Refusal(Q, "int8 quantization of NaN embeddings", ValueError, "int8 quantization needs finite embeddings; row 1",

@@ -243,6 +243,9 @@ def test_user_errors_are_one_clear_line(capsys, corpus, tmp_path):
     assert "notes.zarr exists and is not a minisbert embeddings store" in error(
         "encode", "-i", corpus, "-o", tmp_path / "notes.zarr"
     )
+    wrong_store = error("search", "--embeddings", corpus, "--corpus", corpus, "-q", "a query")
+    assert "is not a minisbert embeddings store" in wrong_store and "--output" in wrong_store
+    assert "remove it" not in wrong_store  # the user's corpus: never advise deleting it
     assert "pass --input FILE" in error("encode", "a sentence", "-o", store)
     assert "pass --output NAME.zarr" in error("encode", "-i", corpus, "-o", tmp_path / "e.npy", "--workers", "2")
     assert "--chunk-size must be at least 1" in error("encode", "-i", corpus, "-o", store, "--chunk-size", "0")

@@ -164,8 +164,8 @@ def record_differences(stored, current):
 # -- the store ------------------------------------------------------------------------------------------------
 
 
-def read_store_record(path):
-    """(zarr group, its record) of an existing store, or a ValueError saying it is not one."""
+def read_store_record(path, advice="choose another --output, or remove it"):
+    """(zarr group, its record) of an existing store, or a ValueError saying it is not one, and ``advice``."""
     zarr = import_optional("zarr", "a .zarr output")
     try:
         group = zarr.open_group(str(path), mode="r+")
@@ -173,8 +173,7 @@ def read_store_record(path):
         group["embeddings"], group["done"]
     except (KeyError, OSError, zarr.errors.BaseZarrError) as error:
         raise ValueError(
-            f"{path} exists and is not a minisbert embeddings store ({type(error).__name__}: {error}); "
-            "choose another --output, or remove it"
+            f"{path} exists and is not a minisbert embeddings store ({type(error).__name__}: {error}); {advice}"
         ) from None
     return group, record
 
@@ -378,7 +377,7 @@ def search_store(store_path, corpus_path, queries, model=None, top_k=5, batch_si
     store_path = Path(store_path)
     if not os.path.lexists(store_path):
         raise FileNotFoundError(f"no embeddings store at {store_path}; make it with minisbert encode --output")
-    store, record = read_store_record(store_path)
+    store, record = read_store_record(store_path, "give --embeddings the .zarr store `minisbert encode --output` wrote")
     done = store["done"][:]
     if not done.all():
         raise ValueError(

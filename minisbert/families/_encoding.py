@@ -83,8 +83,10 @@ def texts_from(sentences):
     """The list of texts to encode, or a TypeError naming what is wrong with the input."""
     if isinstance(sentences, str):
         return [sentences]
-    if sentences is None or isinstance(sentences, (bytes, dict)) or not hasattr(sentences, "__iter__"):
-        raise TypeError(f"encode() takes a string or a list of strings, got {type(sentences).__name__}")
+    if (sentences is None or isinstance(sentences, (bytes, dict)) or not hasattr(sentences, "__iter__")
+            or getattr(sentences, "ndim", None) == 0):  # a 0-d NumPy array has __iter__ but cannot be iterated
+        kind = "a 0-d array" if getattr(sentences, "ndim", None) == 0 else type(sentences).__name__
+        raise TypeError(f"encode() takes a string or a list of strings, got {kind}")
     texts = list(sentences)
     for index, text in enumerate(texts):
         if not isinstance(text, str):

@@ -21,6 +21,9 @@ def scored_tokens(embeddings, mask, name):
     embeddings: a list of (tokens_i, dim) arrays, a padded (n, tokens, dim) array (without a mask, all-zero rows
     are padding), or one (tokens, dim) array (a batch of one); mask: (n, tokens), a list of (tokens_i,), or
     (tokens,) beside one (tokens, dim) array."""
+    if not isinstance(embeddings, (np.ndarray, list, tuple)):
+        raise TypeError(f"{name} must be token embeddings (an array or a list of (tokens, dim) arrays), "
+                        f"got {type(embeddings).__name__}")
     if isinstance(embeddings, np.ndarray) and embeddings.ndim == 2:
         embeddings = embeddings[None]
         mask = None if mask is None else np.asarray(mask)[None]
