@@ -192,6 +192,8 @@ def test_left_and_right_padding_give_the_same_embeddings(built):
         ({"model_type": "modernbert", "global_rope_theta": "x"}, "config.json has global_rope_theta = 'x'"),
         ({"model_type": "modernbert", "local_attention": 0}, "config.json has local_attention = 0"),
         ({"model_type": "modernbert", "local_attention": -4}, "config.json has local_attention = -4"),
+        ({"model_type": "modernbert", "layer_types": None, "global_attn_every_n_layers": 0},
+         "config.json has global_attn_every_n_layers = 0"),
         ({"model_type": "modernbert", "norm_eps": float("inf")}, "config.json has norm_eps = inf"),
         ({"model_type": "qwen3", "rms_norm_eps": -1}, "config.json has rms_norm_eps = -1"),
         ({"model_type": "qwen3", "rope_theta": 0}, "config.json has rope_theta = 0"),

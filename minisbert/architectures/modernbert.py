@@ -48,7 +48,7 @@ LEGACY_THETA_KEYS = {"full_attention": ("global_rope_theta",), "sliding_attentio
 def layer_types(config):
     # transformers 5 writes layer_types; older configs give global_attn_every_n_layers (layer 0 global)
     if config.get("layer_types") is None:
-        every = config["global_attn_every_n_layers"]
+        every = check_value("modernbert", "global_attn_every_n_layers", config["global_attn_every_n_layers"], POSITIVE_SIZE)
         config = {
             **config,
             "layer_types": [
