@@ -253,6 +253,8 @@ def search_command(arguments):
     from minisbert.util.similarity import SIMILARITY_FUNCTIONS
 
     corpus_path = Path(arguments.corpus)
+    if not corpus_path.is_file():  # a device or pipe (/dev/zero) would be read without end
+        raise SystemExit(f"minisbert: --corpus {corpus_path} is not a regular file")
     corpus_bytes = corpus_path.read_bytes()
     try:
         text = corpus_bytes.decode("utf-8")

@@ -234,8 +234,10 @@ REFUSALS = [
     Refusal(W, "state dict entry that is not a tensor", ModelLoadError,
             "entry 'w' of the state dict is a int, not a tensor", lambda p: raw_pickle(p, pickle.dumps({"w": 3}, protocol=2))),
     Refusal(W, "state dict key that is not a string (a shared nested tuple)", ModelLoadError,
-            "the state dict has a key of type tuple, not a tensor name",
+            "the pickle has a dictionary key of type tuple, not a string",
             lambda p: raw_pickle(p, pickle.dumps({((1, 2),) * 2: 3}, protocol=2))),
+    Refusal(W, "pickle of a dict keyed by a tuple of 10^9 shared references (1.2 KB)", ModelLoadError,
+            "the pickle has a dictionary key of type tuple, not a string", lambda p: raw_pickle(p, shared_tuple_key_pickle())),
     Refusal(W, "pickle setting the state of minisbert's own rebuild function", UnsafeCheckpointError,
             "its pickle sets the state of a function",
             lambda p: raw_pickle(p, b"\x80\x02ctorch._utils\n_rebuild_parameter\nN}X\x0c\x00\x00\x00__defaults__"
@@ -285,6 +287,16 @@ REFUSALS = [
     Refusal(S, "shard index naming an absolute path", ModelLoadError, "not a file name beside it",
             lambda p: sharded(p, str(p / "outside.safetensors"))),
 ]
+
+
+def shared_tuple_key_pickle(depth=9):
+    """A dict whose one key is a tuple of 10 references to a tuple of 10 references ... depth levels down: a few
+    hundred bytes, but hashing the key visits 10^depth elements."""
+    data = bytearray(b"\x80\x02}(K\x01")  # PROTO 2, EMPTY_DICT, MARK, the innermost element 1
+    for level in range(depth):
+        data += b"q" + bytes([level]) + b"0"  # BINPUT level, POP: memo the element, off the stack
+        data += b"(" + (b"h" + bytes([level])) * 10 + b"t"  # MARK, 10 x BINGET, TUPLE
+    return bytes(data + b"K\x03u.")  # the value 3, SETITEMS, STOP
 
 
 def two_pickles(tmp_path):

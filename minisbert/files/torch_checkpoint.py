@@ -137,8 +137,6 @@ def tensors_from_state_dict(state_dict):
     if not isinstance(state_dict, dict):
         raise ModelLoadError(f"the pickle holds a {type(state_dict).__name__}, not a state dict of tensors")
     for name, tensor in state_dict.items():
-        if not isinstance(name, str):  # named by type only: the repr of a shared nested key can be huge
-            raise ModelLoadError(f"the state dict has a key of type {type(name).__name__}, not a tensor name")
         if not isinstance(tensor, StridedTensor):
             raise ModelLoadError(f"entry {name!r:.80} of the state dict is a {type(tensor).__name__}, not a tensor")
         tensor.check(name)
@@ -189,7 +187,27 @@ class RestrictedUnpickler(pickle._Unpickler):
             raise UnsafeCheckpointError(f"its pickle sets the state of a {type(self.stack[-2]).__name__}")
         super().load_build()
 
-    dispatch = {**pickle._Unpickler.dispatch, pickle.BYTEARRAY8[0]: load_bytearray8, pickle.BUILD[0]: load_build}
+    def check_keys(self, items):
+        # before a dict hashes them: hashing a tuple built from shared references visits every element, so a
+        # tiny pickle could spend minutes in it; a state dict's keys are strings
+        for key in items[::2]:
+            if not isinstance(key, str):
+                raise ModelLoadError(f"the pickle has a dictionary key of type {type(key).__name__}, not a string")
+
+    def load_setitem(self):
+        self.check_keys(self.stack[-2:])
+        super().load_setitem()
+
+    def load_setitems(self):  # and DICT: after MARK, self.stack holds the items since the mark
+        self.check_keys(self.stack)
+        super().load_setitems()
+
+    def load_dict(self):
+        self.check_keys(self.stack)
+        super().load_dict()
+
+    dispatch = {**pickle._Unpickler.dispatch, pickle.BYTEARRAY8[0]: load_bytearray8, pickle.BUILD[0]: load_build,
+                pickle.SETITEM[0]: load_setitem, pickle.SETITEMS[0]: load_setitems, pickle.DICT[0]: load_dict}
 
     def find_class(self, module, name):
         if (module, name) in ALLOWED_GLOBALS:
