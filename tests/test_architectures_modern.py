@@ -258,6 +258,18 @@ def test_half_precision_checkpoints_are_computed_in_float32(tmp_path, architectu
     assert max_relative_difference(SentenceTransformer(folder).encode(texts), reference.encode(texts)) <= TOLERANCE
 
 
+def test_t5_heads_need_not_divide_d_model(tmp_path):
+    # T5 sets its head size apart (d_kv), as mT5-small does (d_model 512, 6 heads of 64): 32 / 3 heads of 16
+    from sentence_transformers import SentenceTransformer as ReferenceModel
+
+    from minisbert import SentenceTransformer
+
+    folder, _ = build_sentence_transformer(tmp_path / "model", "t5", config_overrides={"num_heads": 3})
+    reference = ReferenceModel(str(folder), device="cpu")
+    texts = HARD_TEXTS[:20]
+    assert max_relative_difference(SentenceTransformer(folder).encode(texts), reference.encode(texts)) <= TOLERANCE
+
+
 # The keys hub checkpoints saved before transformers 5 carry instead of layer_types and rope_parameters, with
 # values other than the defaults, so that reading them wrongly shows.
 LEGACY_KEYS = {

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from minisbert.files.loading import ConfigError
+
 
 class CheckpointError(ValueError):
     """A model's weights lack a tensor the architecture needs, or hold one of the wrong shape."""
@@ -117,11 +119,20 @@ class EncoderTensorNames:
     embeddings_project: str = None  # the embeddings -> hidden linear layer, present when their widths differ (ELECTRA)
 
 
+def check_heads_divide_hidden(config):
+    """For the architectures whose head size is hidden_size / num_attention_heads (T5, Qwen3 and Gemma 3 set
+    theirs apart): a ConfigError unless the heads split the hidden size evenly."""
+    hidden, heads = config["hidden_size"], config["num_attention_heads"]
+    if hidden % heads:
+        raise ConfigError(f"config.json: hidden_size {hidden} is not divisible by num_attention_heads {heads}")
+
+
 def load_encoder(tensors, config, names):
     """A checkpoint's tensors -> the parameter dict of an architecture built on layers.encoder: "embeddings"
     ({"word", "position", "norm"} and "token_type"), "relative_attention_bias" and "embeddings_project" where
     the architecture has them, and "layers", each {"qkv" (query, key and value fused), "attention_output",
     "attention_norm", "intermediate", "output", "output_norm"}; every tensor found by ``names``."""
+    check_heads_divide_hidden(config)
     checkpoint = Checkpoint(tensors, prefixes=names.prefixes)
     hidden, intermediate = config["hidden_size"], config["intermediate_size"]
     width = config.get("embedding_size", hidden)  # ELECTRA's embeddings may be narrower than its layers

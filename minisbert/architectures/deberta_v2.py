@@ -10,7 +10,7 @@ position_biased_input.
 
 import numpy as np
 
-from minisbert.architectures.checkpoint import Checkpoint
+from minisbert.architectures.checkpoint import Checkpoint, check_heads_divide_hidden
 from minisbert.architectures.layers import (
     activation,
     embedding_lookup,
@@ -150,6 +150,7 @@ def load_parameters(tensors, config):
     nested parameter dict ``forward`` reads."""
     if config["conv_kernel_size"] > 0:
         raise unsupported("deberta-v2", "conv_kernel_size", config["conv_kernel_size"], "no convolution layer (0)")
+    check_heads_divide_hidden(config)
     terms = attention_terms(config)
     activation(config["hidden_act"])
     checkpoint = Checkpoint(tensors, prefixes=("deberta.", "model."))

@@ -9,7 +9,7 @@ import functools
 
 import numpy as np
 
-from minisbert.architectures.checkpoint import Checkpoint
+from minisbert.architectures.checkpoint import Checkpoint, check_heads_divide_hidden
 from minisbert.architectures.layers import activation, embedding_lookup
 from minisbert.architectures.modern_layers import (
     compiled_activation,
@@ -118,6 +118,7 @@ def load_parameters(tensors, config):
             raise unsupported("modernbert", key, config[key], "the bias-free layers of the released models")
     check_value("modernbert", "norm_eps", config["norm_eps"], POSITIVE_NUMBER)
     check_value("modernbert", "local_attention", config["local_attention"], POSITIVE_SIZE)
+    check_heads_divide_hidden(config)
     compiled_activation(config["hidden_activation"])
     types = layer_types(config)
     hidden, intermediate = config["hidden_size"], config["intermediate_size"]

@@ -42,10 +42,6 @@ class Transformer:
         ) or {}
         config = read_config(folder / "config.json", TRANSFORMER_CONFIG_CHECKS)
         self.architecture, self.config = architecture_for(config)
-        hidden, heads = self.config.get("hidden_size"), self.config.get("num_attention_heads")
-        if "head_dim" not in self.config and hidden and heads and hidden % heads:  # heads split hidden evenly
-            raise ConfigError(f"{folder / 'config.json'}: hidden_size {hidden} is not divisible by "
-                              f"num_attention_heads {heads}")
         self.max_seq_length = sentence_bert_config.get("max_seq_length") or default_max_seq_length(
             folder, self.config
         )
