@@ -7,6 +7,7 @@ its version.
 import hashlib
 import io
 import json
+import math
 import os
 import sys
 
@@ -29,6 +30,7 @@ def corpus_cache_key(model, corpus_bytes):
 
 
 KEY_FILE_LIMIT = 4096  # bytes: the key file is one short JSON object; a larger one is not ours
+NPY_HEADER_LIMIT = 4096  # bytes: np.save's header before the float32 values (128 for a 2-D array)
 
 
 def read_cache(embeddings_path, key_path, key, expected_shape):
@@ -39,10 +41,15 @@ def read_cache(embeddings_path, key_path, key, expected_shape):
         if path.is_symlink() or (path.exists() and not path.is_file()):
             raise ValueError(f"{path} is not a regular file")
     with open(key_path, "rb") as file:
-        recorded = json.loads(file.read(KEY_FILE_LIMIT + 1)[: KEY_FILE_LIMIT + 1].decode("utf-8"))
+        key_bytes = file.read(KEY_FILE_LIMIT + 1)
+    if len(key_bytes) > KEY_FILE_LIMIT:
+        raise ValueError(f"its key file is larger than {KEY_FILE_LIMIT} bytes")
+    recorded = json.loads(key_bytes.decode("utf-8"))
     if not isinstance(recorded, dict) or recorded.get("key") != key:
         raise ValueError("it was made from another corpus, model or minisbert version")
-    data = embeddings_path.read_bytes() if embeddings_path.stat().st_size <= 8 * (np.prod(expected_shape) + 64) else b""
+    if embeddings_path.stat().st_size > 4 * math.prod(expected_shape) + NPY_HEADER_LIMIT:
+        raise ValueError(f"it holds more bytes than {expected_shape} float32 embeddings")
+    data = embeddings_path.read_bytes()
     if hashlib.sha256(data).hexdigest() != recorded.get("embeddings_sha256"):
         raise ValueError("its embeddings are not the ones the key file records")
     embeddings = np.load(io.BytesIO(data), allow_pickle=False)
