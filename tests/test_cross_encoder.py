@@ -6,12 +6,15 @@ or both texts) at several batch sizes, the activation each picks, rank's order, 
 Bounds: 1e-5 relative on logits and scores (float32 all along; measured differences are below 1e-6).
 """
 
+import json
 import re
+import shutil
 
 import numpy as np
 import pytest
 import torch
 from inputs import HARD_TEXTS
+from sentence_transformers import CrossEncoder as ReferenceCrossEncoder
 from tiny_models import CROSS_ENCODER_ARCHITECTURES, max_relative_difference
 
 from minisbert import CrossEncoder
@@ -74,6 +77,21 @@ def test_default_scores_match_reference_at_every_batch_size(tiny_cross_encoder, 
     expected = reference.predict(PAIRS)
     for batch_size in (1, 5, 32, 100):
         assert max_relative_difference(model.predict(PAIRS, batch_size=batch_size), expected) <= 1e-5, batch_size
+
+
+def test_left_padded_tokenizer_gives_the_reference_logits(tiny_cross_encoder, architecture, tmp_path):
+    # transformers' heads read the first column, padding when the tokenizer pads on the left: minisbert
+    # then computes that padding token's vector too, as transformers does
+    folder, _, _ = tiny_cross_encoder(architecture)
+    left_padded = tmp_path / architecture
+    shutil.copytree(folder, left_padded)
+    tokenizer_config = left_padded / "tokenizer_config.json"
+    tokenizer_config.write_text(json.dumps({**json.loads(tokenizer_config.read_text()), "padding_side": "left"}))
+    reference = ReferenceCrossEncoder(str(left_padded), device="cpu")
+    assert reference.tokenizer.padding_side == "left"
+    expected = reference.predict(PAIRS, activation_fn=torch.nn.Identity())
+    actual = CrossEncoder(left_padded).predict(PAIRS, activation_fn=identity)
+    assert max_relative_difference(actual, expected) <= 1e-5
 
 
 def test_default_activation_is_sigmoid_for_one_label_identity_for_several(tiny_cross_encoder):

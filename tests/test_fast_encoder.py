@@ -94,6 +94,33 @@ def test_fast_encoder_matches_reference_with_position_bias(bias_batch):
     np.testing.assert_allclose(actual[real], expected[real], rtol=0, atol=2e-6)
 
 
+@pytest.mark.parametrize("lengths", [[5, 1, 9, 3], [150, 1, 90, 3, 70, 2]])  # one group; a group per core
+@pytest.mark.parametrize("with_position_bias", [False, True])
+def test_first_token_only_gives_the_reference_first_tokens(lengths, with_position_bias, two_blas_threads):
+    # the last layer computed for each sequence's first token alone (a classification head's input)
+    rng = np.random.default_rng(9)
+    layers, config = random_layers(rng), tiny_config()
+    x, attention_mask = padded_batch(rng, lengths)
+    seq = attention_mask.shape[1]
+    position_bias = rng.standard_normal((1, HEADS, seq, seq)).astype(np.float32) if with_position_bias else None
+    expected = encoder(x, layers, attention_mask, config, position_bias)[:, :1]
+    actual = fast_encoder(x, layers, attention_mask, config, position_bias, first_token_only=True)
+    assert actual.shape == (len(lengths), 1, HIDDEN)
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=2e-6)
+
+
+def test_first_token_only_of_a_left_padded_batch_runs_the_reference(monkeypatch):
+    # the first column of a left-padded row is padding, which the fast path skips: transformers' heads read it
+    rng = np.random.default_rng(10)
+    layers, config = random_layers(rng), tiny_config()
+    x, attention_mask = padded_batch(rng, [5, 2])
+    attention_mask = attention_mask[:, ::-1].copy()  # left padding
+    monkeypatch.setattr("minisbert.architectures.reference_or_fast.fast_encoder", None)  # any call fails
+    actual = run_encoder(x, layers, attention_mask, config, first_token_only=True)
+    np.testing.assert_array_equal(actual, encoder(x, layers, attention_mask, config)[:, :1])
+    assert actual[1].any()  # the padding token's vector, as the reference computes it
+
+
 def test_fast_encoder_ignores_what_padding_holds():
     rng = np.random.default_rng(3)
     layers, config = random_layers(rng), tiny_config()

@@ -2,7 +2,8 @@
 (ARCHITECTURES, the one list of the architectures minisbert runs).
 
 Each architecture module has ``CONFIG_DEFAULTS``, ``load_parameters(tensors, config)`` and
-``forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None)``; one whose
+``forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None, first_token_only=False)``
+(reference_or_fast.py says what record and first_token_only ask for); one whose
 config.json names things its own way maps them with ``CONFIG_ALIASES`` (shared name -> its name). Those built
 on layers.encoder (BERT and its descendants) also have ``TENSOR_NAMES``, where their checkpoint keeps each
 parameter (checkpoint.load_encoder reads it, training writes it back), and ``embedding_ids``, the position ids

@@ -116,8 +116,10 @@ def encoder_layer(x, layer, mask, relative, relative_embeddings, config, terms):
     return layer_norm(linear(intermediate, layer["output"]) + x, layer["output_norm"], eps), probabilities
 
 
-def forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None):
-    # input_ids, attention_mask, token_type_ids (batch, seq) -> token embeddings (batch, seq, hidden)
+def forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None,
+            first_token_only=False):
+    # input_ids, attention_mask, token_type_ids (batch, seq) -> token embeddings (batch, seq, hidden), or
+    # (batch, 1, hidden) for the first token only (one path only: every layer computes every token)
     eps = config["layer_norm_eps"]
     embeddings = params["embeddings"]
     x = embedding_lookup(embeddings["word"], input_ids, "word embedding")  # (batch, seq, embedding size)
@@ -142,7 +144,7 @@ def forward(params, config, input_ids, attention_mask, token_type_ids=None, reco
         x, probabilities = encoder_layer(x, layer, mask, relative, relative_embeddings, config, terms)
         record_layer(record, "hidden_states", x)
         record_layer(record, "attentions", probabilities)
-    return x
+    return x[:, :1] if first_token_only else x
 
 
 def load_parameters(tensors, config):

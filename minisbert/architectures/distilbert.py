@@ -49,11 +49,12 @@ def embedding_ids(config, input_ids, token_type_ids):
     return np.arange(input_ids.shape[1])[None, :], None
 
 
-def forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None):
+def forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None,
+            first_token_only=False):
     # input_ids, attention_mask (batch, seq) -> token embeddings (batch, seq, hidden); no token types
     position_ids, _ = embedding_ids(config, input_ids, token_type_ids)
     x = embeddings(params["embeddings"], input_ids, position_ids, config["layer_norm_eps"])  # (batch, seq, hidden)
-    return run_encoder(x, params["layers"], attention_mask, config, record=record)
+    return run_encoder(x, params["layers"], attention_mask, config, record=record, first_token_only=first_token_only)
 
 
 def load_parameters(tensors, config):

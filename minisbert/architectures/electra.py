@@ -18,13 +18,14 @@ TENSOR_NAMES = dataclasses.replace(
 embedding_ids = bert.embedding_ids  # position ids from 0, token types as given or 0, as BERT's
 
 
-def forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None):
+def forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None,
+            first_token_only=False):
     # input_ids, attention_mask, token_type_ids (batch, seq) -> token embeddings (batch, seq, hidden)
     position_ids, token_type_ids = embedding_ids(config, input_ids, token_type_ids)
     x = embeddings(params["embeddings"], input_ids, position_ids, config["layer_norm_eps"], token_type_ids)
     if "embeddings_project" in params:
         x = linear(x, params["embeddings_project"])  # (batch, seq, embedding_size) -> (batch, seq, hidden)
-    return run_encoder(x, params["layers"], attention_mask, config, record=record)
+    return run_encoder(x, params["layers"], attention_mask, config, record=record, first_token_only=first_token_only)
 
 
 def load_parameters(tensors, config):

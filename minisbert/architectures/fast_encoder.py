@@ -46,14 +46,18 @@ def run_in_groups(attention_mask, run_group, run_whole):
         return np.concatenate(run_parallel(run_group, groups))
 
 
-def fast_encoder(x, layers, attention_mask, config, position_bias=None):
-    # x (batch, seq, hidden), attention_mask (batch, seq) -> (batch, seq, hidden), zeros at padding
+def fast_encoder(x, layers, attention_mask, config, position_bias=None, first_token_only=False):
+    # x (batch, seq, hidden), attention_mask (batch, seq) -> (batch, seq, hidden), zeros at padding; or
+    # (batch, 1, hidden), each sequence's first real token only
     def run_group(group):
         bias = position_bias if position_bias is None or len(position_bias) == 1 else position_bias[group]
-        return packed_encoder(x[group], layers, attention_mask[group], config, bias, 1)  # 1 GEMM thread
+        # one thread for the numba GEMMs too
+        return packed_encoder(x[group], layers, attention_mask[group], config, bias, 1, first_token_only)
 
     return run_in_groups(
-        attention_mask, run_group, lambda: packed_encoder(x, layers, attention_mask, config, position_bias)
+        attention_mask,
+        run_group,
+        lambda: packed_encoder(x, layers, attention_mask, config, position_bias, None, first_token_only),
     )
 
 
@@ -68,38 +72,94 @@ def pack(x, attention_mask):
     return np.ascontiguousarray(x[token_index].T, dtype=np.float32), offsets, token_index
 
 
-def packed_encoder(x, layers, attention_mask, config, position_bias=None, matmul_threads=None):
-    # x (batch, seq, hidden), attention_mask (batch, seq) -> (batch, seq, hidden), zeros at padding.
+def packed_encoder(
+    x, layers, attention_mask, config, position_bias=None, matmul_threads=None, first_token_only=False
+):
+    # x (batch, seq, hidden), attention_mask (batch, seq) -> (batch, seq, hidden), zeros at padding; or
+    # (batch, 1, hidden), each sequence's first real token only, whose last layer then computes that token alone.
     # Inside, tokens are columns: a linear layer is weight (out, in) @ x (in, tokens), the orientation in which
     # OpenBLAS runs these shapes fastest (bench/RESULTS.md, "Throughput: bench/compare.py", "Tokens as columns").
     # matmul_threads: threads of the numba GEMMs (default: every core; 1 inside a group of fast_encoder's).
     hidden_states, offsets, token_index = pack(x, attention_mask)  # (hidden, tokens)
     hidden, tokens = hidden_states.shape
-    matmul = linear_kernel(layers, tokens, matmul_threads or available_cores())
-    buffers = {
-        "qkv": np.empty((3 * hidden, tokens), dtype=np.float32),
-        "projection": np.empty((hidden, tokens), dtype=np.float32),
-        "intermediate": np.empty((config["intermediate_size"], tokens), dtype=np.float32),
-    }
+    threads = matmul_threads or available_cores()
+    buffers = layer_buffers(hidden, config["intermediate_size"], tokens)
     if position_bias is not None:
         position_bias = position_bias.astype(np.float32, copy=False)
-    for layer in layers:
+    matmul = linear_kernel(layers, tokens, threads)
+    for layer in layers[:-1] if first_token_only else layers:
         fast_encoder_layer(hidden_states, layer, offsets, token_index[1], config, position_bias, buffers, matmul)
+    if first_token_only:
+        last = layers[-1]
+        first_tokens = first_token_layer(hidden_states, last, offsets, token_index[1], config, position_bias, buffers,
+                                         matmul, linear_kernel(layers, len(x), threads))  # (hidden, batch)
+        return first_tokens.T[:, None, :]  # (batch, 1, hidden)
     output = np.zeros(x.shape, dtype=np.float32)
     output[token_index] = hidden_states.T
     return output
+
+
+def layer_buffers(hidden, intermediate, tokens):
+    """The arrays a layer writes, for ``tokens`` columns, reused by every layer."""
+    return {
+        "qkv": np.empty((3 * hidden, tokens), dtype=np.float32),
+        "projection": np.empty((hidden, tokens), dtype=np.float32),
+        "intermediate": np.empty((intermediate, tokens), dtype=np.float32),
+    }
 
 
 def fast_encoder_layer(x, layer, offsets, positions, config, position_bias, buffers, matmul=None):
     # x (hidden, tokens), updated in place; positions (tokens,) each token's place in its sequence;
     # matmul(linear, x, out): weight @ x without the bias (linear_kernel's choice; default OpenBLAS)
     matmul = matmul or openblas_linear
-    eps = config["layer_norm_eps"]
-    qkv, projection, intermediate = buffers["qkv"], buffers["projection"], buffers["intermediate"]
+    qkv = buffers["qkv"]
     matmul(layer["qkv"], x, qkv)  # (3 hidden, tokens)
     qkv += layer["qkv"]["bias"][:, None]
     # (hidden, tokens): each token attends to the tokens of its own sequence
     context = packed_attention(qkv, offsets, config["num_attention_heads"], position_bias, positions)
+    after_attention(x, context, layer, config, buffers, matmul)
+
+
+def first_token_layer(x, layer, offsets, positions, config, position_bias, buffers, matmul, first_tokens_matmul):
+    # x (hidden, tokens) -> the layer's output for each sequence's first token (column offsets[i]) alone,
+    # (hidden, sequences): keys and values of every token, then the first token's attention and feed-forward
+    # block. matmul: the linear layers' kernel for every token, first_tokens_matmul for one token a sequence.
+    # (The queries come with the keys and values, from one matmul: a separate one for the first tokens would
+    # save a third of it.)
+    qkv = buffers["qkv"]
+    matmul(layer["qkv"], x, qkv)  # (3 hidden, tokens)
+    qkv += layer["qkv"]["bias"][:, None]
+    context = first_token_attention(qkv, offsets, config["num_attention_heads"], position_bias, positions)
+    first_tokens = np.ascontiguousarray(x[:, offsets[:-1]])  # (hidden, sequences)
+    hidden, sequences = first_tokens.shape
+    buffers = layer_buffers(hidden, config["intermediate_size"], sequences)
+    after_attention(first_tokens, context, layer, config, buffers, first_tokens_matmul)
+    return first_tokens
+
+
+def first_token_attention(qkv, offsets, num_heads, position_bias, positions):
+    # qkv (3 hidden, tokens) -> context (hidden, sequences): each sequence's first token attending to the
+    # tokens of its sequence, softmax(q k^T / sqrt(head_dim) + bias) v for one query per head
+    hidden = qkv.shape[0] // 3
+    head_dim = hidden // num_heads
+    context = np.empty((hidden, len(offsets) - 1), dtype=np.float32)
+    for i, (start, stop) in enumerate(itertools.pairwise(offsets)):
+        # each (heads, head_dim, length)
+        query, key, value = qkv[:, start:stop].reshape(3, num_heads, head_dim, stop - start)
+        scores = np.einsum("hd,hdl->hl", query[:, :, 0], key) / np.sqrt(np.float32(head_dim))  # (heads, length)
+        if position_bias is not None:
+            scores += position_bias[min(i, len(position_bias) - 1)][:, positions[start], positions[start:stop]]
+        scores = np.exp(scores - scores.max(axis=1, keepdims=True))
+        probabilities = scores / scores.sum(axis=1, keepdims=True)
+        context[:, i] = np.einsum("hdl,hl->hd", value, probabilities).reshape(hidden)
+    return context
+
+
+def after_attention(x, context, layer, config, buffers, matmul):
+    # x (hidden, columns) updated in place from the attention's context (hidden, columns): the attention's
+    # output projection and LayerNorm, then the feed-forward block and its LayerNorm
+    eps = config["layer_norm_eps"]
+    projection, intermediate = buffers["projection"], buffers["intermediate"]
     matmul(layer["attention_output"], context, projection)  # (hidden, tokens)
     norm = layer["attention_norm"]
     bias_residual_layer_norm(projection, layer["attention_output"]["bias"], x, norm["weight"], norm["bias"], eps)

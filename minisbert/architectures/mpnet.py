@@ -70,12 +70,14 @@ def embedding_ids(config, input_ids, token_type_ids):
     return position_ids_skipping_padding(input_ids, PADDING_IDX), None
 
 
-def forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None):
+def forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None,
+            first_token_only=False):
     # input_ids, attention_mask (batch, seq) -> token embeddings (batch, seq, hidden); no token types
     position_ids, _ = embedding_ids(config, input_ids, token_type_ids)
     x = embeddings(params["embeddings"], input_ids, position_ids, config["layer_norm_eps"])  # (batch, seq, hidden)
     bias = position_bias(params["relative_attention_bias"], input_ids.shape[1])  # (1, heads, seq, seq)
-    return run_encoder(x, params["layers"], attention_mask, config, position_bias=bias, record=record)
+    return run_encoder(x, params["layers"], attention_mask, config, position_bias=bias, record=record,
+                       first_token_only=first_token_only)
 
 
 def load_parameters(tensors, config):

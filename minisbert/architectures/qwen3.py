@@ -56,11 +56,13 @@ def decoder_layer(x, layer, attend, cos, sin, config):
     return x + gated_mlp(normed, mlp["gate"], mlp["up"], mlp["down"], config["hidden_act"]), probabilities
 
 
-def forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None):
+def forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None,
+            first_token_only=False):
     # input_ids, attention_mask (batch, seq) -> token embeddings (batch, seq, hidden); positions count from the
     # first column, as transformers' (so left padding shifts them: rotary attention depends only on distances).
     # Packed unless recording.
-    return run_layout(functools.partial(layers_forward, params, config), input_ids, attention_mask, record)
+    run = functools.partial(layers_forward, params, config)
+    return run_layout(run, input_ids, attention_mask, record, first_token_only)
 
 
 def layers_forward(params, config, batch, record):

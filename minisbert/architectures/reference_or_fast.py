@@ -11,7 +11,10 @@ them: tests/test_fast_encoder.py, tests/test_architectures_modern.py):
 - DeBERTa-v2 has the reference path only.
 
 The fast path keeps no intermediate states, so a forward pass asked to ``record`` them (a dict) runs the
-reference path; every other call runs the fast path.
+reference path; every other call runs the fast path. A forward pass asked for the first token only (a
+classification head's input, ``first_token_only``) returns (batch, 1, hidden); BERT's fast path then computes
+the last layer for that token alone. Both fast paths skip padding, so when the first column of a row is padding
+(a left-padded tokenizer: transformers' heads read that padding token's vector), the reference path runs.
 """
 
 from minisbert.architectures.fast_encoder import fast_encoder, run_in_groups
@@ -19,22 +22,32 @@ from minisbert.architectures.layers import encoder
 from minisbert.architectures.modern_layers import PackedBatch, PaddedBatch
 
 
-def run_encoder(x, layers, attention_mask, config, position_bias=None, record=None):
-    """layers.encoder's output, (batch, seq, hidden), from the path ``record`` asks for."""
-    if record is None:
-        return fast_encoder(x, layers, attention_mask, config, position_bias)
-    return encoder(x, layers, attention_mask, config, position_bias, record)
+def fast_path_serves(attention_mask, record, first_token_only):
+    """Whether the fast path computes what the caller asks for (see the module docstring)."""
+    return record is None and not (first_token_only and not attention_mask[:, 0].all())
 
 
-def run_layout(run, input_ids, attention_mask, record):
-    """run(batch layout, record) -> token embeddings (batch, seq, hidden), from the path ``record`` asks for.
+def run_encoder(x, layers, attention_mask, config, position_bias=None, record=None, first_token_only=False):
+    """layers.encoder's output, (batch, seq, hidden), or (batch, 1, hidden) for the first token only, from the
+    path ``record`` and the padding ask for."""
+    if fast_path_serves(attention_mask, record, first_token_only):
+        return fast_encoder(x, layers, attention_mask, config, position_bias, first_token_only)
+    output = encoder(x, layers, attention_mask, config, position_bias, record)
+    return output[:, :1] if first_token_only else output
+
+
+def run_layout(run, input_ids, attention_mask, record, first_token_only=False):
+    """run(batch layout, record) -> token embeddings (batch, seq, hidden), or (batch, 1, hidden) for the first
+    token only, from the path ``record`` and the padding ask for.
     Packed, the groups of sequences each run in their own thread with one OpenBLAS thread: the many small
     per-sequence attention products run several times slower with OpenBLAS threads competing for busy cores
     (bench/RESULTS.md, "Today's architectures (bench/modern_architectures.py)")."""
-    if record is not None:
-        return run(PaddedBatch(input_ids, attention_mask), record)
-    return run_in_groups(
+    if not fast_path_serves(attention_mask, record, first_token_only):
+        output = run(PaddedBatch(input_ids, attention_mask), record)
+        return output[:, :1] if first_token_only else output
+    output = run_in_groups(
         attention_mask,
         lambda group: run(PackedBatch(input_ids[group], attention_mask[group]), None),
         lambda: run(PackedBatch(input_ids, attention_mask), None),
     )
+    return output[:, :1] if first_token_only else output

@@ -31,11 +31,12 @@ def embedding_ids(config, input_ids, token_type_ids):
     return position_ids, np.zeros_like(input_ids) if token_type_ids is None else token_type_ids
 
 
-def forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None):
+def forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None,
+            first_token_only=False):
     # input_ids, attention_mask, token_type_ids (batch, seq) -> token embeddings (batch, seq, hidden)
     position_ids, token_type_ids = embedding_ids(config, input_ids, token_type_ids)
     x = embeddings(params["embeddings"], input_ids, position_ids, config["layer_norm_eps"], token_type_ids)
-    return run_encoder(x, params["layers"], attention_mask, config, record=record)
+    return run_encoder(x, params["layers"], attention_mask, config, record=record, first_token_only=first_token_only)
 
 
 def load_parameters(tensors, config):

@@ -90,9 +90,11 @@ def encoder_layer(x, layer, attend, config):
     return x + linear_without_bias(hidden, layer["wo"]), probabilities
 
 
-def forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None):
+def forward(params, config, input_ids, attention_mask, token_type_ids=None, record=None,
+            first_token_only=False):
     # input_ids, attention_mask (batch, seq) -> token embeddings (batch, seq, hidden); packed unless recording
-    return run_layout(functools.partial(layers_forward, params, config), input_ids, attention_mask, record)
+    run = functools.partial(layers_forward, params, config)
+    return run_layout(run, input_ids, attention_mask, record, first_token_only)
 
 
 def layers_forward(params, config, batch, record):

@@ -70,9 +70,11 @@ class CrossEncoder(Encoder):
         return self.tokenizer.max_seq_length
 
     def forward(self, pairs, record=None):
-        """One batch of (text, text) pairs -> features: the tokenizer's arrays, token_embeddings (batch, seq,
-        hidden), pooled (batch, hidden) the vector the classifier reads, logits (batch, num_labels)."""
-        features = self.transformer(self.tokenizer(pairs), record=record)
+        """One batch of (text, text) pairs -> features: the tokenizer's arrays, token_embeddings, pooled (batch,
+        hidden) the vector the classifier reads, logits (batch, num_labels). token_embeddings holds every token,
+        (batch, seq, hidden), when ``record`` asks for the intermediate states (trace); else only the first
+        token's, (batch, 1, hidden), the one the head reads, and the last layer computes no other."""
+        features = self.transformer(self.tokenizer(pairs), record=record, first_token_only=record is None)
         features["pooled"], features["logits"] = classification_head(self.head, features["token_embeddings"])
         return features
 

@@ -60,7 +60,8 @@ class Transformer:
     def tokenize(self, texts):
         return self.tokenizer(texts)
 
-    def __call__(self, features, record=None):
+    def __call__(self, features, record=None, first_token_only=False):
+        # -> features with token_embeddings (batch, seq, hidden), or (batch, 1, hidden) for the first token only
         features["token_embeddings"] = self.architecture.forward(
             self.params,
             self.config,
@@ -68,6 +69,7 @@ class Transformer:
             features["attention_mask"],
             features.get("token_type_ids"),
             record=record,
+            first_token_only=first_token_only,
         )
         return features
 
