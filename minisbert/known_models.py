@@ -58,6 +58,9 @@ KNOWN_MODELS = [
     KnownModel(
         "nomic-ai/modernbert-embed-base", "modernbert", 768, ("mean",), normalize=True, prompts=("query", "document")
     ),
+    KnownModel(
+        "nomic-ai/nomic-embed-text-v1.5", "nomic_bert", 768, ("mean",), normalize=True, prompts=("query", "document")
+    ),
     KnownModel("Qwen/Qwen3-Embedding-0.6B", "qwen3", 1024, ("lasttoken",), normalize=True, prompts=("query", "document")),
     KnownModel("Qwen/Qwen3-Embedding-4B", "qwen3", 2560, ("lasttoken",), normalize=True, prompts=("query", "document")),
     KnownModel("Qwen/Qwen3-Embedding-8B", "qwen3", 4096, ("lasttoken",), normalize=True, prompts=("query", "document")),

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 from inputs import HARD_TEXTS
-from tiny_models import GEMMA_PROMPTS, QWEN3_PROMPTS, build_sentence_transformer, max_relative_difference
+from tiny_models import GEMMA_PROMPTS, NOMIC_PROMPTS, QWEN3_PROMPTS, build_sentence_transformer, max_relative_difference
 
 from minisbert.architectures import architecture_for
 
@@ -33,6 +33,8 @@ MODELS = {
     "gtr-t5-gated": ("t5-gated", dict(pooling_mode="mean", dense=[(32, "Identity", False)], normalize=True)),
     "deberta-v3": ("deberta-v3", dict(pooling_mode="mean")),
     "deberta-v2": ("deberta-v2", dict(pooling_mode="cls")),
+    "nomic-embed-text": ("nomic_bert", dict(pooling_mode="mean", normalize=True, prompts=NOMIC_PROMPTS)),
+    "nomic-left": ("nomic_bert", dict(pooling_mode="cls", padding_side="left")),
     "qwen3-right": ("qwen3", dict(pooling_mode="lasttoken", normalize=True, padding_side="right")),
 }
 
@@ -203,6 +205,11 @@ def test_left_and_right_padding_give_the_same_embeddings(built):
         ),
         ({"model_type": "qwen3", "rope_scaling": [2.0]}, "config.json has rope_scaling = [2.0]"),
         ({"model_type": "deberta-v2", "conv_kernel_size": 3}, "conv_kernel_size = 3"),
+        ({"model_type": "nomic_bert", "prenorm": True}, "config.json has prenorm = True"),
+        ({"model_type": "nomic_bert", "moe_every_n_layers": 2}, "config.json has moe_every_n_layers = 2"),
+        ({"model_type": "nomic_bert", "rotary_emb_fraction": 0.5}, "config.json has rotary_emb_fraction = 0.5"),
+        ({"model_type": "nomic_bert", "n_embd": 768}, "config.json has n_embd = 768, but transformers reads hidden_size = 32"),
+        ({"model_type": "nomic_bert", "rotary_emb_base": 10000}, "rotary_emb_base = 10000, but transformers reads rope_theta = 1000.0"),
         ({"model_type": "deberta-v2", "relative_attention": True, "pos_att_type": "p2p"}, "pos_att_type = 'p2p'"),
     ],
 )
@@ -297,3 +304,42 @@ def test_older_config_keys_are_read_as_transformers_reads_them(tmp_path, archite
     actual = SentenceTransformer(folder).encode(texts)
     assert max_relative_difference(actual, ReferenceModel(str(folder), device="cpu").encode(texts)) <= TOLERANCE
     assert max_relative_difference(actual, before) > 1e-3  # the keys changed the model
+
+
+def test_nomic_checkpoints_load_in_either_naming_with_nomic_own_config_keys(tmp_path):
+    # transformers saves NomicBERT under nomic's own tensor names (q, k, v fused in attn.Wqkv, emb_ln, fc11...),
+    # which the hub's checkpoints have too, and reads its own names as well; nomic's configs give the sizes under
+    # GPT-2-style keys, which transformers leaves aside (the tests above load nomic's names)
+    import json
+
+    from safetensors.numpy import load_file, save_file
+    from sentence_transformers import SentenceTransformer as ReferenceModel
+
+    from minisbert import SentenceTransformer
+
+    folder, _ = build_sentence_transformer(tmp_path / "model", "nomic_bert", pooling_mode="mean")
+    texts = HARD_TEXTS[38:44]
+    before = SentenceTransformer(folder).encode(texts)
+    nomic_names = load_file(folder / "model.safetensors")
+    assert "encoder.layers.0.attn.Wqkv.weight" in nomic_names and "emb_ln.weight" in nomic_names
+    transformers_names = {}
+    for name, tensor in nomic_names.items():
+        for nomic, current in [("encoder.layers.", "layers."), ("emb_ln", "embeddings.LayerNorm"),
+                               ("attn.out_proj", "self_attn.o_proj"), ("mlp.fc11", "mlp.up_proj"),
+                               ("mlp.fc12", "mlp.gate_proj"), ("mlp.fc2", "mlp.down_proj"),
+                               ("norm1", "post_attention_layernorm"), ("norm2", "post_mlp_layernorm")]:
+            name = name.replace(nomic, current)
+        if name.endswith("attn.Wqkv.weight"):
+            for part, chunk in zip(("q", "k", "v"), np.split(tensor, 3)):
+                transformers_names[name.replace("attn.Wqkv", f"self_attn.{part}_proj")] = chunk
+        else:
+            transformers_names[name] = tensor
+    save_file(transformers_names, folder / "model.safetensors")
+    config = json.loads((folder / "config.json").read_text())
+    nomic_keys = {"n_embd": 32, "n_head": 4, "n_layer": 2, "n_inner": 40, "rotary_emb_base": 1000,
+                  "layer_norm_epsilon": 1e-12, "activation_function": "swiglu", "prenorm": False,
+                  "qkv_proj_bias": False, "rotary_emb_fraction": 1.0, "rotary_scaling_factor": None}
+    (folder / "config.json").write_text(json.dumps({**config, **nomic_keys}))
+    actual = SentenceTransformer(folder).encode(texts)
+    assert max_relative_difference(actual, ReferenceModel(str(folder), device="cpu").encode(texts)) <= TOLERANCE
+    np.testing.assert_array_equal(actual, before)

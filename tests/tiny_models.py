@@ -35,6 +35,7 @@ ARCHITECTURES = ("bert", "roberta", "xlm-roberta", "mpnet", "distilbert")
 CROSS_ENCODER_ARCHITECTURES = (*ARCHITECTURES, "electra", "deberta-v2", "deberta-v3")
 QWEN3_PROMPTS = {"query": "Instruct: Given a web search query, retrieve relevant passages\nQuery:", "document": ""}
 GEMMA_PROMPTS = {"query": "task: search result | query: ", "document": "title: none | text: "}
+NOMIC_PROMPTS = {"query": "search_query: ", "document": "search_document: "}
 # Subtracted from a SPLADE model's MLM decoder bias so that a random model's vectors are sparse (a few % of the
 # vocabulary active), as a trained SPLADE model's are.
 SPARSITY_BIAS = 1.5
@@ -159,6 +160,9 @@ def tokenizer_and_config(architecture, padding_side="right"):
 
     common = dict(model_max_length=MODERN_MAX_SEQ_LENGTH, padding_side=padding_side)
     sizes = dict(hidden_size=32, intermediate_size=40, num_attention_heads=4, max_position_embeddings=MODERN_POSITIONS)
+    if architecture == "nomic_bert":  # bert-base-uncased's tokenizer (the bundled one), as nomic-embed-text's
+        tokenizer = transformers.BertTokenizerFast.from_pretrained(bundled_folder(), **common)
+        return tokenizer, transformers.NomicBertConfig(vocab_size=30522, num_hidden_layers=2, **sizes)
     if architecture == "modernbert":
         backend = byte_level_bpe(["[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]"], "[CLS] $A [SEP]")
         tokenizer = transformers.PreTrainedTokenizerFast(

@@ -16,7 +16,19 @@ between the readable and the fast path), checkpoint.py (a checkpoint's tensors -
 modules/, families/, the CLI or the side rooms.
 """
 
-from minisbert.architectures import bert, deberta_v2, distilbert, electra, gemma3, modernbert, mpnet, qwen3, roberta, t5
+from minisbert.architectures import (
+    bert,
+    deberta_v2,
+    distilbert,
+    electra,
+    gemma3,
+    modernbert,
+    mpnet,
+    nomic_bert,
+    qwen3,
+    roberta,
+    t5,
+)
 
 ARCHITECTURES = {
     "bert": bert,
@@ -26,6 +38,7 @@ ARCHITECTURES = {
     "gemma3_text": gemma3,
     "modernbert": modernbert,
     "mpnet": mpnet,
+    "nomic_bert": nomic_bert,
     "qwen3": qwen3,
     "roberta": roberta,
     "t5": t5,

@@ -38,9 +38,9 @@ def linear(x, layer):
 
 def layer_norm(x, layer, eps):
     # x (..., hidden) -> (..., hidden): zero mean, unit (biased) variance over the last axis, then scale+shift
-    mean = x.mean(axis=-1, keepdims=True)
-    variance = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
-    return (x - mean) / np.sqrt(variance + eps) * layer["weight"] + layer["bias"]
+    centred = x - x.mean(axis=-1, keepdims=True)
+    variance = (centred * centred).mean(axis=-1, keepdims=True)
+    return centred / np.sqrt(variance + eps) * layer["weight"] + layer["bias"]
 
 
 def softmax(x):
