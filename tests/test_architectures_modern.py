@@ -35,6 +35,8 @@ MODELS = {
     "deberta-v2": ("deberta-v2", dict(pooling_mode="cls")),
     "nomic-embed-text": ("nomic_bert", dict(pooling_mode="mean", normalize=True, prompts=NOMIC_PROMPTS)),
     "nomic-left": ("nomic_bert", dict(pooling_mode="cls", padding_side="left")),
+    "eurobert": ("eurobert", dict(pooling_mode="mean", normalize=True)),
+    "eurobert-left": ("eurobert", dict(pooling_mode="cls", padding_side="left")),
     "qwen3-right": ("qwen3", dict(pooling_mode="lasttoken", normalize=True, padding_side="right")),
 }
 
@@ -205,6 +207,7 @@ def test_left_and_right_padding_give_the_same_embeddings(built):
         ),
         ({"model_type": "qwen3", "rope_scaling": [2.0]}, "config.json has rope_scaling = [2.0]"),
         ({"model_type": "deberta-v2", "conv_kernel_size": 3}, "conv_kernel_size = 3"),
+        ({"model_type": "eurobert", "mlp_bias": True}, "config.json has mlp_bias = True"),
         ({"model_type": "nomic_bert", "prenorm": True}, "config.json has prenorm = True"),
         ({"model_type": "nomic_bert", "moe_every_n_layers": 2}, "config.json has moe_every_n_layers = 2"),
         ({"model_type": "nomic_bert", "rotary_emb_fraction": 0.5}, "config.json has rotary_emb_fraction = 0.5"),

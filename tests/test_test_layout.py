@@ -40,6 +40,7 @@ TESTED_BY = {
     "minisbert/architectures/modernbert.py": (("test_architectures_modern.py",), "as gemma3.py"),
     "minisbert/architectures/qwen3.py": (("test_architectures_modern.py",), "as gemma3.py"),
     "minisbert/architectures/nomic_bert.py": (("test_architectures_modern.py",), "as gemma3.py"),
+    "minisbert/architectures/eurobert.py": (("test_architectures_modern.py",), "as gemma3.py"),
     "minisbert/architectures/t5.py": (("test_architectures_modern.py",), "as gemma3.py"),
     "minisbert/architectures/layers.py": (
         ("test_fast_encoder.py", "test_training_backward.py"),

@@ -185,6 +185,18 @@ def tokenizer_and_config(architecture, padding_side="right"):
             vocab_size=backend.get_vocab_size(), num_hidden_layers=3, num_key_value_heads=2, head_dim=16,
             rope_theta=1000000.0, tie_word_embeddings=True, pad_token_id=0, eos_token_id=0, **sizes,
         )
+    elif architecture == "eurobert":
+        backend = byte_level_bpe(
+            ["<|begin_of_text|>", "<|end_of_text|>", "<|mask|>", "<|pad|>"], "<|begin_of_text|> $A <|end_of_text|>"
+        )
+        tokenizer = transformers.PreTrainedTokenizerFast(
+            tokenizer_object=backend, bos_token="<|begin_of_text|>", eos_token="<|end_of_text|>",
+            mask_token="<|mask|>", pad_token="<|pad|>", **common,
+        )
+        config = transformers.EuroBertConfig(
+            vocab_size=backend.get_vocab_size(), num_hidden_layers=2, num_key_value_heads=2, rope_theta=250000.0,
+            bos_token_id=0, eos_token_id=1, mask_token_id=2, pad_token_id=3, **sizes,
+        )
     elif architecture in ("gemma3_text", "gemma3_text-causal"):
         backend = byte_level_bpe(["<pad>", "<eos>", "<bos>", "<unk>", "<mask>"], "<bos> $A <eos>")
         tokenizer = transformers.PreTrainedTokenizerFast(
