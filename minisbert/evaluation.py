@@ -64,7 +64,8 @@ def spearman(x, y):
 def read_columns(path, columns):
     """The rows of a CSV/TSV file after its header, as (line number, row) pairs, and the 0-based positions of
     ``columns``: header names, or 1-based positions in a file without header (STS-B's files: 6, 7, 5).
-    Tab-separated files (tab in the first line) are read without quoting."""
+    With a header every non-empty row has its number of columns; without one, rows may have more columns than
+    those named (STS-B's rows carry 7 or 9). Tab-separated files (tab in the first line) are read without quoting."""
     try:
         with open(path, encoding="utf-8", newline="") as file:
             first_line = file.readline()
@@ -85,6 +86,10 @@ def read_columns(path, columns):
         if missing:
             raise ValueError(f"{path}: no column {missing} in the header {header}")
         positions, first_row = [header.index(column) for column in columns], 2
+        for line_number, row in enumerate(rows[1:], start=2):  # a stray separator shifts a row's fields
+            if row and len(row) != len(header):
+                raise ValueError(f"{path}, line {line_number}: {len(row)} columns where the header has "
+                                 f"{len(header)} {header}: {row!r:.200}")
     return list(enumerate(rows[first_row - 1 :], start=first_row)), positions
 
 

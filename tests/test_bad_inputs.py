@@ -265,6 +265,9 @@ REFUSALS = [
             lambda c: partial(read_pairs, c.file("pairs.csv", "sentence1,sentence2,gold\na,b,1\n"))),
     Refusal(Q, "pairs file with a score that is not a number", ValueError, "line 2: expected columns",
             lambda c: partial(read_pairs, c.file("pairs.csv", "sentence1,sentence2,score\na,b,high\n"))),
+    Refusal(Q, "pairs row with an extra column", ValueError,
+            "line 3: 4 columns where the header has 3 ['sentence1', 'sentence2', 'score']",
+            lambda c: partial(read_pairs, c.file("pairs.csv", "sentence1,sentence2,score\na,b,1\nc,d,2,5\n"))),
     Refusal(Q, "column position 0", ValueError, "column positions count from 1, got ['0', '1', '2']",
             lambda c: partial(read_pairs, c.file("pairs.tsv", "a\tb\t1\n"), ("0", "1", "2"))),
     Refusal(Q, "pairs file that is not UTF-8", ValueError, "pairs.tsv is not UTF-8 text",
@@ -297,6 +300,8 @@ REFUSALS = [
             lambda c: run_cli("search", "--corpus", c.file("corpus.txt", "a line\n"), "-q", "query", "-k", "-1")),
     Refusal(L, "evaluate a file of one pair", SystemExit, "holds 1 pair(s); correlation needs at least 2",
             lambda c: run_cli("evaluate", c.file("pairs.csv", "sentence1,sentence2,score\na,b,1\n"))),
+    Refusal(L, "evaluate a pairs row with an extra column", SystemExit, "line 2: 4 columns where the header has 3",
+            lambda c: run_cli("evaluate", c.file("pairs.csv", "sentence1,sentence2,score\nsunny, warm,hot,1\nc,d,2\n"))),
     Refusal(L, "evaluate --columns of two names", SystemExit, "columns must name three columns",
             lambda c: run_cli("evaluate", c.file("pairs.csv", "sentence1,sentence2,score\na,b,1\n"), "--columns", "a,b")),
 ]
