@@ -28,8 +28,13 @@ from refusals import Refusal, check, render
 class Context:
     """What a row's trigger may use: the default model, its folder, and a scratch folder."""
 
-    def __init__(self, model, folder, tmp_path):
+    def __init__(self, model, folder, tmp_path, tiny_cross_encoder):
         self.model, self.folder, self.tmp_path = model, folder, tmp_path
+        self.tiny_cross_encoder = tiny_cross_encoder
+
+    def cross_encoder(self):
+        """A tiny one-label BERT cross-encoder (built on first use)."""
+        return self.tiny_cross_encoder("bert")[1]
 
     def model_with(self, relative_path, content):
         """A copy of the default model (large files linked, not copied) with one file's content replaced: a
@@ -237,6 +242,9 @@ REFUSALS = [
             lambda c: c.model_with("tokenizer.json", '{"version": "1.0", "model": 3}')),
     Refusal(C, "no weights file", ModelLoadError, "no weights in",
             lambda c: c.model_with("model.safetensors", None)),
+    Refusal(Q, "a cross-encoder activation_fn giving another shape", TypeError,
+            "activation_fn must return an array of the logits' shape (2, 1), got ndarray of shape (1, 1)",
+            lambda c: partial(c.cross_encoder().predict, [("a", "b"), ("c", "d")], activation_fn=lambda x: x[:1])),
     Refusal(Q, "query and corpus of different widths", ValueError,
             "query embeddings have 384 dimensions but corpus embeddings have 768",
             lambda c: partial(semantic_search, VECTORS, np.ones((3, 768)))),
@@ -308,8 +316,8 @@ REFUSALS = [
 
 
 @pytest.fixture
-def context(model, default_model_folder, tmp_path):
-    return Context(model, default_model_folder, tmp_path)
+def context(model, default_model_folder, tmp_path, tiny_cross_encoder):
+    return Context(model, default_model_folder, tmp_path, tiny_cross_encoder)
 
 
 @pytest.mark.parametrize("refusal", REFUSALS, ids=str)
