@@ -21,7 +21,7 @@ from minisbert.architectures import UnsupportedArchitectureError
 from minisbert.architectures.checkpoint import CheckpointError
 from minisbert.architectures.modern_layers import UnsupportedConfigError
 from minisbert.util.quantization import quantize_embeddings, semantic_search_binary
-from minisbert.util import community_detection, cos_sim, maxsim, semantic_search
+from minisbert.util import community_detection, cos_sim, maxsim, multi_vector_search, semantic_search
 from refusals import Refusal, check, render
 
 
@@ -289,6 +289,14 @@ REFUSALS = [
             lambda c: partial(EmbeddingSimilarityEvaluator(["a", "b"], ["c", "d"], [1.0, 2.0]), "all-MiniLM-L6-v2")),
     Refusal(Q, "maxsim of numbers", TypeError, "a must be token embeddings (an array or a list of (tokens, dim) arrays), got int",
             lambda c: partial(maxsim, 3, 4)),
+    Refusal(Q, "maxsim mask of another shape than the padded embeddings", ValueError,
+            "a's mask has shape (2, 5); embeddings of shape (2, 3, 4) need a mask of shape (2, 3)",
+            lambda c: partial(maxsim, np.ones((2, 3, 4)), np.ones((1, 3, 4)), a_mask=np.ones((2, 5), bool))),
+    Refusal(Q, "maxsim of complex numbers", TypeError, "b[0] must hold real numbers, got an array of dtype complex128",
+            lambda c: partial(maxsim, [np.ones((2, 4))], [np.ones((3, 4), complex)])),
+    Refusal(Q, "multi-vector search in a corpus holding NaN", ValueError,
+            "MaxSim scores are NaN, so they cannot be ranked; token embeddings with NaN or inf values: queries [], corpus [1]",
+            lambda c: partial(multi_vector_search, [np.ones((2, 4))], [np.ones((3, 4)), np.full((3, 4), np.nan)])),
     Refusal(Q, "score_function given as a name", TypeError, "score_function must be a function such as util.cos_sim",
             lambda c: partial(semantic_search, VECTORS, VECTORS, score_function="cos")),
     Refusal(Q, "int8 quantization of NaN embeddings", ValueError, "int8 quantization needs finite embeddings; row 1",
