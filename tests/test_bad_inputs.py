@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from inputs import REPO
 
-from minisbert import SentenceTransformer
+from minisbert import SentenceTransformer, SparseEncoder
+from minisbert.families.sparse_encoder import sparse_search
 from minisbert.cli import main as cli
 from minisbert.evaluation import EmbeddingSimilarityEvaluator, read_pairs
 from minisbert.files.loading import ConfigError, ModelLoadError
@@ -35,6 +36,13 @@ class Context:
     def cross_encoder(self):
         """A tiny one-label BERT cross-encoder (built on first use)."""
         return self.tiny_cross_encoder("bert")[1]
+
+    def sparse_encoder(self):
+        """A tiny SPLADE SparseEncoder, built in the scratch folder."""
+        from tiny_models import build_splade
+
+        build_splade(self.tmp_path / "splade")
+        return SparseEncoder(self.tmp_path / "splade")
 
     def model_with(self, relative_path, content):
         """A copy of the default model (large files linked, not copied) with one file's content replaced: a
@@ -297,6 +305,12 @@ REFUSALS = [
     Refusal(Q, "multi-vector search in a corpus holding NaN", ValueError,
             "MaxSim scores are NaN, so they cannot be ranked; token embeddings with NaN or inf values: queries [], corpus [1]",
             lambda c: partial(multi_vector_search, [np.ones((2, 4))], [np.ones((3, 4)), np.full((3, 4), np.nan)])),
+    Refusal(Q, "sparse search in a corpus holding NaN", ValueError,
+            "corpus embeddings hold NaN or inf values, so their scores cannot be ranked: rows [1]",
+            lambda c: partial(sparse_search, np.ones((1, 4)), np.array([[1, 0, 0, 0], [0, np.nan, 0, 2]]))),
+    Refusal(Q, "sparse embeddings decoded by a model of another vocabulary", ValueError,
+            "embeddings of 1000 dimensions cannot be decoded by a model of 30522 (its vocabulary)",
+            lambda c: partial(c.sparse_encoder().decode, np.ones((1, 1000), np.float32))),
     Refusal(Q, "score_function given as a name", TypeError, "score_function must be a function such as util.cos_sim",
             lambda c: partial(semantic_search, VECTORS, VECTORS, score_function="cos")),
     Refusal(Q, "int8 quantization of NaN embeddings", ValueError, "int8 quantization needs finite embeddings; row 1",
