@@ -6,6 +6,7 @@ minisbert.util only, and nothing on the data path imports it.
 """
 
 import csv
+import itertools
 import logging
 import math
 import os
@@ -69,11 +70,11 @@ def read_columns(path, columns):
     try:
         with open(path, encoding="utf-8", newline="") as file:
             first_line = file.readline()
-            file.seek(0)
+            lines = itertools.chain([first_line], file)  # not seek(0): a pipe cannot seek
             if "\t" in first_line:
-                rows = list(csv.reader(file, delimiter="\t", quoting=csv.QUOTE_NONE))
+                rows = list(csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE))
             else:
-                rows = list(csv.reader(file))
+                rows = list(csv.reader(lines))
     except UnicodeDecodeError as error:
         raise ValueError(f"{path} is not UTF-8 text ({error})") from None
     if all(str(column).isdigit() for column in columns):
