@@ -336,6 +336,13 @@ REFUSALS = [
             lambda c: run_cli("evaluate", c.file("pairs.csv", "sentence1,sentence2,score\na,b,1\n"))),
     Refusal(L, "evaluate a pairs row with an extra column", SystemExit, "line 2: 4 columns where the header has 3",
             lambda c: run_cli("evaluate", c.file("pairs.csv", "sentence1,sentence2,score\nsunny, warm,hot,1\nc,d,2\n"))),
+    Refusal(L, "train --seed -1", SystemExit, "minisbert: seed must be a whole number >= 0, got -1",
+            lambda c: run_cli("train", "--data", c.file("train.csv", "sentence1,sentence2,score\na,b,1\n"), "--columns",
+                              "sentence1,sentence2,score", "--loss", "cosent", "--output", str(c.tmp_path / "out"), "--seed", "-1")),
+    Refusal(L, "train --checkpoint-steps -1", SystemExit, "checkpoint_steps must be a whole number >= 0, got -1",
+            lambda c: run_cli("train", "--data", c.file("train.csv", "sentence1,sentence2,score\na,b,1\n"), "--columns",
+                              "sentence1,sentence2,score", "--loss", "cosent", "--output", str(c.tmp_path / "out"),
+                              "--checkpoint-steps", "-1")),
     Refusal(L, "evaluate --columns of two names", SystemExit, "columns must name three columns",
             lambda c: run_cli("evaluate", c.file("pairs.csv", "sentence1,sentence2,score\na,b,1\n"), "--columns", "a,b")),
 ]
