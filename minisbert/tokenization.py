@@ -25,6 +25,9 @@ TOKENIZER_CONFIG_CHECKS = {
 }
 
 
+# A text of characters few vocabularies hold, that the tokenizer must map to its unknown token (or bytes).
+UNKNOWN_TO_MOST_VOCABULARIES = "a \u2603\U0001f600\U000e0100"
+
 # The characters a long pair's texts are first cut to, per token of max_seq_length (Tokenizer.bounded_pair):
 # enough for most texts' kept tokens (about 4 characters each in English) and two words beyond.
 CHARACTERS_PER_TOKEN_BEFORE_CUTTING = 8
@@ -50,6 +53,10 @@ class Tokenizer:
 
     def set_max_length(self, max_seq_length):
         """From now on, truncate each text (or pair, longest first) to max_seq_length tokens, special tokens included."""
+        special_tokens = self.backend.num_special_tokens_to_add(is_pair=False)
+        if max_seq_length < special_tokens:  # the tokenizers library would then not truncate at all
+            raise ValueError(f"max_seq_length {max_seq_length} is less than the {special_tokens} special tokens the "
+                             "tokenizer adds to every text")
         self.max_seq_length = max_seq_length
         self.backend.enable_truncation(max_length=max_seq_length, strategy="longest_first", direction=self.truncation_side)
 
@@ -67,6 +74,10 @@ class Tokenizer:
             backend = wordpiece_from_vocab(folder / "vocab.txt", tokenizer_config)
         else:
             raise ModelLoadError(f"missing tokenizer: {path} (nor a vocab.txt to build a WordPiece tokenizer from)")
+        try:
+            backend.encode(UNKNOWN_TO_MOST_VOCABULARIES)
+        except Exception as error:  # a WordPiece vocabulary without its [UNK] fails here, and at encode
+            raise ModelLoadError(f"the tokenizer of {folder} cannot encode text: {error}") from None
         if do_lower_case:
             lowercase_first(backend)
         pad_token = special_token_text(tokenizer_config.get("pad_token")) or padding_token_of(backend)

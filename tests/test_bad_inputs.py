@@ -248,6 +248,13 @@ REFUSALS = [
             lambda c: c.model_with("tokenizer_config.json", edit(pad_token=0))),
     Refusal(C, "corrupt tokenizer.json", ModelLoadError, "corrupt tokenizer file",
             lambda c: c.model_with("tokenizer.json", '{"version": "1.0", "model": 3}')),
+    Refusal(C, "tokenizer.json WordPiece vocabulary without [UNK]", ModelLoadError,
+            "cannot encode text: WordPiece error: Missing [UNK] token from the vocabulary",
+            lambda c: c.model_with("tokenizer.json", lambda t: {**t, "model": {**t["model"], "vocab": {
+                token: i for token, i in t["model"]["vocab"].items() if token != "[UNK]"}}})),
+    Refusal(C, "max_seq_length below the special tokens", ValueError,
+            "max_seq_length 1 is less than the 2 special tokens the tokenizer adds to every text",
+            lambda c: c.model_with("sentence_bert_config.json", edit(max_seq_length=1))),
     Refusal(C, "no weights file", ModelLoadError, "no weights in",
             lambda c: c.model_with("model.safetensors", None)),
     Refusal(Q, "a cross-encoder activation_fn giving another shape", TypeError,
