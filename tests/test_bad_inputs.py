@@ -98,6 +98,17 @@ def run_cli(*arguments):
     return partial(cli, list(arguments))
 
 
+def search_store_with_record(c, change):
+    """search --embeddings of a two-line corpus's store whose "minisbert" record is change(record)."""
+    corpus = c.file("corpus.txt", "one\ntwo\n")
+    store = c.tmp_path / "emb.zarr"
+    cli(["encode", "--input", corpus, "--output", str(store)])
+    metadata = json.loads((store / "zarr.json").read_text())
+    metadata["attributes"]["minisbert"] = change(metadata["attributes"]["minisbert"])
+    (store / "zarr.json").write_text(json.dumps(metadata))
+    return run_cli("search", "--corpus", corpus, "--embeddings", str(store), "-q", "one")
+
+
 E = "encode"
 C = "config files"
 Q = "search, evaluation"
@@ -339,6 +350,12 @@ REFUSALS = [
             lambda c: run_cli("search", "--corpus", c.file("corpus.txt", b"caf\xe9\n"), "-q", "query")),
     Refusal(L, "search --top-k -1", SystemExit, "minisbert: top_k must be at least 0, got -1",
             lambda c: run_cli("search", "--corpus", c.file("corpus.txt", "a line\n"), "-q", "query", "-k", "-1")),
+    Refusal(L, "search --embeddings of a store whose record is a list", SystemExit,
+            "emb.zarr has an unreadable minisbert record (a list, not an object)",
+            lambda c: search_store_with_record(c, lambda record: [record])),
+    Refusal(L, "search --embeddings of a store whose chunk size is 0", SystemExit,
+            "has an unreadable minisbert record (2 lines in chunks of 0 do not make 1 chunks)",
+            lambda c: search_store_with_record(c, lambda record: {**record, "input": {**record["input"], "chunk_size": 0}})),
     Refusal(L, "evaluate a file of one pair", SystemExit, "holds 1 pair(s); correlation needs at least 2",
             lambda c: run_cli("evaluate", c.file("pairs.csv", "sentence1,sentence2,score\na,b,1\n"))),
     Refusal(L, "evaluate a pairs row with an extra column", SystemExit, "line 2: 4 columns where the header has 3",
