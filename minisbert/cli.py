@@ -33,8 +33,12 @@ def read_sentences(arguments):
     if arguments.sentences:
         return arguments.sentences
     source = sys.stdin if arguments.input in (None, "-") else open(arguments.input, encoding="utf-8")
-    with source:
-        sentences = [line.rstrip("\r\n") for line in source]
+    try:
+        with source:
+            sentences = [line.rstrip("\r\n") for line in source]
+    except UnicodeDecodeError as error:  # its message names no file
+        raise ValueError(f"{arguments.input or 'standard input'} is not UTF-8 text ({error.reason} at byte "
+                         f"{error.start} of a block)") from None
     if not sentences:
         raise SystemExit("minisbert: no sentences given (as arguments, with --input FILE, or on standard input)")
     return sentences

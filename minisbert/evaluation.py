@@ -6,6 +6,7 @@ minisbert.util only, and nothing on the data path imports it.
 """
 
 import csv
+import itertools
 import logging
 import math
 import os
@@ -64,15 +65,16 @@ def spearman(x, y):
 def read_columns(path, columns):
     """The rows of a CSV/TSV file after its header, as (line number, row) pairs, and the 0-based positions of
     ``columns``: header names, or 1-based positions in a file without header (STS-B's files: 6, 7, 5).
-    Tab-separated files (tab in the first line) are read without quoting."""
+    With a header every non-empty row has its number of columns; without one, rows may have more columns than
+    those named (STS-B's rows carry 7 or 9). Tab-separated files (tab in the first line) are read without quoting."""
     try:
         with open(path, encoding="utf-8", newline="") as file:
             first_line = file.readline()
-            file.seek(0)
+            lines = itertools.chain([first_line], file)  # not seek(0): a pipe cannot seek
             if "\t" in first_line:
-                rows = list(csv.reader(file, delimiter="\t", quoting=csv.QUOTE_NONE))
+                rows = list(csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE))
             else:
-                rows = list(csv.reader(file))
+                rows = list(csv.reader(lines))
     except UnicodeDecodeError as error:
         raise ValueError(f"{path} is not UTF-8 text ({error})") from None
     if all(str(column).isdigit() for column in columns):
@@ -85,6 +87,10 @@ def read_columns(path, columns):
         if missing:
             raise ValueError(f"{path}: no column {missing} in the header {header}")
         positions, first_row = [header.index(column) for column in columns], 2
+        for line_number, row in enumerate(rows[1:], start=2):  # a stray separator shifts a row's fields
+            if row and len(row) != len(header):
+                raise ValueError(f"{path}, line {line_number}: {len(row)} columns where the header has "
+                                 f"{len(header)} {header}: {row!r:.200}")
     return list(enumerate(rows[first_row - 1 :], start=first_row)), positions
 
 

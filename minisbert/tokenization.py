@@ -25,6 +25,14 @@ TOKENIZER_CONFIG_CHECKS = {
 }
 
 
+# A text of characters few vocabularies hold, that the tokenizer must map to its unknown token (or bytes).
+UNKNOWN_TO_MOST_VOCABULARIES = "a \u2603\U0001f600\U000e0100"
+
+# The characters a long pair's texts are first cut to, per token of max_seq_length (Tokenizer.bounded_pair):
+# enough for most texts' kept tokens (about 4 characters each in English) and two words beyond.
+CHARACTERS_PER_TOKEN_BEFORE_CUTTING = 8
+
+
 class Tokenizer:
     # Whether the model gets the template's token types (a pair's second text: 1), as transformers passes them
     # only for tokenizers that return them; else zeros, as the model then uses.
@@ -45,6 +53,10 @@ class Tokenizer:
 
     def set_max_length(self, max_seq_length):
         """From now on, truncate each text (or pair, longest first) to max_seq_length tokens, special tokens included."""
+        special_tokens = self.backend.num_special_tokens_to_add(is_pair=False)
+        if max_seq_length < special_tokens:  # the tokenizers library would then not truncate at all
+            raise ValueError(f"max_seq_length {max_seq_length} is less than the {special_tokens} special tokens the "
+                             "tokenizer adds to every text")
         self.max_seq_length = max_seq_length
         self.backend.enable_truncation(max_length=max_seq_length, strategy="longest_first", direction=self.truncation_side)
 
@@ -62,6 +74,10 @@ class Tokenizer:
             backend = wordpiece_from_vocab(folder / "vocab.txt", tokenizer_config)
         else:
             raise ModelLoadError(f"missing tokenizer: {path} (nor a vocab.txt to build a WordPiece tokenizer from)")
+        try:
+            backend.encode(UNKNOWN_TO_MOST_VOCABULARIES)
+        except Exception as error:  # a WordPiece vocabulary without its [UNK] fails here, and at encode
+            raise ModelLoadError(f"the tokenizer of {folder} cannot encode text: {error}") from None
         if do_lower_case:
             lowercase_first(backend)
         pad_token = special_token_text(tokenizer_config.get("pad_token")) or padding_token_of(backend)
@@ -73,6 +89,7 @@ class Tokenizer:
     def __call__(self, texts, add_special_tokens=True):
         """texts (list of str, or of (str, str) pairs for the tokenizer's pair template: a cross-encoder's
         input, longest first truncated) -> {"input_ids", "attention_mask", "token_type_ids"}, int64 (batch, seq)."""
+        texts = [self.bounded_pair(text) if isinstance(text, tuple) else text for text in texts]  # (a, b) pairs
         try:
             encodings = self.backend.encode_batch(texts, add_special_tokens=add_special_tokens)
         except TypeError:  # the tokenizers library's message names no text: find the one it cannot encode
@@ -92,6 +109,42 @@ class Tokenizer:
             "token_type_ids": np.array(type_ids, dtype=np.int64).reshape(len(texts), -1),
         }
 
+    def bounded_pair(self, pair):
+        """``pair`` with both texts cut to what truncation reads of them, when both run far past max_seq_length:
+        for a pair the tokenizers library combines every overflowing window of one text with every window of
+        the other, time and memory growing with the product of the two lengths (two 16,000-word texts: 5 GB).
+        A cut is kept only if it keeps the tokens truncation keeps (keeps_the_kept_tokens); else a longer cut
+        is tried, and at last the texts as given."""
+        limit = CHARACTERS_PER_TOKEN_BEFORE_CUTTING * self.max_seq_length
+        if min(map(len, pair)) <= limit:
+            return pair
+        lengths = [token_count(self.backend.encode(text, add_special_tokens=False)) for text in pair]
+        longer = np.sign(lengths[0] - lengths[1])  # 1: the first text has more tokens, -1: the second, 0: as many
+        while min(map(len, pair)) > limit:
+            limits = (limit * (2 if longer > 0 else 1), limit * (2 if longer < 0 else 1))  # the longer stays longer
+            cut = tuple(text[:n] if self.truncation_side == "right" else text[-n:] for text, n in zip(pair, limits))
+            if self.keeps_the_kept_tokens(cut, lengths):
+                return cut
+            limit *= 4
+        return pair
+
+    def keeps_the_kept_tokens(self, cut, lengths):
+        """Whether the pair ``cut`` (from texts of ``lengths`` tokens) keeps the tokens the whole texts keep:
+        each cut text still fills max_seq_length alone, the longer text stays the longer (longest-first
+        truncation gives it the odd token), and the kept tokens lie two words or more from the cut (only the
+        cut word and its neighbour can tokenize differently)."""
+        encoding = self.backend.encode(*cut)
+        cut_lengths = []
+        for side, text in enumerate(cut):
+            alone = self.backend.encode(text, add_special_tokens=False)  # its first max_seq_length tokens
+            words = [word for word in alone.word_ids if word is not None]
+            kept = [word for word, sequence in zip(encoding.word_ids, encoding.sequence_ids) if sequence == side]
+            near_the_cut = kept and (max(kept) > words[-1] - 2 if self.truncation_side == "right" else min(kept) < 2)
+            if len(words) < self.max_seq_length or near_the_cut:
+                return False
+            cut_lengths.append(token_count(alone))
+        return np.sign(cut_lengths[0] - cut_lengths[1]) == np.sign(lengths[0] - lengths[1])
+
     def prompt_length(self, prompt):
         """The prompt's token count as sentence-transformers measures it: tokenized alone (special tokens
         included, truncated), less a trailing special token such as [SEP] or </s>."""
@@ -102,6 +155,11 @@ class Tokenizer:
     def tokens(self, text):
         """The word pieces of one text, special tokens included, as the model sees them."""
         return self.backend.encode(text, add_special_tokens=True).tokens
+
+
+def token_count(encoding):
+    """The tokens of a text truncated alone: those kept and those in its overflowing windows (padding not counted)."""
+    return sum(sum(window.attention_mask) for window in [encoding, *encoding.overflowing])
 
 
 # transformers' BertTokenizer's special tokens and their defaults, as tokenizer_config.json may name them.

@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from inputs import REPO
 
-from minisbert import SentenceTransformer
+from minisbert import SentenceTransformer, SparseEncoder
+from minisbert.families.sparse_encoder import sparse_search
 from minisbert.cli import main as cli
 from minisbert.evaluation import EmbeddingSimilarityEvaluator, read_pairs
 from minisbert.files.loading import ConfigError, ModelLoadError
@@ -21,15 +22,27 @@ from minisbert.architectures import UnsupportedArchitectureError
 from minisbert.architectures.checkpoint import CheckpointError
 from minisbert.architectures.modern_layers import UnsupportedConfigError
 from minisbert.util.quantization import quantize_embeddings, semantic_search_binary
-from minisbert.util import community_detection, cos_sim, maxsim, semantic_search
+from minisbert.util import community_detection, cos_sim, maxsim, multi_vector_search, semantic_search
 from refusals import Refusal, check, render
 
 
 class Context:
     """What a row's trigger may use: the default model, its folder, and a scratch folder."""
 
-    def __init__(self, model, folder, tmp_path):
+    def __init__(self, model, folder, tmp_path, tiny_cross_encoder):
         self.model, self.folder, self.tmp_path = model, folder, tmp_path
+        self.tiny_cross_encoder = tiny_cross_encoder
+
+    def cross_encoder(self):
+        """A tiny one-label BERT cross-encoder (built on first use)."""
+        return self.tiny_cross_encoder("bert")[1]
+
+    def sparse_encoder(self):
+        """A tiny SPLADE SparseEncoder, built in the scratch folder."""
+        from tiny_models import build_splade
+
+        build_splade(self.tmp_path / "splade")
+        return SparseEncoder(self.tmp_path / "splade")
 
     def model_with(self, relative_path, content):
         """A copy of the default model (large files linked, not copied) with one file's content replaced: a
@@ -83,6 +96,17 @@ def encode(**arguments):
 
 def run_cli(*arguments):
     return partial(cli, list(arguments))
+
+
+def search_store_with_record(c, change):
+    """search --embeddings of a two-line corpus's store whose "minisbert" record is change(record)."""
+    corpus = c.file("corpus.txt", "one\ntwo\n")
+    store = c.tmp_path / "emb.zarr"
+    cli(["encode", "--input", corpus, "--output", str(store)])
+    metadata = json.loads((store / "zarr.json").read_text())
+    metadata["attributes"]["minisbert"] = change(metadata["attributes"]["minisbert"])
+    (store / "zarr.json").write_text(json.dumps(metadata))
+    return run_cli("search", "--corpus", corpus, "--embeddings", str(store), "-q", "one")
 
 
 E = "encode"
@@ -235,8 +259,18 @@ REFUSALS = [
             lambda c: c.model_with("tokenizer_config.json", edit(pad_token=0))),
     Refusal(C, "corrupt tokenizer.json", ModelLoadError, "corrupt tokenizer file",
             lambda c: c.model_with("tokenizer.json", '{"version": "1.0", "model": 3}')),
+    Refusal(C, "tokenizer.json WordPiece vocabulary without [UNK]", ModelLoadError,
+            "cannot encode text: WordPiece error: Missing [UNK] token from the vocabulary",
+            lambda c: c.model_with("tokenizer.json", lambda t: {**t, "model": {**t["model"], "vocab": {
+                token: i for token, i in t["model"]["vocab"].items() if token != "[UNK]"}}})),
+    Refusal(C, "max_seq_length below the special tokens", ValueError,
+            "max_seq_length 1 is less than the 2 special tokens the tokenizer adds to every text",
+            lambda c: c.model_with("sentence_bert_config.json", edit(max_seq_length=1))),
     Refusal(C, "no weights file", ModelLoadError, "no weights in",
             lambda c: c.model_with("model.safetensors", None)),
+    Refusal(Q, "a cross-encoder activation_fn giving another shape", TypeError,
+            "activation_fn must return an array of the logits' shape (2, 1), got ndarray of shape (1, 1)",
+            lambda c: partial(c.cross_encoder().predict, [("a", "b"), ("c", "d")], activation_fn=lambda x: x[:1])),
     Refusal(Q, "query and corpus of different widths", ValueError,
             "query embeddings have 384 dimensions but corpus embeddings have 768",
             lambda c: partial(semantic_search, VECTORS, np.ones((3, 768)))),
@@ -265,6 +299,9 @@ REFUSALS = [
             lambda c: partial(read_pairs, c.file("pairs.csv", "sentence1,sentence2,gold\na,b,1\n"))),
     Refusal(Q, "pairs file with a score that is not a number", ValueError, "line 2: expected columns",
             lambda c: partial(read_pairs, c.file("pairs.csv", "sentence1,sentence2,score\na,b,high\n"))),
+    Refusal(Q, "pairs row with an extra column", ValueError,
+            "line 3: 4 columns where the header has 3 ['sentence1', 'sentence2', 'score']",
+            lambda c: partial(read_pairs, c.file("pairs.csv", "sentence1,sentence2,score\na,b,1\nc,d,2,5\n"))),
     Refusal(Q, "column position 0", ValueError, "column positions count from 1, got ['0', '1', '2']",
             lambda c: partial(read_pairs, c.file("pairs.tsv", "a\tb\t1\n"), ("0", "1", "2"))),
     Refusal(Q, "pairs file that is not UTF-8", ValueError, "pairs.tsv is not UTF-8 text",
@@ -278,6 +315,23 @@ REFUSALS = [
             lambda c: partial(EmbeddingSimilarityEvaluator(["a", "b"], ["c", "d"], [1.0, 2.0]), "all-MiniLM-L6-v2")),
     Refusal(Q, "maxsim of numbers", TypeError, "a must be token embeddings (an array or a list of (tokens, dim) arrays), got int",
             lambda c: partial(maxsim, 3, 4)),
+    Refusal(Q, "maxsim mask of another shape than the padded embeddings", ValueError,
+            "a's mask has shape (2, 5); embeddings of shape (2, 3, 4) need a mask of shape (2, 3)",
+            lambda c: partial(maxsim, np.ones((2, 3, 4)), np.ones((1, 3, 4)), a_mask=np.ones((2, 5), bool))),
+    Refusal(Q, "maxsim of complex numbers", TypeError, "b[0] must hold real numbers, got an array of dtype complex128",
+            lambda c: partial(maxsim, [np.ones((2, 4))], [np.ones((3, 4), complex)])),
+    Refusal(Q, "multi-vector search in a corpus holding NaN", ValueError,
+            "MaxSim scores are NaN, so they cannot be ranked; token embeddings with NaN or inf values: queries [], corpus [1]",
+            lambda c: partial(multi_vector_search, [np.ones((2, 4))], [np.ones((3, 4)), np.full((3, 4), np.nan)])),
+    Refusal(Q, "sparse search in a corpus holding NaN", ValueError,
+            "corpus embeddings hold NaN or inf values, so their scores cannot be ranked: rows [1]",
+            lambda c: partial(sparse_search, np.ones((1, 4)), np.array([[1, 0, 0, 0], [0, np.nan, 0, 2]]))),
+    Refusal(Q, "sparse embeddings decoded by a model of another vocabulary", ValueError,
+            "embeddings of 1000 dimensions cannot be decoded by a model of 30522 (its vocabulary)",
+            lambda c: partial(c.sparse_encoder().decode, np.ones((1, 1000), np.float32))),
+    Refusal(Q, "a score_function returning another shape", ValueError,
+            "score_function must return (queries, corpus) scores, here (2, 2); it returned shape (1, 1)",
+            lambda c: partial(semantic_search, VECTORS, VECTORS, score_function=lambda a, b: np.ones((1, 1)))),
     Refusal(Q, "score_function given as a name", TypeError, "score_function must be a function such as util.cos_sim",
             lambda c: partial(semantic_search, VECTORS, VECTORS, score_function="cos")),
     Refusal(Q, "int8 quantization of NaN embeddings", ValueError, "int8 quantization needs finite embeddings; row 1",
@@ -287,6 +341,10 @@ REFUSALS = [
             lambda c: run_cli("encode", "--batch-size", "0", "text")),
     Refusal(L, "encode --input of a missing file", SystemExit, "No such file or directory",
             lambda c: run_cli("encode", "--input", str(c.tmp_path / "missing.txt"))),
+    Refusal(L, "encode --input of a file that is not UTF-8", SystemExit, "latin1.txt is not UTF-8 text (invalid continuation byte",
+            lambda c: run_cli("encode", "--input", c.file("latin1.txt", b"caf\xe9\n"))),
+    Refusal(L, "an empty --model", SystemExit, "minisbert: model_name_or_path is an empty string",
+            lambda c: run_cli("encode", "--model", "", "text")),
     Refusal(L, "encode --input of an empty file", SystemExit, "minisbert: no sentences given",
             lambda c: run_cli("encode", "--input", c.file("empty.txt", ""))),
     Refusal(L, "search in a corpus of blank lines", SystemExit, "has no non-empty line to search",
@@ -295,16 +353,31 @@ REFUSALS = [
             lambda c: run_cli("search", "--corpus", c.file("corpus.txt", b"caf\xe9\n"), "-q", "query")),
     Refusal(L, "search --top-k -1", SystemExit, "minisbert: top_k must be at least 0, got -1",
             lambda c: run_cli("search", "--corpus", c.file("corpus.txt", "a line\n"), "-q", "query", "-k", "-1")),
+    Refusal(L, "search --embeddings of a store whose record is a list", SystemExit,
+            "emb.zarr has an unreadable minisbert record (a list, not an object)",
+            lambda c: search_store_with_record(c, lambda record: [record])),
+    Refusal(L, "search --embeddings of a store whose chunk size is 0", SystemExit,
+            "has an unreadable minisbert record (2 lines in chunks of 0 do not make 1 chunks)",
+            lambda c: search_store_with_record(c, lambda record: {**record, "input": {**record["input"], "chunk_size": 0}})),
     Refusal(L, "evaluate a file of one pair", SystemExit, "holds 1 pair(s); correlation needs at least 2",
             lambda c: run_cli("evaluate", c.file("pairs.csv", "sentence1,sentence2,score\na,b,1\n"))),
+    Refusal(L, "evaluate a pairs row with an extra column", SystemExit, "line 2: 4 columns where the header has 3",
+            lambda c: run_cli("evaluate", c.file("pairs.csv", "sentence1,sentence2,score\nsunny, warm,hot,1\nc,d,2\n"))),
+    Refusal(L, "train --seed -1", SystemExit, "minisbert: seed must be a whole number >= 0, got -1",
+            lambda c: run_cli("train", "--data", c.file("train.csv", "sentence1,sentence2,score\na,b,1\n"), "--columns",
+                              "sentence1,sentence2,score", "--loss", "cosent", "--output", str(c.tmp_path / "out"), "--seed", "-1")),
+    Refusal(L, "train --checkpoint-steps -1", SystemExit, "checkpoint_steps must be a whole number >= 0, got -1",
+            lambda c: run_cli("train", "--data", c.file("train.csv", "sentence1,sentence2,score\na,b,1\n"), "--columns",
+                              "sentence1,sentence2,score", "--loss", "cosent", "--output", str(c.tmp_path / "out"),
+                              "--checkpoint-steps", "-1")),
     Refusal(L, "evaluate --columns of two names", SystemExit, "columns must name three columns",
             lambda c: run_cli("evaluate", c.file("pairs.csv", "sentence1,sentence2,score\na,b,1\n"), "--columns", "a,b")),
 ]
 
 
 @pytest.fixture
-def context(model, default_model_folder, tmp_path):
-    return Context(model, default_model_folder, tmp_path)
+def context(model, default_model_folder, tmp_path, tiny_cross_encoder):
+    return Context(model, default_model_folder, tmp_path, tiny_cross_encoder)
 
 
 @pytest.mark.parametrize("refusal", REFUSALS, ids=str)

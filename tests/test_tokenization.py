@@ -71,3 +71,27 @@ def test_a_vocab_txt_that_is_not_utf8_is_a_load_error_naming_it(tmp_path):
     (folder / "vocab.txt").write_bytes(b"[PAD]\n[UNK]\ncaf\xe9\n")
     with pytest.raises(ModelLoadError, match=r"vocab.txt is not UTF-8 text \(byte 15\)"):
         Tokenizer.from_folder(folder, max_seq_length=64)
+
+
+def long_pair_texts(seed, words):
+    """Two long texts of HARD_TEXTS' words, spaces, runs of whitespace and words too long for WordPiece."""
+    rng = np.random.default_rng(seed)
+    pieces = " ".join(HARD_TEXTS).split() + ["x" * 150, "\n\n\t ", "é" * 3]
+    return tuple(" ".join(rng.choice(pieces, words)) for _ in range(2))
+
+
+@pytest.mark.parametrize("architecture", ["bert", "roberta", "xlm-roberta"])
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_a_pair_of_long_texts_is_cut_before_tokenizing_and_gives_the_same_tokens(architecture, side):
+    from tiny_models import tokenizer_and_config
+
+    reference, _ = tokenizer_and_config(architecture)
+    backend = (reference.backend_tokenizer if reference else Tokenizer.from_folder(bundled_folder(), 64).backend)
+    pad = backend.id_to_token(0 if architecture == "bert" else 1)
+    tokenizer = Tokenizer(backend, 64, pad, truncation_side=side)
+    pairs = [long_pair_texts(seed, words) for seed, words in enumerate([300, 600, 1000])] + [("a " * 3000, "b")]
+    expected = [encoding.ids for encoding in backend.encode_batch(pairs)]  # the library on the whole texts
+    assert tokenizer(pairs)["input_ids"].tolist() == expected
+    assert all(len(tokenizer.bounded_pair(pair)[0]) < len(pair[0]) for pair in pairs[:3])  # cut, not given whole
+    cut = tokenizer.bounded_pair(("word " * 100_000, "text " * 100_000))  # both 500 KB: a product of 10^10
+    assert max(map(len, cut)) < 20 * 64 * 8

@@ -175,7 +175,38 @@ def read_store_record(path, advice="choose another --output, or remove it"):
         raise ValueError(
             f"{path} exists and is not a minisbert embeddings store ({type(error).__name__}: {error}); {advice}"
         ) from None
+    problem = record_problem(record)
+    if problem:
+        raise ValueError(f"{path} has an unreadable minisbert record ({problem}); {advice}")
     return group, record
+
+
+# The record's sections and their fields' types, as store_record writes them (read_store_record checks them).
+NONE = type(None)
+RECORD_FIELDS = {
+    "model": {"name": str, "fingerprint": str},
+    "options": {"quantize": (str, NONE), "normalize_embeddings": bool, "prompt": (str, NONE),
+                "truncate_dim": (int, NONE), "precision": str},
+    "input": {"path": str, "lines": int, "chunk_size": int, "chunk_fingerprints": list},
+}
+
+
+def record_problem(record):
+    """What makes a store's record unusable (a section or field missing or of another type), or None."""
+    if not isinstance(record, dict):
+        return f"a {type(record).__name__}, not an object"
+    for section, fields in RECORD_FIELDS.items():
+        values = record.get(section)
+        if not isinstance(values, dict):
+            return f"{section!r} is {values!r:.40}, not an object"
+        for field, types in fields.items():
+            value = values.get(field)
+            if not isinstance(value, types) or isinstance(value, bool) and types in (int, (int, NONE)):
+                return f"{section}.{field} is {value!r:.40}"
+    lines, chunk_size, fingerprints = (record["input"][key] for key in ("lines", "chunk_size", "chunk_fingerprints"))
+    if lines < 0 or chunk_size < 1 or len(fingerprints) != -(-lines // chunk_size):
+        return f"{lines} lines in chunks of {chunk_size} do not make {len(fingerprints)} chunks"
+    return None
 
 
 def create_store(path, record, dimension, dtype):

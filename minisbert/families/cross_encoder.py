@@ -103,8 +103,9 @@ class CrossEncoder(Encoder):
 
         batches, places = [], []
         for indices, batch in in_batches(pairs, batch_size, show_progress_bar, length=pair_length):
-            scores = self.forward(batch)["logits"]
-            scores = activation_fn(scores)  # (batch, num_labels)
+            logits = self.forward(batch)["logits"]  # (batch, num_labels)
+            scores = activation_fn(logits)
+            check_activation_output(scores, logits)
             if self.num_labels == 1 and scores.ndim > 1:
                 scores = scores[..., 0]  # (batch,)
             if apply_softmax and scores.ndim > 1:
@@ -219,6 +220,14 @@ def single_pair(inputs):
             f"predict() takes a (text, text) pair or a list of pairs, not a single string: {inputs!r:.60}"
         )
     return False
+
+
+def check_activation_output(scores, logits):
+    """A TypeError unless activation_fn gave an array of the logits' shape (or (batch,) for one label)."""
+    shape = getattr(scores, "shape", None)
+    if shape not in (logits.shape, logits.shape[:1] if logits.shape[1] == 1 else logits.shape):
+        raise TypeError(f"activation_fn must return an array of the logits' shape {logits.shape}, got "
+                        f"{type(scores).__name__} of shape {shape}")
 
 
 def pair_length(pair):

@@ -211,6 +211,9 @@ class SparseEncoder(Encoder):
         if top_k is not None and not is_positive_integer(top_k):
             raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
         matrix, is_vector = as_sparse_matrix(embeddings)
+        if matrix.shape[1] != self.get_sentence_embedding_dimension():
+            raise ValueError(f"embeddings of {matrix.shape[1]} dimensions cannot be decoded by a model of "
+                             f"{self.get_sentence_embedding_dimension()} (its vocabulary)")
         results = []
         for row in range(matrix.shape[0]):
             ids, weights = row_entries(matrix, row)
@@ -312,7 +315,17 @@ def inverted_index(corpus_embeddings):
     """The corpus (n, vocab) as a csc_array: column t lists the documents holding vocabulary entry t (a posting
     list). Building it costs about as much as a search of a few hundred queries: build it once for many searches."""
     corpus, _ = as_sparse_matrix(corpus_embeddings)
+    refuse_non_finite(corpus, "corpus")
     return corpus.tocsc()
+
+
+def refuse_non_finite(matrix, name):
+    """A ValueError naming the first rows of a csr_array holding NaN or inf (their scores have no rank)."""
+    bad = ~np.isfinite(matrix.data)
+    if bad.any():
+        rows = np.unique(np.searchsorted(matrix.indptr, np.flatnonzero(bad), side="right") - 1)[:5].tolist()
+        raise ValueError(f"{name} embeddings hold NaN or inf values, so their scores cannot be ranked: rows {rows} "
+                         "(first five)")
 
 
 def sparse_search(query_embeddings, corpus_embeddings, top_k=10):
@@ -324,6 +337,7 @@ def sparse_search(query_embeddings, corpus_embeddings, top_k=10):
 
     top_k = check_count(top_k, "top_k", 1)
     queries, _ = as_sparse_matrix(query_embeddings)
+    refuse_non_finite(queries, "query")
     is_index = scipy_sparse().issparse(corpus_embeddings) and corpus_embeddings.format == "csc"
     postings = corpus_embeddings if is_index else inverted_index(corpus_embeddings)
     check_same_vocabulary(queries, postings)

@@ -29,8 +29,10 @@ def resolve_model_folder(model_name_or_path=None, cache_folder=None):
     name = DEFAULT_MODEL if model_name_or_path is None else model_name_or_path
     if isinstance(name, os.PathLike):
         name = os.fspath(name)
-    if not isinstance(name, str) or not name:
+    if not isinstance(name, str):
         raise TypeError(f"model_name_or_path must be a folder path or a hub id string, got {name!r}")
+    if not name:
+        raise ValueError("model_name_or_path is an empty string; give a folder path or a hub id")
     path = Path(name).expanduser()
     if path.is_dir():
         return path

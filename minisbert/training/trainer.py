@@ -103,11 +103,12 @@ def check_examples(examples, loss):
     return [[example.texts[c] for example in examples] for c in range(columns)], labels
 
 
-def check_settings(epochs, batch_size, learning_rate, warmup_ratio, weight_decay, max_grad_norm):
+def check_settings(epochs, batch_size, learning_rate, warmup_ratio, weight_decay, max_grad_norm, **counts_from_0):
     """A TrainingError naming the first setting out of its range (a NaN learning rate would train to NaN weights)."""
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise TrainingError(f"{name} must be a whole number >= 1, got {value!r}")
+    for name, value, low in (("epochs", epochs, 1), ("batch_size", batch_size, 1),
+                             *((name, value, 0) for name, value in counts_from_0.items())):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise TrainingError(f"{name} must be a whole number >= {low}, got {value!r}")
     for name, value, low, high in (("learning_rate", learning_rate, 0, math.inf), ("warmup_ratio", warmup_ratio, 0, 1),
                                    ("weight_decay", weight_decay, 0, math.inf),
                                    ("max_grad_norm", max_grad_norm, 0, math.inf)):
@@ -157,7 +158,8 @@ def fit(
     Returns the history: one dict per step (step, epoch, loss, learning_rate, and the evaluator's metrics)."""
     check_trainable(model)
     check_settings(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, warmup_ratio=warmup_ratio,
-                   weight_decay=weight_decay, max_grad_norm=max_grad_norm)
+                   weight_decay=weight_decay, max_grad_norm=max_grad_norm, seed=seed, evaluation_steps=evaluation_steps,
+                   checkpoint_steps=checkpoint_steps)
     columns, labels = check_examples(list(train_examples), loss)
     output = prepare_output(output_path, model, overwrite)
     if output is not None:

@@ -78,6 +78,9 @@ def top_k_scores(
                 scores = query_chunk @ corpus_chunk.T  # (query_chunk, chunk)
             else:
                 scores = np.asarray(score_function(query_chunk, corpus_chunk))
+                if scores.shape != (len(query_chunk), len(corpus_chunk)):
+                    raise ValueError(f"score_function must return (queries, corpus) scores, here "
+                                     f"{(len(query_chunk), len(corpus_chunk))}; it returned shape {scores.shape}")
             if running is None:
                 running = RunningTopK(len(queries), top_k, scores.dtype)
             running.update(scores, corpus_start, first_row=query_start)

@@ -33,10 +33,16 @@ def scored_tokens(embeddings, mask, name):
                              f"got shape {embeddings.shape}")
         if mask is None:
             mask = np.any(embeddings != 0, axis=-1)  # (n, tokens)
-    items = [np.asarray(item, dtype=np.float32) for item in embeddings]
+        elif np.shape(mask) != embeddings.shape[:2]:
+            raise ValueError(f"{name}'s mask has shape {np.shape(mask)}; embeddings of shape {embeddings.shape} "
+                             f"need a mask of shape {embeddings.shape[:2]}")
+    items = [np.asarray(item) for item in embeddings]
     for index, item in enumerate(items):
         if item.ndim != 2:
             raise ValueError(f"{name}[{index}] must be a (tokens, dim) array, got shape {item.shape}")
+        if item.dtype.kind not in "biuf":
+            raise TypeError(f"{name}[{index}] must hold real numbers, got an array of dtype {item.dtype}")
+    items = [item.astype(np.float32, copy=False) for item in items]
     if mask is None:
         return items
     if len(mask) != len(items):
@@ -48,6 +54,11 @@ def scored_tokens(embeddings, mask, name):
             raise ValueError(f"{name}'s mask {index} covers {len(item_mask)} tokens, the embeddings {len(item)}")
         kept.append(item[item_mask[: len(item)]])
     return kept
+
+
+def not_finite(items):
+    """The positions of the first five (tokens, dim) arrays holding NaN or inf."""
+    return [index for index, item in enumerate(items) if not np.isfinite(item).all()][:5]
 
 
 def query_token_counts(queries):
@@ -113,5 +124,10 @@ def multi_vector_search(query_embeddings, corpus_embeddings, top_k=10, corpus_ch
         if length_normalize:
             scores = scores / query_token_counts(queries)[:, None]
         running.update(scores, start)
+        if running.nan_counts.any():
+            raise ValueError(
+                f"{int(running.nan_counts.sum())} MaxSim scores are NaN, so they cannot be ranked; token embeddings "
+                f"with NaN or inf values: queries {not_finite(queries)}, corpus {[start + i for i in not_finite(documents)]}"
+                " (first five of each)")
     values, indices = running.result()
     return search_results(indices, values)
