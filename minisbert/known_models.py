@@ -102,6 +102,7 @@ KNOWN_RERANKERS = [
     KnownReranker("BAAI/bge-reranker-v2-m3", "xlm-roberta", 1024),
     KnownReranker("mixedbread-ai/mxbai-rerank-xsmall-v1", "deberta-v2", 384),
     KnownReranker("mixedbread-ai/mxbai-rerank-base-v1", "deberta-v2", 768),
+    KnownReranker("Alibaba-NLP/gte-reranker-modernbert-base", "modernbert", 768),
 ]
 
 

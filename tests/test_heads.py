@@ -1,7 +1,7 @@
 """Each classification head of minisbert.architectures.heads against transformers' *ForSequenceClassification on
 transformers' own last hidden states (so the head is checked apart from minisbert's encoders, also for an
 architecture whose forward pass minisbert may not have yet): the logits within 1e-5 relative, one and three
-labels, a padded row included."""
+labels, a padded row included (which a head pooling the mean must leave out)."""
 
 import pytest
 import torch
@@ -13,6 +13,7 @@ from minisbert.architectures.heads import HEADS, classification_head, load_head
 
 SIZES = dict(vocab_size=100, max_position_embeddings=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
              intermediate_size=37)
+MODERNBERT_IDS = dict(pad_token_id=0, bos_token_id=1, cls_token_id=1, eos_token_id=2, sep_token_id=2)  # < vocab_size
 CONFIGS = {
     "bert": lambda: transformers.BertConfig(**SIZES),
     "roberta": lambda: transformers.RobertaConfig(**SIZES),
@@ -23,6 +24,10 @@ CONFIGS = {
     "electra": lambda: transformers.ElectraConfig(embedding_size=16, **SIZES),
     "deberta-v2": lambda: transformers.DebertaV2Config(**SIZES),
     "deberta-v2 (tanh pooler)": lambda: transformers.DebertaV2Config(pooler_hidden_act="tanh", **SIZES),
+    "modernbert": lambda: transformers.ModernBertConfig(**MODERNBERT_IDS, **SIZES),
+    "modernbert (mean pooling, biased dense, SiLU)": lambda: transformers.ModernBertConfig(
+        classifier_pooling="mean", classifier_bias=True, classifier_activation="silu", **MODERNBERT_IDS, **SIZES
+    ),
 }
 
 
@@ -50,7 +55,8 @@ def test_head_matches_transformers(name, num_labels):
         hidden_states = model.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         expected = model(input_ids=input_ids, attention_mask=attention_mask).logits
     tensors = {key: value.numpy() for key, value in model.state_dict().items()}
-    _, logits = classification_head(load_head(tensors, minisbert_config(config)), hidden_states.numpy())
+    head = load_head(tensors, minisbert_config(config))
+    _, logits = classification_head(head, hidden_states.numpy(), attention_mask.numpy())
     assert logits.shape == (3, num_labels)
     assert max_relative_difference(logits, expected) <= 1e-5
 

@@ -32,7 +32,7 @@ MODERN_POSITIONS = 64
 WINDOW = 8  # tokens on either side that a sliding-window layer sees
 BUNDLED_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 ARCHITECTURES = ("bert", "roberta", "xlm-roberta", "mpnet", "distilbert")
-CROSS_ENCODER_ARCHITECTURES = (*ARCHITECTURES, "electra", "deberta-v2", "deberta-v3")
+CROSS_ENCODER_ARCHITECTURES = (*ARCHITECTURES, "electra", "deberta-v2", "deberta-v3", "modernbert", "modernbert-mean")
 QWEN3_PROMPTS = {"query": "Instruct: Given a web search query, retrieve relevant passages\nQuery:", "document": ""}
 GEMMA_PROMPTS = {"query": "task: search result | query: ", "document": "title: none | text: "}
 NOMIC_PROMPTS = {"query": "search_query: ", "document": "search_document: "}
@@ -163,7 +163,7 @@ def tokenizer_and_config(architecture, padding_side="right"):
     if architecture == "nomic_bert":  # bert-base-uncased's tokenizer (the bundled one), as nomic-embed-text's
         tokenizer = transformers.BertTokenizerFast.from_pretrained(bundled_folder(), **common)
         return tokenizer, transformers.NomicBertConfig(vocab_size=30522, num_hidden_layers=2, **sizes)
-    if architecture == "modernbert":
+    if architecture in ("modernbert", "modernbert-mean"):  # -mean: a classification head pooling the mean, biased
         backend = byte_level_bpe(["[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]"], "[CLS] $A [SEP]")
         tokenizer = transformers.PreTrainedTokenizerFast(
             tokenizer_object=backend, cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]", unk_token="[UNK]",
@@ -175,6 +175,7 @@ def tokenizer_and_config(architecture, padding_side="right"):
             global_attn_every_n_layers=3, global_rope_theta=160000.0, local_rope_theta=10000.0,
             pad_token_id=ids["pad"], bos_token_id=ids["cls"], cls_token_id=ids["cls"], eos_token_id=ids["sep"],
             sep_token_id=ids["sep"], **sizes,
+            **(dict(classifier_pooling="mean", classifier_bias=True) if architecture == "modernbert-mean" else {}),
         )
     elif architecture == "qwen3":
         backend = byte_level_bpe(["<|endoftext|>", "<|im_start|>", "<|im_end|>"], "$A <|endoftext|>")

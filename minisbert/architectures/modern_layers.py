@@ -172,9 +172,18 @@ class PaddedBatch:
         # position_bias (heads, seq, seq) or None -> attend(query, key, value) -> context (batch, heads, seq,
         # head_dim), probabilities
         bias = attention_bias(self.attention_mask, causal, window)  # (batch, 1, seq, seq)
+        # a query that may attend no key (padding outside every window, or before every token when causal) gets
+        # no context, as torch's scaled_dot_product_attention gives it with transformers' boolean masks (what
+        # sentence-transformers runs); eager attention would spread it evenly over every key instead
+        attends_a_key = (bias == 0).any(axis=-1, keepdims=True)  # (batch, 1, seq, 1)
         if position_bias is not None:
             bias = bias + position_bias[None]  # (batch, heads, seq, seq)
-        return lambda query, key, value: grouped_query_attention(query, key, value, bias, scaling)
+
+        def attend(query, key, value):
+            context, probabilities = grouped_query_attention(query, key, value, bias, scaling)
+            return context * attends_a_key, probabilities * attends_a_key
+
+        return attend
 
     def unpack(self, x):
         return x

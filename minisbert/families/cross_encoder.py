@@ -73,9 +73,12 @@ class CrossEncoder(Encoder):
         """One batch of (text, text) pairs -> features: the tokenizer's arrays, token_embeddings, pooled (batch,
         hidden) the vector the classifier reads, logits (batch, num_labels). token_embeddings holds every token,
         (batch, seq, hidden), when ``record`` asks for the intermediate states (trace); else only the first
-        token's, (batch, 1, hidden), the one the head reads, and the last layer computes no other."""
-        features = self.transformer(self.tokenizer(pairs), record=record, first_token_only=record is None)
-        features["pooled"], features["logits"] = classification_head(self.head, features["token_embeddings"])
+        token's, (batch, 1, hidden), when that is all the head reads, and the last layer computes no other."""
+        first_token_only = record is None and self.head["pooling"] == "cls"
+        features = self.transformer(self.tokenizer(pairs), record=record, first_token_only=first_token_only)
+        features["pooled"], features["logits"] = classification_head(
+            self.head, features["token_embeddings"], features["attention_mask"]
+        )
         return features
 
     def predict(
@@ -188,13 +191,15 @@ class CrossEncoderTrace:
     token_type_ids: np.ndarray  # (seq,) int64: 0 for the query's segment, 1 for the document's (BERT)
     hidden_states: np.ndarray  # (num_layers + 1, seq, hidden): [0] the embeddings output, [i] layer i's output
     attentions: np.ndarray  # (num_layers, heads, seq, seq): softmax probabilities, row = query, column = key
-    pooled: np.ndarray  # (hidden,): the head's dense layer and activation on the first token, what the classifier reads
+    pooled: np.ndarray  # (hidden,): the head's dense layer and activation (and norm) on the first token (or the
+    # mean of the tokens, for a ModernBERT head that pools so): what the classifier reads
     logits: np.ndarray  # (num_labels,): the classifier's output
     scores: np.ndarray  # (num_labels,): logits through the model's activation (what predict returns)
 
     @property
     def first_token(self):
-        """(hidden,): the last layer's vector of the first token ([CLS] / <s>), the head's only input."""
+        """(hidden,): the last layer's vector of the first token ([CLS] / <s>), the head's input (but for a
+        ModernBERT head that pools the mean)."""
         return self.hidden_states[-1, 0]
 
     @property
