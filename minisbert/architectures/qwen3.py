@@ -44,11 +44,13 @@ def head_dim(config):
 
 
 def decoder_layer(x, layer, attend, cos, sin, config):
-    # x (batch, seq, hidden) -> (batch, seq, hidden), probabilities (batch, heads, seq, seq) or None
+    # x (batch, seq, hidden) -> (batch, seq, hidden), probabilities (batch, heads, seq, seq) or None; the per-head
+    # q/k norms where the layer has them (Qwen3's; EuroBERT's Llama layers have none)
     eps = config["rms_norm_eps"]
+    has_qk_norms = "query_norm" in layer["attention"]
     attention_output, probabilities = rotary_self_attention(
         rms_norm(x, layer["input_norm"], eps), layer["attention"], attend, cos, sin, head_dim(config),
-        qk_norm=lambda heads, weight: rms_norm(heads, weight, eps),
+        qk_norm=(lambda heads, weight: rms_norm(heads, weight, eps)) if has_qk_norms else None,
     )
     x = x + attention_output
     mlp = layer["mlp"]
@@ -65,10 +67,11 @@ def forward(params, config, input_ids, attention_mask, token_type_ids=None, reco
     return run_layout(run, input_ids, attention_mask, record, first_token_only)
 
 
-def layers_forward(params, config, batch, record):
-    # batch: a modern_layers.PaddedBatch or PackedBatch -> token embeddings in its layout
+def layers_forward(params, config, batch, record, causal=True):
+    # batch: a modern_layers.PaddedBatch or PackedBatch -> token embeddings in its layout; causal for Qwen3,
+    # bidirectional for EuroBERT
     x = embedding_lookup(params["word"], batch.ids, "word embedding")  # (batch, seq, hidden) or (1, tokens, hidden)
-    attend = batch.attention(head_dim(config) ** -0.5, causal=True)
+    attend = batch.attention(head_dim(config) ** -0.5, causal=causal)
     cos, sin = rotary_tables(params["rotary"], batch.positions)  # (seq or tokens, head_dim)
     record_layer(record, "hidden_states", x)
     for layer in params["layers"]:
@@ -98,8 +101,15 @@ def load_parameters(tensors, config):
     """transformers' Qwen3Model tensor names (under ``model.`` in a Qwen3ForCausalLM checkpoint) -> the nested
     parameter dict ``forward`` reads."""
     check_config(config)
-    hidden = config["hidden_size"]
     theta = rope_settings(config, "full_attention", "qwen3", ("rope_theta",), DEFAULT_THETA)
+    return llama_parameters(tensors, config, "qwen3", theta, qk_norms=True)
+
+
+def llama_parameters(tensors, config, model_type, theta, qk_norms):
+    """transformers' Llama-style tensor names (Qwen3Model, EuroBertModel; under ``model.`` in a task model's
+    checkpoint) -> the nested parameter dict ``layers_forward`` reads; qk_norms: whether each layer has per-head
+    q/k norms."""
+    hidden = config["hidden_size"]
     checkpoint = Checkpoint(tensors, prefixes=("model.",))
     params = {
         "word": checkpoint.take("embed_tokens.weight", (config["vocab_size"], hidden)),
@@ -112,10 +122,10 @@ def load_parameters(tensors, config):
         params["layers"].append(
             {
                 "input_norm": checkpoint.take(f"{name}.input_layernorm.weight", (hidden,)),
-                "attention": attention_weights(checkpoint, f"{name}.self_attn", config, head_dim(config)),
+                "attention": attention_weights(checkpoint, f"{name}.self_attn", config, head_dim(config), qk_norms),
                 "post_attention_norm": checkpoint.take(f"{name}.post_attention_layernorm.weight", (hidden,)),
                 "mlp": gated_mlp_weights(checkpoint, f"{name}.mlp", config),
             }
         )
-    checkpoint.check("qwen3")
+    checkpoint.check(model_type)
     return params
