@@ -31,7 +31,7 @@ def sequence_groups(attention_mask, groups):
 # Fewer tokens than this in each group and one group, with OpenBLAS on every core, is faster (measured:
 # bench/RESULTS.md, "Throughput: bench/compare.py", the bullet on MIN_GROUP_TOKENS).
 MIN_GROUP_TOKENS = 128
-GROUPS_PER_CORE = int(__import__("os").environ.get("GPC", 1))
+GROUPS_PER_CORE = 1  # groups of sequences per core (more let a faster core take more: not yet measured quiet)
 
 
 def run_in_groups(attention_mask, run_group, run_whole):
