@@ -42,12 +42,12 @@ def run_layout(run, input_ids, attention_mask, record, first_token_only=False):
     Packed, the groups of sequences each run in their own thread with one OpenBLAS thread: the many small
     per-sequence attention products run several times slower with OpenBLAS threads competing for busy cores
     (bench/RESULTS.md, "Today's architectures (bench/modern_architectures.py)")."""
-    if not fast_path_serves(attention_mask, record, first_token_only):
+    if fast_path_serves(attention_mask, record, first_token_only):
+        output = run_in_groups(
+            attention_mask,
+            lambda group: run(PackedBatch(input_ids[group], attention_mask[group]), None),
+            lambda: run(PackedBatch(input_ids, attention_mask), None),
+        )
+    else:
         output = run(PaddedBatch(input_ids, attention_mask), record)
-        return output[:, :1] if first_token_only else output
-    output = run_in_groups(
-        attention_mask,
-        lambda group: run(PackedBatch(input_ids[group], attention_mask[group]), None),
-        lambda: run(PackedBatch(input_ids, attention_mask), None),
-    )
     return output[:, :1] if first_token_only else output
