@@ -133,6 +133,7 @@ REFUSALS = [
     Refusal(E, "batch_size as a string", TypeError, "batch_size must be a positive integer, got '8'", encode(batch_size="8")),
     Refusal(E, "unknown output_value", ValueError, "output_value must be one of", encode(output_value="cls_embedding")),
     Refusal(E, "unknown prompt_name", ValueError, "prompt name 'passage' not found", encode(prompt_name="passage")),
+    Refusal(E, "prompt_name that is a list", TypeError, "prompt_name must be a string, got list", encode(prompt_name=["query"])),
     Refusal(E, "prompt that is not a string", TypeError, "prompt must be a string, got int", encode(prompt=5)),
     Refusal(E, "truncate_dim 0", ValueError, "truncate_dim must be a positive integer or None, got 0", encode(truncate_dim=0)),
     Refusal(E, "negative truncate_dim", ValueError, "truncate_dim must be a positive integer or None, got -1",

@@ -54,6 +54,8 @@ class Encoder:
                 raise TypeError(f"prompt must be a string, got {type(prompt).__name__}")
             return prompt
         if prompt_name is not None:
+            if not isinstance(prompt_name, str):
+                raise TypeError(f"prompt_name must be a string, got {type(prompt_name).__name__}")
             if prompt_name not in self.prompts:
                 raise ValueError(f"prompt name {prompt_name!r} not found; the model's prompts are {list(self.prompts)}")
             return self.prompts[prompt_name]
