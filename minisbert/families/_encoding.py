@@ -8,7 +8,7 @@ import logging
 
 import numpy as np
 
-from minisbert.files.loading import POSITIVE_SIZE, TEXT, TEXT_BY_NAME, TEXTS, read_config
+from minisbert.files.loading import FLAG, POSITIVE_SIZE, TEXT, TEXT_BY_NAME, TEXTS, read_config
 from minisbert.modules import Transformer
 
 logger = logging.getLogger(__name__)
@@ -22,7 +22,9 @@ TASK_PROMPT_NAMES = {"query": ("query",), "document": ("document", "passage", "c
 # The keys of config_sentence_transformers.json every family reads (a family may read more of its keys).
 SETTINGS_CHECKS = {"prompts": TEXT_BY_NAME, "default_prompt_name": TEXT, "similarity_fn_name": TEXT, "model_type": TEXT,
                    # PyLate's ColBERT settings (minisbert.MultiVectorEncoder)
-                   "skiplist_words": TEXTS, "query_length": POSITIVE_SIZE, "document_length": POSITIVE_SIZE}
+                   "skiplist_words": TEXTS, "query_length": POSITIVE_SIZE, "document_length": POSITIVE_SIZE,
+                   "query_prefix": TEXT, "document_prefix": TEXT, "do_query_expansion": FLAG,
+                   "attend_to_expansion_tokens": FLAG, "attend_to_mask_tokens": FLAG}
 
 
 class Encoder:
