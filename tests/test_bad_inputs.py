@@ -450,6 +450,9 @@ def test_a_top_k_far_beyond_the_corpus_gives_the_whole_corpus_without_allocating
     assert [len(row) for row in hits] == [5, 5] and hits[0][0]["corpus_id"] == 0
     binary = semantic_search_binary(corpus[:2], quantize_embeddings(corpus, "ubinary"), top_k=10**12)
     assert [len(row) for row in binary] == [5, 5]
+    multi_vector = multi_vector_search([corpus[:2]], [corpus[:3], corpus[3:]], top_k=10**12)
+    assert [len(row) for row in multi_vector] == [2]
+    assert multi_vector_search([corpus[:2]], [], top_k=10**12) == [[]]
 
 
 def test_cli_encode_output_writes_exactly_the_file_it_names(tmp_path, capsys):
