@@ -42,6 +42,9 @@ class Encoder:
 
     def set_prompts(self, saved_prompts, prompts, default_prompt_name):
         """The model's prompts: the family's defaults, then the saved ones, then the caller's."""
+        if prompts is not None and not (isinstance(prompts, dict) and all(
+                isinstance(name, str) and isinstance(text, str) for name, text in prompts.items())):
+            raise TypeError(f"prompts must be a dict of prompt names to strings, got {prompts!r:.60}")
         self.prompts = {**self.default_prompts, **saved_prompts, **(prompts or {})}
         self.default_prompt_name = default_prompt_name
         if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
