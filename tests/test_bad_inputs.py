@@ -133,6 +133,7 @@ REFUSALS = [
     Refusal(E, "batch_size as a string", TypeError, "batch_size must be a positive integer, got '8'", encode(batch_size="8")),
     Refusal(E, "unknown output_value", ValueError, "output_value must be one of", encode(output_value="cls_embedding")),
     Refusal(E, "unknown prompt_name", ValueError, "prompt name 'passage' not found", encode(prompt_name="passage")),
+    Refusal(E, "prompt_name that is a list", TypeError, "prompt_name must be a string, got list", encode(prompt_name=["query"])),
     Refusal(E, "prompt that is not a string", TypeError, "prompt must be a string, got int", encode(prompt=5)),
     Refusal(E, "truncate_dim 0", ValueError, "truncate_dim must be a positive integer or None, got 0", encode(truncate_dim=0)),
     Refusal(E, "negative truncate_dim", ValueError, "truncate_dim must be a positive integer or None, got -1",
@@ -144,6 +145,9 @@ REFUSALS = [
     Refusal(E, "unknown precision", ValueError, "precision 'int4' is not supported", encode(precision="int4")),
     Refusal(E, "precision with token embeddings", ValueError, "needs output_value='sentence_embedding'",
             encode(precision="int8", output_value="token_embeddings")),
+    Refusal(E, "prompts given to the model that are not strings", TypeError,
+            "prompts must be a dict of prompt names to strings, got {'query': 5}",
+            lambda c: partial(SentenceTransformer, c.folder, prompts={"query": 5})),
     Refusal(E, "unknown similarity_fn_name", ValueError, "unknown similarity function 'jaccard'",
             lambda c: partial(SentenceTransformer, c.folder, similarity_fn_name="jaccard")),
     Refusal(E, "similarity of embeddings of different widths", ValueError, "embedding dimensions differ: a has 384, b has 768",
@@ -251,6 +255,9 @@ REFUSALS = [
             lambda c: c.model_with("config_sentence_transformers.json", edit(prompts=["query: "]))),
     Refusal(C, "default_prompt_name not among the prompts", ValueError, "default prompt name 'passage' is not one of",
             lambda c: c.model_with("config_sentence_transformers.json", edit(default_prompt_name="passage"))),
+    Refusal(C, "PyLate query_prefix that is not a string", ConfigError,
+            "config_sentence_transformers.json: 'query_prefix' must be a string, not 5",
+            lambda c: c.model_with("config_sentence_transformers.json", edit(query_prefix=5))),
     Refusal(C, "similarity_fn_name that is not a string", ConfigError, "'similarity_fn_name' must be a string, not 3",
             lambda c: c.model_with("config_sentence_transformers.json", edit(similarity_fn_name=3))),
     Refusal(C, "model_max_length as a string", ConfigError, "tokenizer_config.json: 'model_max_length' must be a number",
@@ -268,6 +275,9 @@ REFUSALS = [
             lambda c: c.model_with("sentence_bert_config.json", edit(max_seq_length=1))),
     Refusal(C, "no weights file", ModelLoadError, "no weights in",
             lambda c: c.model_with("model.safetensors", None)),
+    Refusal(Q, "a cross-encoder activation_fn given as a name", TypeError,
+            "activation_fn must be a function of a NumPy array (or None), got 'sigmoid'",
+            lambda c: partial(c.cross_encoder().predict, [("a", "b")], activation_fn="sigmoid")),
     Refusal(Q, "a cross-encoder activation_fn giving another shape", TypeError,
             "activation_fn must return an array of the logits' shape (2, 1), got ndarray of shape (1, 1)",
             lambda c: partial(c.cross_encoder().predict, [("a", "b"), ("c", "d")], activation_fn=lambda x: x[:1])),
@@ -332,6 +342,12 @@ REFUSALS = [
     Refusal(Q, "a score_function returning another shape", ValueError,
             "score_function must return (queries, corpus) scores, here (2, 2); it returned shape (1, 1)",
             lambda c: partial(semantic_search, VECTORS, VECTORS, score_function=lambda a, b: np.ones((1, 1)))),
+    Refusal(Q, "community detection of NaN embeddings", ValueError, "community_detection needs finite embeddings; row 1",
+            lambda c: partial(community_detection, np.vstack([VECTORS[:1], np.full((1, 384), np.nan), VECTORS[1:]]))),
+    Refusal(Q, "community detection with a NaN threshold", ValueError, "threshold must be a number, got nan",
+            lambda c: partial(community_detection, VECTORS, threshold=float("nan"))),
+    Refusal(Q, "binary quantization of NaN embeddings", ValueError, "ubinary quantization needs embeddings without NaN; row 1",
+            lambda c: partial(quantize_embeddings, np.vstack([VECTORS[:1], np.full((1, 384), np.nan, np.float32)]), "ubinary")),
     Refusal(Q, "score_function given as a name", TypeError, "score_function must be a function such as util.cos_sim",
             lambda c: partial(semantic_search, VECTORS, VECTORS, score_function="cos")),
     Refusal(Q, "int8 quantization of NaN embeddings", ValueError, "int8 quantization needs finite embeddings; row 1",
@@ -437,6 +453,9 @@ def test_a_top_k_far_beyond_the_corpus_gives_the_whole_corpus_without_allocating
     assert [len(row) for row in hits] == [5, 5] and hits[0][0]["corpus_id"] == 0
     binary = semantic_search_binary(corpus[:2], quantize_embeddings(corpus, "ubinary"), top_k=10**12)
     assert [len(row) for row in binary] == [5, 5]
+    multi_vector = multi_vector_search([corpus[:2]], [corpus[:3], corpus[3:]], top_k=10**12)
+    assert [len(row) for row in multi_vector] == [2]
+    assert multi_vector_search([corpus[:2]], [], top_k=10**12) == [[]]
 
 
 def test_cli_encode_output_writes_exactly_the_file_it_names(tmp_path, capsys):

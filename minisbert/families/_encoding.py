@@ -8,7 +8,7 @@ import logging
 
 import numpy as np
 
-from minisbert.files.loading import POSITIVE_SIZE, TEXT, TEXT_BY_NAME, TEXTS, read_config
+from minisbert.files.loading import FLAG, POSITIVE_SIZE, TEXT, TEXT_BY_NAME, TEXTS, read_config
 from minisbert.modules import Transformer
 
 logger = logging.getLogger(__name__)
@@ -22,7 +22,9 @@ TASK_PROMPT_NAMES = {"query": ("query",), "document": ("document", "passage", "c
 # The keys of config_sentence_transformers.json every family reads (a family may read more of its keys).
 SETTINGS_CHECKS = {"prompts": TEXT_BY_NAME, "default_prompt_name": TEXT, "similarity_fn_name": TEXT, "model_type": TEXT,
                    # PyLate's ColBERT settings (minisbert.MultiVectorEncoder)
-                   "skiplist_words": TEXTS, "query_length": POSITIVE_SIZE, "document_length": POSITIVE_SIZE}
+                   "skiplist_words": TEXTS, "query_length": POSITIVE_SIZE, "document_length": POSITIVE_SIZE,
+                   "query_prefix": TEXT, "document_prefix": TEXT, "do_query_expansion": FLAG,
+                   "attend_to_expansion_tokens": FLAG, "attend_to_mask_tokens": FLAG}
 
 
 class Encoder:
@@ -40,6 +42,9 @@ class Encoder:
 
     def set_prompts(self, saved_prompts, prompts, default_prompt_name):
         """The model's prompts: the family's defaults, then the saved ones, then the caller's."""
+        if prompts is not None and not (isinstance(prompts, dict) and all(
+                isinstance(name, str) and isinstance(text, str) for name, text in prompts.items())):
+            raise TypeError(f"prompts must be a dict of prompt names to strings, got {prompts!r:.60}")
         self.prompts = {**self.default_prompts, **saved_prompts, **(prompts or {})}
         self.default_prompt_name = default_prompt_name
         if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
@@ -54,6 +59,8 @@ class Encoder:
                 raise TypeError(f"prompt must be a string, got {type(prompt).__name__}")
             return prompt
         if prompt_name is not None:
+            if not isinstance(prompt_name, str):
+                raise TypeError(f"prompt_name must be a string, got {type(prompt_name).__name__}")
             if prompt_name not in self.prompts:
                 raise ValueError(f"prompt name {prompt_name!r} not found; the model's prompts are {list(self.prompts)}")
             return self.prompts[prompt_name]

@@ -55,7 +55,7 @@ class CrossEncoder(Encoder):
         settings = read_settings(self.folder)
         if activation_fn is None:
             activation_fn = saved_activation(self.folder, settings, self.config, self.num_labels)
-        self.activation_fn = activation_fn
+        self.activation_fn = callable_activation(activation_fn)
         self.set_prompts(saved_prompts(settings), prompts, default_prompt_name or settings.get("default_prompt_name"))
 
     def __repr__(self):
@@ -101,8 +101,7 @@ class CrossEncoder(Encoder):
         prompt = self.resolve_prompt(prompt, prompt_name)
         if prompt:  # in front of each pair's first text
             pairs = [(prompt + first, second) for first, second in pairs]
-        if activation_fn is None:
-            activation_fn = self.activation_fn
+        activation_fn = self.activation_fn if activation_fn is None else callable_activation(activation_fn)
 
         batches, places = [], []
         for indices, batch in in_batches(pairs, batch_size, show_progress_bar, length=pair_length):
@@ -225,6 +224,13 @@ def single_pair(inputs):
             f"predict() takes a (text, text) pair or a list of pairs, not a single string: {inputs!r:.60}"
         )
     return False
+
+
+def callable_activation(activation_fn):
+    """activation_fn, or a TypeError if it is not a function (a name such as "sigmoid" is not taken)."""
+    if not callable(activation_fn):
+        raise TypeError(f"activation_fn must be a function of a NumPy array (or None), got {activation_fn!r:.40}")
+    return activation_fn
 
 
 def check_activation_output(scores, logits):

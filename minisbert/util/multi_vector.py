@@ -112,7 +112,7 @@ def multi_vector_search(query_embeddings, corpus_embeddings, top_k=10, corpus_ch
     them: [[{"corpus_id", "score"}, ...] per query], best first, ties by corpus_id. The corpus is scored a chunk
     of documents at a time, so memory holds one chunk's token scores and (queries, top_k) results."""
 
-    top_k = check_count(top_k, "top_k", 1)
+    top_k = min(check_count(top_k, "top_k", 1), len(corpus_embeddings))  # heaps no larger than the corpus
     corpus_chunk_size = check_count(corpus_chunk_size, "corpus_chunk_size", 1)
     queries = scored_tokens(query_embeddings, None, "query_embeddings")
     packed_queries = pack(queries)

@@ -92,6 +92,9 @@ def quantize_embeddings(embeddings, precision, ranges=None, calibration_embeddin
         steps = np.where(steps == 0, 1, steps)
         buckets = np.clip(np.floor((embeddings - starts) / steps), 0, 255)
         return buckets.astype(np.uint8) if precision == "uint8" else (buckets - 128).astype(np.int8)
+    if np.isnan(embeddings).any():  # NaN > 0 is False: it would pack as a 0 bit, silently
+        raise ValueError(f"{precision} quantization needs embeddings without NaN; row "
+                         f"{np.argwhere(np.isnan(embeddings))[0][0]} holds NaN")
     if precision == "binary":
         return (np.packbits(embeddings > 0, axis=-1) - 128).astype(np.int8)
     return np.packbits(embeddings > 0, axis=-1)  # ubinary

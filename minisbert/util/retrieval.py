@@ -107,9 +107,14 @@ def paraphrase_mining_embeddings(
 def community_detection(embeddings, threshold=0.75, min_community_size=10, batch_size=1024, show_progress_bar=False):
     """Communities of rows whose cosine similarity to a central row is >= threshold, at least min_community_size
     strong, largest first, none overlapping. Each community is [center, members by decreasing similarity...]."""
+    if not isinstance(threshold, (int, float, np.number)) or np.isnan(threshold):
+        raise ValueError(f"threshold must be a number, got {threshold!r:.40}")
     if len(embeddings) == 0:
         return []
     embeddings = normalize_rows(embeddings)  # (n, dim)
+    if not np.isfinite(embeddings).all():  # NaN is close to nothing: its rows would vanish from every community
+        raise ValueError(f"community_detection needs finite embeddings; row "
+                         f"{np.argwhere(~np.isfinite(embeddings))[0][0]} holds NaN or inf")
     min_community_size = check_count(min_community_size, "min_community_size", 1)
     batch_size = check_count(batch_size, "batch_size", 1)
     if len(embeddings) < min_community_size:
