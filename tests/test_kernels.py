@@ -680,6 +680,21 @@ TRAINING_PAIRS = [
         },
         same,  # each element sees the reference's operations in the reference's order
     ),
+    Pair(
+        "bias_gelu_with_derivative",
+        in_place(activations.bias_gelu_with_derivative, 0),
+        activations.bias_gelu_with_derivative_reference,
+        {
+            **{f"{shape}": (lambda shape: lambda rng: (
+                (rng.standard_normal(shape) * 3).astype(np.float32), rng.standard_normal(shape[1]).astype(np.float32)
+            ))(shape) for shape in [(1, 1), (0, 5), (5, 0), (3, 7), (600, 1536)]},
+            # the tails: GELU' is 1 or 0 to float32 beyond |x| = 6 (where the density is clamped), 0 at x = 0
+            "tails and zero": lambda rng: (np.array([[-30, -8, -6.5, -6, 0, 6, 6.5, 8, 30]], np.float32),
+                                           np.zeros(9, np.float32)),
+        },
+        # erf (4.5e-7) and exp (2.5e-7) accurate to float32: GELU within 2e-6 for inputs up to ~15, GELU' 1e-6
+        close(0, 2e-6),
+    ),
 ]
 
 

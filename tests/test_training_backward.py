@@ -10,6 +10,7 @@ from inputs import HARD_TEXT_KINDS
 from tiny_models import max_relative_difference
 
 from minisbert.architectures import layers
+from minisbert.kernels import activations
 from minisbert.training import backward, losses
 from minisbert.training.checkpoint import checkpoint_tensors
 from minisbert.training.model import (
@@ -93,7 +94,7 @@ ACTIVATIONS = {
 def test_activation(name):
     x = np.concatenate([random(50) * 3, [0.0, -8.0, 8.0, 1e-3]])  # far tails and zero included
     weights = random(len(x))
-    d_x = backward.activation_backward(weights, x, name)
+    d_x = weights * backward.ACTIVATION_DERIVATIVES[name](x)
     (expected,) = autograd(ACTIVATIONS[name], x, weights=weights)
     # the forward GELUs of architectures/layers.py use float32-accurate constants (sqrt(1/2) to 1.7e-8 relative), which
     # the finite differences see; torch and the derivative use exact ones
@@ -110,6 +111,22 @@ def test_gelu_derivative_kernel_matches_its_reference():
         result = backward.gelu_derivative(values)
         assert result.dtype == dtype
         assert np.abs(result - backward.gelu_derivative_reference(values)).max() <= bound
+
+
+def test_float32_gelu_layer_takes_the_fused_kernel_and_agrees_with_the_exact_float64_one():
+    x = random(2, 5, 8) * 3
+    layer = {"weight": random(16, 8), "bias": random(16)}
+    layer32 = {name: value.astype(np.float32) for name, value in layer.items()}
+    activated, derivative = backward.linear_activation_forward(x, layer, "gelu")
+    activated32, derivative32 = backward.linear_activation_forward(x.astype(np.float32), layer32, "gelu")
+    assert activated32.dtype == derivative32.dtype == np.float32 and activated32.shape == (2, 5, 16)
+    pre = layers.linear(x, layer)
+    # float64: the exact ufuncs
+    assert np.array_equal(activated, layers.activation("gelu")(pre)) and np.array_equal(derivative, backward.gelu_derivative(pre))
+    # float32: float32 products of inputs up to ~30, then erf and exp accurate to float32
+    assert np.abs(activated32 - activated).max() <= 2e-5 and np.abs(derivative32 - derivative).max() <= 2e-6
+    with pytest.raises(ValueError, match="float32"):
+        activations.bias_gelu_with_derivative(pre, layer["bias"])
 
 
 def test_softmax():

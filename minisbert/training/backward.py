@@ -25,6 +25,7 @@ from minisbert.architectures.layers import (
     softmax,
     split_heads,
 )
+from minisbert.kernels.activations import bias_gelu_with_derivative
 
 # ---------------------------------------------------------------------------------------------- pieces
 
@@ -96,11 +97,20 @@ ACTIVATION_DERIVATIVES = {
 }
 
 
-def activation_backward(d_out, x, name):
-    # d_out, x (...) -> d_x (...): the activation's derivative at its input x, times d_out
+def linear_activation_forward(x, layer, name):
+    # x (..., in) -> activation(linear(x)) (..., out) and the activation's derivative at linear(x) (..., out),
+    # which is all the backward pass needs of it (the gradient through the activation is d_out * derivative).
+    # The exact GELU in float32 is one fused kernel (bias, GELU and its derivative in one pass, erf and exp
+    # vectorized); float64 (gradient checks) and the other activations take the exact ufuncs.
     if name not in ACTIVATION_DERIVATIVES:
         raise ValueError(f"training does not support hidden_act {name!r}; supported: {sorted(ACTIVATION_DERIVATIVES)}")
-    return d_out * ACTIVATION_DERIVATIVES[name](x)
+    flat = x.reshape(-1, x.shape[-1])  # (n, in)
+    if name == "gelu" and flat.dtype == np.float32:
+        activated, derivative = bias_gelu_with_derivative(flat @ layer["weight"].T, layer["bias"])
+    else:
+        pre = linear(flat, layer)  # (n, out)
+        activated, derivative = activation(name)(pre), ACTIVATION_DERIVATIVES[name](pre)
+    return activated.reshape(*x.shape[:-1], -1), derivative.reshape(*x.shape[:-1], -1)
 
 
 def softmax_backward(d_out, probabilities):
@@ -179,12 +189,11 @@ def encoder_layer_forward(x, layer, mask, config, position_bias, rng):
     attention_output, attention_keep = dropout(attention_output, rate, rng)
     attention_residual = x + attention_output  # (batch, seq, hidden)
     h = layer_norm(attention_residual, layer["attention_norm"], eps)
-    intermediate = linear_forward(h, layer["intermediate"])  # (batch, seq, intermediate)
-    activated = activation(config["hidden_act"])(intermediate)
+    activated, activation_derivative = linear_activation_forward(h, layer["intermediate"], config["hidden_act"])
     feed_forward, feed_forward_keep = dropout(linear_forward(activated, layer["output"]), rate, rng)
     output_residual = h + feed_forward
     cache = dict(attention=attention_cache, attention_keep=attention_keep, attention_residual=attention_residual,
-                 h=h, intermediate=intermediate, activated=activated, feed_forward_keep=feed_forward_keep,
+                 h=h, activated=activated, activation_derivative=activation_derivative, feed_forward_keep=feed_forward_keep,
                  output_residual=output_residual)
     return layer_norm(output_residual, layer["output_norm"], eps), cache
 
@@ -196,7 +205,7 @@ def encoder_layer_backward(d_out, layer, config, cache):
     d_residual, grads["output_norm"] = layer_norm_backward(d_out, cache["output_residual"], layer["output_norm"], eps)
     d_feed_forward = dropout_backward(d_residual, cache["feed_forward_keep"], rate)
     d_activated, grads["output"] = linear_backward(d_feed_forward, cache["activated"], layer["output"])
-    d_intermediate = activation_backward(d_activated, cache["intermediate"], config["hidden_act"])
+    d_intermediate = d_activated * cache["activation_derivative"]  # (batch, seq, intermediate)
     d_h, grads["intermediate"] = linear_backward(d_intermediate, cache["h"], layer["intermediate"])
     d_h = d_h + d_residual
     d_residual, grads["attention_norm"] = layer_norm_backward(
