@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from minisbert.kernels import activations, adamw, attention, hamming, matmul, maxsim, normalization, pooling, rescore
+from minisbert.kernels import activations, adamw, attention, embedding, hamming, matmul, maxsim, normalization, pooling, rescore
 from minisbert.kernels import similarity, sparse, topk
 
 
@@ -694,6 +694,21 @@ TRAINING_PAIRS = [
         },
         # erf (4.5e-7) and exp (2.5e-7) accurate to float32: GELU within 2e-6 for inputs up to ~15, GELU' 1e-6
         close(0, 2e-6),
+    ),
+    Pair(
+        "embedding_gradient",
+        embedding.embedding_gradient,
+        embedding.embedding_gradient_reference,
+        {
+            "no tokens": lambda rng: (np.zeros((0, 4), np.float32), np.zeros(0, np.int64), 3),
+            "repeated ids": lambda rng: (rng.standard_normal((6, 5)).astype(np.float32), np.array([2, 0, 2, 2, 9, 0]), 10),
+            "float64": lambda rng: (rng.standard_normal((4, 3)), np.array([1, 1, 0, 1]), 2),
+            "non-contiguous, int32 ids": lambda rng: (rng.standard_normal((5, 8)).astype(np.float32)[:, ::2],
+                                                      np.array([3, 1, 3, 0, 3], np.int32), 4),
+            "word table": lambda rng: (rng.standard_normal((700, 384)).astype(np.float32),
+                                       rng.integers(0, 30522, 700), 30522),
+        },
+        same,  # each row's sum in the reference's order
     ),
 ]
 

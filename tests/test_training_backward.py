@@ -159,6 +159,15 @@ def test_embedding_gradient_sums_repeated_ids():
     assert not d_table[[2, 4, 5, 6, 7, 8]].any()
 
 
+def test_embedding_gradient_kernel_refuses_ids_outside_the_table():
+    # the kernel writes rows by id without bounds checks: an id outside the table must stop before it
+    from minisbert.kernels.embedding import embedding_gradient
+
+    for bad in (-1, 4):
+        with pytest.raises(ValueError, match=f"id {bad} outside the table's 4 rows"):
+            embedding_gradient(random(3, 2), np.array([0, bad, 1]), 4)
+
+
 def reference_attention(x, qkv_weight, qkv_bias, out_weight, out_bias, bias, mask, heads):
     batch, seq, hidden = x.shape
     q, k, v = F.linear(x, qkv_weight, qkv_bias).split(hidden, -1)

@@ -32,6 +32,7 @@ from minisbert.architectures.layers import (
     split_heads,
 )
 from minisbert.kernels.activations import bias_gelu_with_derivative
+from minisbert.kernels.embedding import embedding_gradient
 
 # ---------------------------------------------------------------------------------------------- pieces
 
@@ -131,9 +132,7 @@ def dropout_backward(d_out, keep, rate):
 def embedding_backward(d_out, ids, rows):
     # d_out (..., hidden), ids (...) int -> d_table (rows, hidden): each position's gradient added to its id's
     # row, so that an id met several times gets the sum
-    d_table = np.zeros((rows, d_out.shape[-1]), dtype=d_out.dtype)
-    np.add.at(d_table, ids, d_out)
-    return d_table
+    return embedding_gradient(d_out.reshape(-1, d_out.shape[-1]), ids.reshape(-1), rows)
 
 
 def real_tokens(attention_mask):
