@@ -644,6 +644,22 @@ ENCODER_PAIRS = [
 # --- training: the AdamW update ----------------------------------------------------------------------------------
 
 
+def layer_norm_backward_inputs(shape, dtype):
+    def make(rng):
+        d_out, x = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
+        return d_out, x * 3 + 1, rng.standard_normal(shape[1]).astype(dtype), 1e-12
+
+    def check(actual, expected, inputs):
+        # the kernel sums in float64, the reference in the inputs' dtype: float32's parameter gradients are
+        # sums over up to 700 tokens of terms up to ~10 (each rounded at 6e-8 relative)
+        for part, (mine, theirs) in enumerate(zip(actual, expected)):
+            assert mine.dtype == dtype and mine.shape == theirs.shape, part
+            np.testing.assert_allclose(mine, theirs, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                                       atol=2e-4 if dtype == np.float32 else 1e-12)
+
+    return make, check
+
+
 def updated_copies(update):
     """update(param, grad, m, v, *scalars), which writes param, m and v in place, called on copies of them ->
     (param, m, v). Keeps update's name and module (the table's check reads the module)."""
@@ -694,6 +710,13 @@ TRAINING_PAIRS = [
         },
         # erf (4.5e-7) and exp (2.5e-7) accurate to float32: GELU within 2e-6 for inputs up to ~15, GELU' 1e-6
         close(0, 2e-6),
+    ),
+    Pair(
+        "layer_norm_backward",
+        normalization.layer_norm_backward,
+        normalization.layer_norm_backward_reference,
+        {f"{shape} {np.dtype(dtype)}": layer_norm_backward_inputs(shape, dtype)
+         for shape in [(1, 1), (0, 4), (5, 8), (700, 384)] for dtype in (np.float32, np.float64)},
     ),
     Pair(
         "embedding_gradient",

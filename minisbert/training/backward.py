@@ -33,6 +33,7 @@ from minisbert.architectures.layers import (
 )
 from minisbert.kernels.activations import bias_gelu_with_derivative
 from minisbert.kernels.embedding import embedding_gradient
+from minisbert.kernels import normalization
 
 # ---------------------------------------------------------------------------------------------- pieces
 
@@ -45,15 +46,13 @@ def linear_backward(d_out, x, layer):
 
 
 def layer_norm_backward(d_out, x, layer, eps):
-    # d_out, x (..., hidden) -> d_x (..., hidden), {"weight" (hidden,), "bias" (hidden,)}.
-    # With x_hat = (x - mean) / std and g = d_out * weight: d_x = (g - mean(g) - x_hat * mean(g * x_hat)) / std
-    mean = x.mean(axis=-1, keepdims=True)
-    inverse_std = 1 / np.sqrt(((x - mean) ** 2).mean(axis=-1, keepdims=True) + eps)  # (..., 1)
-    x_hat = (x - mean) * inverse_std  # (..., hidden)
-    g = d_out * layer["weight"]
-    d_x = inverse_std * (g - g.mean(axis=-1, keepdims=True) - x_hat * (g * x_hat).mean(axis=-1, keepdims=True))
-    axes = tuple(range(d_out.ndim - 1))
-    return d_x, {"weight": (d_out * x_hat).sum(axis=axes), "bias": d_out.sum(axis=axes)}
+    # d_out, x (..., hidden) -> d_x (..., hidden), {"weight" (hidden,), "bias" (hidden,)}: the formula is
+    # kernels/normalization.py's layer_norm_backward_reference, run as its one-pass kernel
+    hidden = x.shape[-1]
+    d_x, d_weight, d_bias = normalization.layer_norm_backward(
+        d_out.reshape(-1, hidden), x.reshape(-1, hidden), layer["weight"], eps
+    )
+    return d_x.reshape(x.shape), {"weight": d_weight, "bias": d_bias}
 
 
 _SQRT_HALF = 1 / math.sqrt(2)
