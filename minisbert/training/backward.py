@@ -120,7 +120,7 @@ def dropout(x, rate, rng):
     # rng is None: evaluation mode)
     if rate == 0 or rng is None:
         return x, None
-    keep = rng.random(x.shape) >= rate
+    keep = rng.random(x.shape, dtype=x.dtype) >= rate  # float32 draws for float32 x: half the bytes, ~2x as fast
     return x * keep / x.dtype.type(1 - rate), keep
 
 
