@@ -26,9 +26,11 @@ def _embedding_gradient(d_out, ids, d_table):
 def embedding_gradient(d_out, ids, rows):
     """The fast twin of embedding_gradient_reference (same arguments and result)."""
     if d_out.ndim != 2 or ids.shape != d_out.shape[:1]:
-        raise ValueError(f"embedding_gradient expects d_out (tokens, hidden) and ids (tokens,), got {d_out.shape} and {ids.shape}")
+        raise ValueError(f"embedding_gradient expects d_out (tokens, hidden) and ids (tokens,), got {d_out.shape} "
+                         f"and {ids.shape}")
     if ids.size and (ids.min() < 0 or ids.max() >= rows):
-        raise ValueError(f"embedding_gradient: id {ids.max() if ids.max() >= rows else ids.min()} outside the table's {rows} rows")
+        bad = ids.max() if ids.max() >= rows else ids.min()
+        raise ValueError(f"embedding_gradient: id {bad} outside the table's {rows} rows")
     d_table = np.zeros((rows, d_out.shape[1]), dtype=d_out.dtype)
     _embedding_gradient(np.ascontiguousarray(d_out), ids, d_table)
     return d_table

@@ -2,9 +2,9 @@
 
 Each ``*_backward`` takes the gradient of the loss with respect to a piece's output (``d_out``, same shape as
 the output) and what the forward pass saw, and returns the gradient with respect to the piece's input and, for
-pieces with weights, a dict of parameter gradients shaped as the parameters. LayerNorm and the activations
-recompute what they need from their input, so the forward pass only has to keep inputs; attention keeps its
-queries, keys, values and probabilities.
+pieces with weights, a dict of parameter gradients shaped as the parameters. LayerNorm recomputes what it needs
+from its input, so the forward pass only has to keep inputs; the activation keeps its derivative (computed with
+the activation itself, in one pass); attention keeps its queries, keys, values and probabilities.
 
 ``encoder_layer_forward`` / ``encoder_forward`` are the training forward pass: architectures/layers.py's functions, in
 the same order, with dropout (a seeded mask) and a ``cache`` of the activations the backward pass reads.
@@ -31,9 +31,9 @@ from minisbert.architectures.layers import (
     softmax,
     split_heads,
 )
+from minisbert.kernels import normalization
 from minisbert.kernels.activations import bias_gelu_with_derivative
 from minisbert.kernels.embedding import embedding_gradient
-from minisbert.kernels import normalization
 
 # ---------------------------------------------------------------------------------------------- pieces
 
@@ -180,7 +180,8 @@ def attention_backward(d_out, layer, cache):
     d_scores = softmax_backward(d_probabilities, cache["probabilities"])  # (batch, heads, seq, seq)
     d_query = d_scores @ cache["key"] * cache["scale"]
     d_key = d_scores.transpose(0, 1, 3, 2) @ cache["query"] * cache["scale"]
-    d_qkv = np.concatenate([merge_heads(d)[cache["real"]] for d in (d_query, d_key, d_value)], axis=-1)  # (tokens, 3 hidden)
+    real = cache["real"]
+    d_qkv = np.concatenate([merge_heads(d)[real] for d in (d_query, d_key, d_value)], axis=-1)  # (tokens, 3 hidden)
     d_x, d_qkv_layer = linear_backward(d_qkv, cache["x"], layer["qkv"])
     return d_x, {"qkv": d_qkv_layer, "attention_output": d_output_layer}, d_scores.sum(axis=0)
 
@@ -202,8 +203,8 @@ def encoder_layer_forward(x, layer, real, mask, config, position_bias, rng):
     feed_forward, feed_forward_keep = dropout(linear(activated, layer["output"]), rate, rng)
     output_residual = h + feed_forward
     cache = dict(attention=attention_cache, attention_keep=attention_keep, attention_residual=attention_residual,
-                 h=h, activated=activated, activation_derivative=activation_derivative, feed_forward_keep=feed_forward_keep,
-                 output_residual=output_residual)
+                 h=h, activated=activated, activation_derivative=activation_derivative,
+                 feed_forward_keep=feed_forward_keep, output_residual=output_residual)
     return layer_norm(output_residual, layer["output_norm"], eps), cache
 
 
