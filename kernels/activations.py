@@ -1,5 +1,6 @@
-"""Activation functions the models name in their configs, as numba ufuncs over float32 (and float64) arrays,
-and bias_gelu, the fast encoder's bias + exact GELU in one pass.
+"""Activation functions the models name in their configs, as numba ufuncs over float32 (and float64) arrays;
+bias_gelu, the fast encoder's bias + exact GELU in one pass; and bias_gelu_with_derivative, training's bias +
+exact GELU that also writes GELU's derivative for the backward pass.
 
 NumPy has no erf, so the exact GELU of BERT (0.5 x (1 + erf(x / sqrt 2))) is a numba vectorized function.
 Each kernel has a ``*_reference`` beside it, the plain formula (erf from Python's math.erf, one element at a
@@ -110,3 +111,67 @@ def bias_gelu(x, bias):
         raise ValueError(f"bias_gelu expects x (features, tokens) and bias (features,), got {x.shape} and {bias.shape}")
     _bias_gelu(x, bias.astype(x.dtype, copy=False))
     return x
+
+
+# GELU's derivative needs the normal density exp(-x^2 / 2) too; math.exp is a scalar libm call as math.erf is,
+# so exp(t) for t <= 0 is 2^k exp(r) with k = round(t / ln 2) and r = t - k ln 2 in [-ln 2 / 2, ln 2 / 2]: a
+# degree-7 Taylor polynomial there (truncation 5e-9 relative), 2^-k an integer shift. ln 2 in two parts (Cody
+# and Waite) so that k ln 2 is exact to float32. Max relative error vs math.exp on [-18, 0]: 2.5e-7.
+_LOG2_E = np.float32(1.0 / math.log(2.0))
+_LN2_HIGH, _LN2_LOW = np.float32(0.693359375), np.float32(math.log(2.0) - 0.693359375)
+_EXP_TAYLOR = tuple(np.float32(1.0 / math.factorial(n)) for n in range(7, -1, -1))
+_SIX, _INV_SQRT_TWO_PI_32 = np.float32(6.0), np.float32(1.0 / math.sqrt(2.0 * math.pi))
+
+
+@numba.njit(inline="always", error_model="numpy")
+def _fast_exp_of_non_positive(t):
+    # t in [-18, 0] float32 -> exp(t)
+    k = np.floor(t * _LOG2_E + _HALF)  # in [-26, 0]
+    r = (t - k * _LN2_HIGH) - k * _LN2_LOW
+    value = _EXP_TAYLOR[0]
+    for coefficient in _EXP_TAYLOR[1:]:
+        value = value * r + coefficient
+    return value / np.float32(1 << np.int32(-k))
+
+
+def bias_gelu_with_derivative_reference(x, bias):
+    """x (tokens, features), bias (features,) -> GELU(x + bias), GELU'(x + bias) = Phi + (x + bias) phi, each
+    (tokens, features), with Python's math.erf and math.exp one element at a time (float64), rounded to x's dtype."""
+    erf = np.frompyfunc(math.erf, 1, 1)
+    value = (x + bias).astype(np.float64)
+    cdf = 0.5 * (1.0 + erf(value * _SQRT_HALF).astype(np.float64))
+    density = np.exp(-0.5 * value * value) / math.sqrt(2.0 * math.pi)
+    return (value * cdf).astype(x.dtype), (cdf + value * density).astype(x.dtype)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _bias_gelu_with_derivative(x, bias, derivative):
+    # x (tokens, features); float32 throughout so that the inner loop vectorizes
+    tokens, features = x.shape
+    for token in range(tokens):
+        for feature in range(features):
+            value = x[token, feature] + bias[feature]
+            cdf = _HALF * (_ONE + _fast_erf(value * _SQRT_HALF_32))
+            # beyond |value| = 6, value * phi(value) < 4e-8: the density is taken at the clamped value
+            clamped = min(max(value, -_SIX), _SIX)
+            density = _fast_exp_of_non_positive(-_HALF * clamped * clamped) * _INV_SQRT_TWO_PI_32
+            x[token, feature] = value * cdf
+            derivative[token, feature] = cdf + value * density
+
+
+def bias_gelu_with_derivative(x, bias):
+    """x (tokens, features) float32 C-contiguous, the feed-forward block's first linear layer before its bias;
+    bias (features,) -> x holding GELU(x + bias) (in place), and GELU'(x + bias) (tokens, features), which the
+    backward pass multiplies its gradient by. One pass over x: reads 4 bytes and writes 8 per element, ~60
+    float32 operations (erf's rational function, exp's polynomial). In the calling thread: it runs right after
+    an sgemm, whose OpenBLAS workers spin on the other core for a while (split over both cores it took 8 ms
+    instead of 2.9 for 1,800 x 1,536 after one).
+
+    Float32 only: its erf and exp are accurate to float32 (4.5e-7 and 2.5e-7), not to float64."""
+    if x.dtype != np.float32 or x.ndim != 2 or not x.flags.c_contiguous or bias.shape != x.shape[1:]:
+        raise ValueError(f"bias_gelu_with_derivative expects x (tokens, features) C-contiguous float32 and bias "
+                         f"(features,), got {x.dtype} {x.shape} and {bias.shape}")
+    bias = bias.astype(np.float32, copy=False)
+    derivative = np.empty_like(x)
+    _bias_gelu_with_derivative(x, bias, derivative)
+    return x, derivative

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from minisbert.kernels import activations, adamw, attention, hamming, matmul, maxsim, normalization, pooling, rescore
+from minisbert.kernels import activations, adamw, attention, embedding, hamming, matmul, maxsim, normalization, pooling, rescore
 from minisbert.kernels import similarity, sparse, topk
 
 
@@ -644,6 +644,22 @@ ENCODER_PAIRS = [
 # --- training: the AdamW update ----------------------------------------------------------------------------------
 
 
+def layer_norm_backward_inputs(shape, dtype):
+    def make(rng):
+        d_out, x = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
+        return d_out, x * 3 + 1, rng.standard_normal(shape[1]).astype(dtype), 1e-12
+
+    def check(actual, expected, inputs):
+        # the kernel sums in float64, the reference in the inputs' dtype: float32's parameter gradients are
+        # sums over up to 700 tokens of terms up to ~10 (each rounded at 6e-8 relative)
+        for part, (mine, theirs) in enumerate(zip(actual, expected)):
+            assert mine.dtype == dtype and mine.shape == theirs.shape, part
+            np.testing.assert_allclose(mine, theirs, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                                       atol=2e-4 if dtype == np.float32 else 1e-12)
+
+    return make, check
+
+
 def updated_copies(update):
     """update(param, grad, m, v, *scalars), which writes param, m and v in place, called on copies of them ->
     (param, m, v). Keeps update's name and module (the table's check reads the module)."""
@@ -679,6 +695,43 @@ TRAINING_PAIRS = [
             "300,001 elements: split over the cores": adamw_inputs((300_001,), np.float32, 1 - 1e-3),
         },
         same,  # each element sees the reference's operations in the reference's order
+    ),
+    Pair(
+        "bias_gelu_with_derivative",
+        in_place(activations.bias_gelu_with_derivative, 0),
+        activations.bias_gelu_with_derivative_reference,
+        {
+            **{f"{shape}": (lambda shape: lambda rng: (
+                (rng.standard_normal(shape) * 3).astype(np.float32), rng.standard_normal(shape[1]).astype(np.float32)
+            ))(shape) for shape in [(1, 1), (0, 5), (5, 0), (3, 7), (600, 1536)]},
+            # the tails: GELU' is 1 or 0 to float32 beyond |x| = 6 (where the density is clamped), 0 at x = 0
+            "tails and zero": lambda rng: (np.array([[-30, -8, -6.5, -6, 0, 6, 6.5, 8, 30]], np.float32),
+                                           np.zeros(9, np.float32)),
+        },
+        # erf (4.5e-7) and exp (2.5e-7) accurate to float32: GELU within 2e-6 for inputs up to ~15, GELU' 1e-6
+        close(0, 2e-6),
+    ),
+    Pair(
+        "layer_norm_backward",
+        normalization.layer_norm_backward,
+        normalization.layer_norm_backward_reference,
+        {f"{shape} {np.dtype(dtype)}": layer_norm_backward_inputs(shape, dtype)
+         for shape in [(1, 1), (0, 4), (5, 8), (700, 384)] for dtype in (np.float32, np.float64)},
+    ),
+    Pair(
+        "embedding_gradient",
+        embedding.embedding_gradient,
+        embedding.embedding_gradient_reference,
+        {
+            "no tokens": lambda rng: (np.zeros((0, 4), np.float32), np.zeros(0, np.int64), 3),
+            "repeated ids": lambda rng: (rng.standard_normal((6, 5)).astype(np.float32), np.array([2, 0, 2, 2, 9, 0]), 10),
+            "float64": lambda rng: (rng.standard_normal((4, 3)), np.array([1, 1, 0, 1]), 2),
+            "non-contiguous, int32 ids": lambda rng: (rng.standard_normal((5, 8)).astype(np.float32)[:, ::2],
+                                                      np.array([3, 1, 3, 0, 3], np.int32), 4),
+            "word table": lambda rng: (rng.standard_normal((700, 384)).astype(np.float32),
+                                       rng.integers(0, 30522, 700), 30522),
+        },
+        same,  # each row's sum in the reference's order
     ),
 ]
 

@@ -10,6 +10,7 @@ from inputs import HARD_TEXT_KINDS
 from tiny_models import max_relative_difference
 
 from minisbert.architectures import layers
+from minisbert.kernels import activations
 from minisbert.training import backward, losses
 from minisbert.training.checkpoint import checkpoint_tensors
 from minisbert.training.model import (
@@ -93,7 +94,7 @@ ACTIVATIONS = {
 def test_activation(name):
     x = np.concatenate([random(50) * 3, [0.0, -8.0, 8.0, 1e-3]])  # far tails and zero included
     weights = random(len(x))
-    d_x = backward.activation_backward(weights, x, name)
+    d_x = weights * backward.ACTIVATION_DERIVATIVES[name](x)
     (expected,) = autograd(ACTIVATIONS[name], x, weights=weights)
     # the forward GELUs of architectures/layers.py use float32-accurate constants (sqrt(1/2) to 1.7e-8 relative), which
     # the finite differences see; torch and the derivative use exact ones
@@ -110,6 +111,22 @@ def test_gelu_derivative_kernel_matches_its_reference():
         result = backward.gelu_derivative(values)
         assert result.dtype == dtype
         assert np.abs(result - backward.gelu_derivative_reference(values)).max() <= bound
+
+
+def test_float32_gelu_layer_takes_the_fused_kernel_and_agrees_with_the_exact_float64_one():
+    x = random(10, 8) * 3
+    layer = {"weight": random(16, 8), "bias": random(16)}
+    layer32 = {name: value.astype(np.float32) for name, value in layer.items()}
+    activated, derivative = backward.linear_activation_forward(x, layer, "gelu")
+    activated32, derivative32 = backward.linear_activation_forward(x.astype(np.float32), layer32, "gelu")
+    assert activated32.dtype == derivative32.dtype == np.float32 and activated32.shape == (10, 16)
+    pre = layers.linear(x, layer)
+    # float64: the exact ufuncs
+    assert np.array_equal(activated, layers.activation("gelu")(pre)) and np.array_equal(derivative, backward.gelu_derivative(pre))
+    # float32: float32 products of inputs up to ~30, then erf and exp accurate to float32
+    assert np.abs(activated32 - activated).max() <= 2e-5 and np.abs(derivative32 - derivative).max() <= 2e-6
+    with pytest.raises(ValueError, match="float32"):
+        activations.bias_gelu_with_derivative(pre, layer["bias"])
 
 
 def test_softmax():
@@ -142,6 +159,15 @@ def test_embedding_gradient_sums_repeated_ids():
     assert not d_table[[2, 4, 5, 6, 7, 8]].any()
 
 
+def test_embedding_gradient_kernel_refuses_ids_outside_the_table():
+    # the kernel writes rows by id without bounds checks: an id outside the table must stop before it
+    from minisbert.kernels.embedding import embedding_gradient
+
+    for bad in (-1, 4):
+        with pytest.raises(ValueError, match=f"id {bad} outside the table's 4 rows"):
+            embedding_gradient(random(3, 2), np.array([0, bad, 1]), 4)
+
+
 def reference_attention(x, qkv_weight, qkv_bias, out_weight, out_bias, bias, mask, heads):
     batch, seq, hidden = x.shape
     q, k, v = F.linear(x, qkv_weight, qkv_bias).split(hidden, -1)
@@ -152,31 +178,38 @@ def reference_attention(x, qkv_weight, qkv_bias, out_weight, out_bias, bias, mas
 
 
 def test_attention_with_padding_mask_and_position_bias():
+    # ours holds the real tokens only, packed as rows: torch's padded positions get no gradient from outside
+    # (zero weights), so that their gradient is zero and ours, over the real tokens, must match torch's there
     batch, seq, hidden, heads = 3, 5, 8, 2
     x = random(batch, seq, hidden)
     layer = {"qkv": {"weight": random(3 * hidden, hidden) * 0.5, "bias": random(3 * hidden)},
              "attention_output": {"weight": random(hidden, hidden), "bias": random(hidden)}}
     bias = random(1, heads, seq, seq)
     attention_mask = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]])
+    real = backward.real_tokens(attention_mask)
     mask = layers.additive_attention_mask(attention_mask, np.float64)
-    weights = random(batch, seq, hidden)
-    out, cache = backward.attention_forward(x, layer, mask, heads, bias, 0.0, None)
-    d_x, grads, d_bias = backward.attention_backward(weights, layer, cache)
+    weights = random(batch, seq, hidden) * attention_mask[:, :, None]
+
+    def attention(packed):
+        return backward.attention_forward(packed, layer, real, mask, heads, bias, 0.0, None)[0]
+
+    out, cache = backward.attention_forward(x[real], layer, real, mask, heads, bias, 0.0, None)
+    d_x, grads, d_bias = backward.attention_backward(weights[real], layer, cache)
     expected = autograd(
         lambda *t: reference_attention(*t, mask=mask, heads=heads),
         x, layer["qkv"]["weight"], layer["qkv"]["bias"], layer["attention_output"]["weight"],
         layer["attention_output"]["bias"], bias, weights=weights,
     )
-    ours = (d_x, grads["qkv"]["weight"], grads["qkv"]["bias"], grads["attention_output"]["weight"],
-            grads["attention_output"]["bias"], d_bias[None])
+    assert not expected[0][attention_mask == 0].any()
+    ours = (backward.unpack(d_x, real, (batch, seq)), grads["qkv"]["weight"], grads["qkv"]["bias"],
+            grads["attention_output"]["weight"], grads["attention_output"]["bias"], d_bias[None])
     for name, mine, theirs in zip(("x", "qkv.weight", "qkv.bias", "out.weight", "out.bias", "bias"), ours, expected):
         if name == "qkv.bias":  # the keys' third is exactly zero (the softmax ignores a shift), compared absolutely
             assert np.abs(mine - theirs).max() <= 1e-12
         else:
             assert max_relative_difference(mine, theirs) <= 1e-7, name
-    assert np.allclose(layers.self_attention(x, layer, mask, heads, bias)[0], out)
-    assert_matches_finite_differences(lambda v: backward.attention_forward(v, layer, mask, heads, bias, 0.0, None)[0],
-                                      x, weights, d_x)
+    assert np.allclose(layers.self_attention(x, layer, mask, heads, bias)[0][real], out)
+    assert_matches_finite_differences(attention, x[real], weights[real], d_x)
 
 
 POOLING_MODES = ("cls", "mean", "max", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")

@@ -2,13 +2,19 @@
 
 Each ``*_backward`` takes the gradient of the loss with respect to a piece's output (``d_out``, same shape as
 the output) and what the forward pass saw, and returns the gradient with respect to the piece's input and, for
-pieces with weights, a dict of parameter gradients shaped as the parameters. LayerNorm and the activations
-recompute what they need from their input, so the forward pass only has to keep inputs; attention keeps its
-queries, keys, values and probabilities.
+pieces with weights, a dict of parameter gradients shaped as the parameters. LayerNorm recomputes what it needs
+from its input, so the forward pass only has to keep inputs; the activation keeps its derivative (computed with
+the activation itself, in one pass); attention keeps its queries, keys, values and probabilities.
 
 ``encoder_layer_forward`` / ``encoder_forward`` are the training forward pass: architectures/layers.py's functions, in
 the same order, with dropout (a seeded mask) and a ``cache`` of the activations the backward pass reads.
 Everything runs in the dtype of its inputs: float32 for training, float64 for gradient checks.
+
+The encoder holds the real tokens only, packed as the rows of a (tokens, hidden) matrix (``real_tokens``
+says which (sequence, position) each row is), so that the linear layers, LayerNorm, GELU and dropout do no work
+on padding: a batch of sentence pairs is mostly padding when one sentence is long. Only attention unpacks them
+into (batch, seq) to mask the padded keys. A padded position's output is never read (the pooling and the
+next layer's keys mask it), so its gradient is zero and leaving it out changes no gradient.
 """
 
 import math
@@ -25,14 +31,11 @@ from minisbert.architectures.layers import (
     softmax,
     split_heads,
 )
+from minisbert.kernels import normalization
+from minisbert.kernels.activations import bias_gelu_with_derivative
+from minisbert.kernels.embedding import embedding_gradient
 
 # ---------------------------------------------------------------------------------------------- pieces
-
-
-def linear_forward(x, layer):
-    # x (..., in) -> (..., out): architectures.layers.linear over the tokens as rows of one matrix (numpy runs a
-    # (batch, seq, in) @ (in, out) product as one BLAS call per text, several times slower)
-    return linear(x.reshape(-1, x.shape[-1]), layer).reshape(*x.shape[:-1], -1)
 
 
 def linear_backward(d_out, x, layer):
@@ -43,15 +46,13 @@ def linear_backward(d_out, x, layer):
 
 
 def layer_norm_backward(d_out, x, layer, eps):
-    # d_out, x (..., hidden) -> d_x (..., hidden), {"weight" (hidden,), "bias" (hidden,)}.
-    # With x_hat = (x - mean) / std and g = d_out * weight: d_x = (g - mean(g) - x_hat * mean(g * x_hat)) / std
-    mean = x.mean(axis=-1, keepdims=True)
-    inverse_std = 1 / np.sqrt(((x - mean) ** 2).mean(axis=-1, keepdims=True) + eps)  # (..., 1)
-    x_hat = (x - mean) * inverse_std  # (..., hidden)
-    g = d_out * layer["weight"]
-    d_x = inverse_std * (g - g.mean(axis=-1, keepdims=True) - x_hat * (g * x_hat).mean(axis=-1, keepdims=True))
-    axes = tuple(range(d_out.ndim - 1))
-    return d_x, {"weight": (d_out * x_hat).sum(axis=axes), "bias": d_out.sum(axis=axes)}
+    # d_out, x (..., hidden) -> d_x (..., hidden), {"weight" (hidden,), "bias" (hidden,)}: the formula is
+    # kernels/normalization.py's layer_norm_backward_reference, run as its one-pass kernel
+    hidden = x.shape[-1]
+    d_x, d_weight, d_bias = normalization.layer_norm_backward(
+        d_out.reshape(-1, hidden), x.reshape(-1, hidden), layer["weight"], eps
+    )
+    return d_x.reshape(x.shape), {"weight": d_weight, "bias": d_bias}
 
 
 _SQRT_HALF = 1 / math.sqrt(2)
@@ -96,11 +97,17 @@ ACTIVATION_DERIVATIVES = {
 }
 
 
-def activation_backward(d_out, x, name):
-    # d_out, x (...) -> d_x (...): the activation's derivative at its input x, times d_out
+def linear_activation_forward(x, layer, name):
+    # x (tokens, in) -> activation(linear(x)) (tokens, out) and the activation's derivative at linear(x)
+    # (tokens, out), which is all the backward pass needs of it (the gradient through the activation is d_out *
+    # derivative). The exact GELU in float32 is one fused kernel (bias, GELU and its derivative in one pass, erf
+    # and exp vectorized); float64 (gradient checks) and the other activations take the exact ufuncs.
     if name not in ACTIVATION_DERIVATIVES:
         raise ValueError(f"training does not support hidden_act {name!r}; supported: {sorted(ACTIVATION_DERIVATIVES)}")
-    return d_out * ACTIVATION_DERIVATIVES[name](x)
+    if name == "gelu" and x.dtype == np.float32:
+        return bias_gelu_with_derivative(x @ layer["weight"].T, layer["bias"])
+    pre = linear(x, layer)
+    return activation(name)(pre), ACTIVATION_DERIVATIVES[name](pre)
 
 
 def softmax_backward(d_out, probabilities):
@@ -113,7 +120,7 @@ def dropout(x, rate, rng):
     # rng is None: evaluation mode)
     if rate == 0 or rng is None:
         return x, None
-    keep = rng.random(x.shape) >= rate
+    keep = rng.random(x.shape, dtype=x.dtype) >= rate  # float32 draws for float32 x: half the bytes, ~2x as fast
     return x * keep / x.dtype.type(1 - rate), keep
 
 
@@ -122,46 +129,59 @@ def dropout_backward(d_out, keep, rate):
 
 
 def embedding_backward(d_out, ids, rows):
-    # d_out (batch, seq, hidden), ids (batch or 1, seq) int -> d_table (rows, hidden): each position's gradient
-    # added to its id's row, so that an id met several times gets the sum
-    d_table = np.zeros((rows, d_out.shape[-1]), dtype=d_out.dtype)
-    np.add.at(d_table, np.broadcast_to(ids, d_out.shape[:2]), d_out)
-    return d_table
+    # d_out (..., hidden), ids (...) int -> d_table (rows, hidden): each position's gradient added to its id's
+    # row, so that an id met several times gets the sum
+    return embedding_gradient(d_out.reshape(-1, d_out.shape[-1]), ids.reshape(-1), rows)
+
+
+def real_tokens(attention_mask):
+    # attention_mask (batch, seq) -> the real tokens' (sequence, position) index pair, 2 x (tokens,), in
+    # row-major order: the rows of the packed (tokens, width) matrices
+    return np.nonzero(attention_mask)
+
+
+def unpack(packed, real, shape):
+    # packed (tokens, width), real 2 x (tokens,), shape (batch, seq) -> (batch, seq, width), zeros at padding
+    padded = np.zeros((*shape, packed.shape[-1]), dtype=packed.dtype)
+    padded[real] = packed
+    return padded
 
 
 # ---------------------------------------------------------------------------------------------- attention
 
 
-def attention_forward(x, layer, mask, num_heads, position_bias, dropout_rate, rng):
-    # x (batch, seq, hidden), mask (batch, 1, 1, seq) additive, position_bias (1, heads, seq, seq) or None
-    # -> output (batch, seq, hidden), cache; as architectures.layers.self_attention, with dropout on the probabilities
-    query, key, value = np.split(linear_forward(x, layer["qkv"]), 3, axis=-1)  # 3 x (batch, seq, hidden)
-    query, key, value = (split_heads(t, num_heads) for t in (query, key, value))  # (batch, heads, seq, head_dim)
+def attention_forward(x, layer, real, mask, num_heads, position_bias, dropout_rate, rng):
+    # x (tokens, hidden) packed as real (2 x (tokens,)) says, mask (batch, 1, 1, seq) additive, position_bias
+    # (1, heads, seq, seq) or None -> output (tokens, hidden), cache; as architectures.layers.self_attention, with
+    # dropout on the probabilities
+    qkv = unpack(linear(x, layer["qkv"]), real, (len(mask), mask.shape[-1]))  # (batch, seq, 3 hidden)
+    query, key, value = (split_heads(t, num_heads) for t in np.split(qkv, 3, axis=-1))  # (batch, heads, seq, head_dim)
     scale = x.dtype.type(1 / np.sqrt(query.shape[-1]))
     scores = query @ key.transpose(0, 1, 3, 2) * scale  # (batch, heads, seq, seq)
     if position_bias is not None:
         scores = scores + position_bias
     probabilities = softmax(scores + mask)  # (batch, heads, seq, seq)
     dropped, keep = dropout(probabilities, dropout_rate, rng)
-    context = merge_heads(dropped @ value)  # (batch, seq, hidden)
-    cache = dict(x=x, query=query, key=key, value=value, probabilities=probabilities, dropped=dropped, keep=keep,
-                 context=context, scale=scale, rate=dropout_rate)
-    return linear_forward(context, layer["attention_output"]), cache
+    context = merge_heads(dropped @ value)[real]  # (tokens, hidden)
+    cache = dict(x=x, real=real, query=query, key=key, value=value, probabilities=probabilities, dropped=dropped,
+                 keep=keep, context=context, scale=scale, rate=dropout_rate)
+    return linear(context, layer["attention_output"]), cache
 
 
 def attention_backward(d_out, layer, cache):
-    # d_out (batch, seq, hidden) -> d_x (batch, seq, hidden), grads {"qkv", "attention_output"},
-    # d_position_bias (heads, seq, seq) summed over the batch
+    # d_out (tokens, hidden) -> d_x (tokens, hidden), grads {"qkv", "attention_output"}, d_position_bias
+    # (heads, seq, seq) summed over the batch
     d_context, d_output_layer = linear_backward(d_out, cache["context"], layer["attention_output"])
-    num_heads = cache["query"].shape[1]
-    d_context = split_heads(d_context, num_heads)  # (batch, heads, seq, head_dim)
+    batch, num_heads, seq, _ = cache["query"].shape
+    d_context = split_heads(unpack(d_context, cache["real"], (batch, seq)), num_heads)  # (batch, heads, seq, head_dim)
     d_value = cache["dropped"].transpose(0, 1, 3, 2) @ d_context  # (batch, heads, seq, head_dim)
     d_dropped = d_context @ cache["value"].transpose(0, 1, 3, 2)  # (batch, heads, seq, seq)
     d_probabilities = dropout_backward(d_dropped, cache["keep"], cache["rate"])
     d_scores = softmax_backward(d_probabilities, cache["probabilities"])  # (batch, heads, seq, seq)
     d_query = d_scores @ cache["key"] * cache["scale"]
     d_key = d_scores.transpose(0, 1, 3, 2) @ cache["query"] * cache["scale"]
-    d_qkv = np.concatenate([merge_heads(d) for d in (d_query, d_key, d_value)], axis=-1)  # (batch, seq, 3 hidden)
+    real = cache["real"]
+    d_qkv = np.concatenate([merge_heads(d)[real] for d in (d_query, d_key, d_value)], axis=-1)  # (tokens, 3 hidden)
     d_x, d_qkv_layer = linear_backward(d_qkv, cache["x"], layer["qkv"])
     return d_x, {"qkv": d_qkv_layer, "attention_output": d_output_layer}, d_scores.sum(axis=0)
 
@@ -169,34 +189,33 @@ def attention_backward(d_out, layer, cache):
 # ---------------------------------------------------------------------------------------------- layers
 
 
-def encoder_layer_forward(x, layer, mask, config, position_bias, rng):
-    # x (batch, seq, hidden), mask (batch, 1, 1, seq) -> (batch, seq, hidden), cache; as
+def encoder_layer_forward(x, layer, real, mask, config, position_bias, rng):
+    # x (tokens, hidden) packed, mask (batch, 1, 1, seq) -> (tokens, hidden), cache; as
     # architectures.layers.encoder_layer, with dropout after the attention and the feed-forward block
     eps, rate = config["layer_norm_eps"], config["hidden_dropout_prob"]
     attention_output, attention_cache = attention_forward(
-        x, layer, mask, config["num_attention_heads"], position_bias, config["attention_probs_dropout_prob"], rng
+        x, layer, real, mask, config["num_attention_heads"], position_bias, config["attention_probs_dropout_prob"], rng
     )
     attention_output, attention_keep = dropout(attention_output, rate, rng)
-    attention_residual = x + attention_output  # (batch, seq, hidden)
+    attention_residual = x + attention_output  # (tokens, hidden)
     h = layer_norm(attention_residual, layer["attention_norm"], eps)
-    intermediate = linear_forward(h, layer["intermediate"])  # (batch, seq, intermediate)
-    activated = activation(config["hidden_act"])(intermediate)
-    feed_forward, feed_forward_keep = dropout(linear_forward(activated, layer["output"]), rate, rng)
+    activated, activation_derivative = linear_activation_forward(h, layer["intermediate"], config["hidden_act"])
+    feed_forward, feed_forward_keep = dropout(linear(activated, layer["output"]), rate, rng)
     output_residual = h + feed_forward
     cache = dict(attention=attention_cache, attention_keep=attention_keep, attention_residual=attention_residual,
-                 h=h, intermediate=intermediate, activated=activated, feed_forward_keep=feed_forward_keep,
-                 output_residual=output_residual)
+                 h=h, activated=activated, activation_derivative=activation_derivative,
+                 feed_forward_keep=feed_forward_keep, output_residual=output_residual)
     return layer_norm(output_residual, layer["output_norm"], eps), cache
 
 
 def encoder_layer_backward(d_out, layer, config, cache):
-    # d_out (batch, seq, hidden) -> d_x (batch, seq, hidden), grads shaped as ``layer``, d_position_bias
+    # d_out (tokens, hidden) -> d_x (tokens, hidden), grads shaped as ``layer``, d_position_bias
     eps, rate = config["layer_norm_eps"], config["hidden_dropout_prob"]
     grads = {}
     d_residual, grads["output_norm"] = layer_norm_backward(d_out, cache["output_residual"], layer["output_norm"], eps)
     d_feed_forward = dropout_backward(d_residual, cache["feed_forward_keep"], rate)
     d_activated, grads["output"] = linear_backward(d_feed_forward, cache["activated"], layer["output"])
-    d_intermediate = activation_backward(d_activated, cache["intermediate"], config["hidden_act"])
+    d_intermediate = d_activated * cache["activation_derivative"]  # (tokens, intermediate)
     d_h, grads["intermediate"] = linear_backward(d_intermediate, cache["h"], layer["intermediate"])
     d_h = d_h + d_residual
     d_residual, grads["attention_norm"] = layer_norm_backward(
@@ -208,18 +227,19 @@ def encoder_layer_backward(d_out, layer, config, cache):
     return d_x + d_residual, grads, d_position_bias
 
 
-def encoder_forward(x, layers, attention_mask, config, position_bias, rng):
-    # x (batch, seq, hidden) embeddings, attention_mask (batch, seq) -> (batch, seq, hidden), caches (one a layer)
+def encoder_forward(x, layers, attention_mask, real, config, position_bias, rng):
+    # x (tokens, hidden) embeddings packed as real = real_tokens(attention_mask) says, attention_mask (batch, seq)
+    # -> (tokens, hidden), caches (one a layer)
     mask = additive_attention_mask(attention_mask, x.dtype)
     caches = []
     for layer in layers:
-        x, cache = encoder_layer_forward(x, layer, mask, config, position_bias, rng)
+        x, cache = encoder_layer_forward(x, layer, real, mask, config, position_bias, rng)
         caches.append(cache)
     return x, caches
 
 
 def encoder_backward(d_out, layers, config, caches):
-    # d_out (batch, seq, hidden) -> d_x (batch, seq, hidden), [grads of each layer], d_position_bias summed
+    # d_out (tokens, hidden) -> d_x (tokens, hidden), [grads of each layer], d_position_bias summed
     # over layers (heads, seq, seq)
     layer_grads, d_position_bias = [None] * len(layers), 0
     for index in reversed(range(len(layers))):

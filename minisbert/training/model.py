@@ -1,7 +1,7 @@
 """A sentence-transformers model's training forward and backward pass, module by module: Transformer (the
 encoder of training/backward.py behind each architecture's embeddings), Pooling, Dense, Normalize.
 
-``model_forward(model, features, rng)`` embeds one column of tokenized texts and keeps a cache;
+``model_forward(model, features, rng)`` embeds tokenized texts (the trainer's: every column of a batch) and keeps a cache;
 ``model_backward(model, cache, d_embedding)`` turns the gradient with respect to the sentence embeddings into
 the gradients of every parameter, in a tree shaped as ``trainable_parameters(model)``:
 ``{"<module index>": parameters}``, a Transformer's being its ``params`` dict, a Dense module's
@@ -24,7 +24,9 @@ from minisbert.training.backward import (
     encoder_forward,
     gelu_derivative,
     layer_norm_backward,
+    real_tokens,
     sigmoid,
+    unpack,
 )
 
 
@@ -125,41 +127,37 @@ def padding_rows(config):
 
 
 def transformer_forward(params, config, features, rng):
-    # features["input_ids"], ["attention_mask"] (batch, seq) -> token embeddings (batch, seq, hidden), cache
+    # features["input_ids"], ["attention_mask"] (batch, seq) -> token embeddings (batch, seq, hidden), zeros at
+    # padding, cache. Inside, the real tokens only, packed as rows (training/backward.py's encoder).
     config = dropout_rates(config)
     input_ids, attention_mask = features["input_ids"], features["attention_mask"]
     architecture = ARCHITECTURES[config["model_type"]]
     position_ids, token_type_ids = architecture.embedding_ids(config, input_ids, features.get("token_type_ids"))
-    tables = params["embeddings"]
-    summed = embedding_lookup(tables["word"], input_ids, "word embedding") + embedding_lookup(
-        tables["position"], position_ids, "position embedding"
-    )  # (batch, seq, hidden)
+    real = real_tokens(attention_mask)  # 2 x (tokens,)
+    ids = {"word": input_ids[real], "position": np.broadcast_to(position_ids, input_ids.shape)[real]}  # (tokens,)
     if token_type_ids is not None:
-        summed = summed + embedding_lookup(tables["token_type"], token_type_ids, "token type embedding")
+        ids["token_type"] = token_type_ids[real]
+    tables = params["embeddings"]
+    summed = sum(embedding_lookup(tables[table], table_ids, f"{table.replace('_', ' ')} embedding")
+                 for table, table_ids in ids.items())  # (tokens, hidden)
     x, keep = dropout(layer_norm(summed, tables["norm"], config["layer_norm_eps"]), config["hidden_dropout_prob"], rng)
     bias = None
     if config["model_type"] == "mpnet":
         bias = mpnet.position_bias(params["relative_attention_bias"], input_ids.shape[1])  # (1, heads, seq, seq)
-    x, layer_caches = encoder_forward(x, params["layers"], attention_mask, config, bias, rng)
-    cache = dict(config=config, input_ids=input_ids, position_ids=position_ids, token_type_ids=token_type_ids,
-                 summed=summed, keep=keep, layers=layer_caches)
-    return x, cache
+    x, layer_caches = encoder_forward(x, params["layers"], attention_mask, real, config, bias, rng)
+    cache = dict(config=config, ids=ids, real=real, summed=summed, keep=keep, layers=layer_caches)
+    return unpack(x, real, input_ids.shape), cache
 
 
 def transformer_backward(params, cache, d_out):
     # d_out (batch, seq, hidden) -> gradients shaped as params
     config = cache["config"]
-    d_x, layer_grads, d_position_bias = encoder_backward(d_out, params["layers"], config, cache["layers"])
+    d_x, layer_grads, d_position_bias = encoder_backward(d_out[cache["real"]], params["layers"], config, cache["layers"])
     d_x = dropout_backward(d_x, cache["keep"], config["hidden_dropout_prob"])
     tables = params["embeddings"]
     d_summed, d_norm = layer_norm_backward(d_x, cache["summed"], tables["norm"], config["layer_norm_eps"])
-    d_embeddings = {
-        "word": embedding_backward(d_summed, cache["input_ids"], len(tables["word"])),
-        "position": embedding_backward(d_summed, cache["position_ids"], len(tables["position"])),
-        "norm": d_norm,
-    }
-    if cache["token_type_ids"] is not None:
-        d_embeddings["token_type"] = embedding_backward(d_summed, cache["token_type_ids"], len(tables["token_type"]))
+    d_embeddings = {table: embedding_backward(d_summed, ids, len(tables[table])) for table, ids in cache["ids"].items()}
+    d_embeddings["norm"] = d_norm
     for table, row in padding_rows(config).items():
         d_embeddings[table][row] = 0
     grads = {"embeddings": d_embeddings, "layers": layer_grads}

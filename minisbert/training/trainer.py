@@ -182,15 +182,14 @@ def fit(
         for start in range(0, count, batch_size):
             indices = order[start : start + batch_size]
             batch_labels = None if labels is None else labels[indices]
-            embeddings, caches = [], []
-            for column in columns:
-                embedding, cache = model_forward(model, model.tokenize([column[i] for i in indices]), dropout_rng)
-                embeddings.append(embedding)
-                caches.append(cache)
-            value, d_embeddings, d_loss_params = loss(embeddings, batch_labels)
+            # every column's texts in one forward and one backward pass: each parameter's gradient comes out
+            # summed over the columns, as the loss's columns all embed with the same model
+            texts = [column[i] for column in columns for i in indices]
+            embedding, cache = model_forward(model, model.tokenize(texts), dropout_rng)  # (columns x batch, dim)
+            value, d_embeddings, d_loss_params = loss(np.split(embedding, len(columns)), batch_labels)
             if not np.isfinite(value):
                 stop_on_non_finite(f"the loss is {value}", model, step, epoch, output, checkpoint_steps)
-            grads = gradients_by_name(model, caches, d_embeddings, d_loss_params)
+            grads = gradients_by_name(model, cache, np.concatenate(d_embeddings), d_loss_params)
             grads = [grads[name] for name in names]
             norm = clip_gradients(grads, max_grad_norm)
             if not math.isfinite(norm):
@@ -227,15 +226,10 @@ def stop_on_non_finite(problem, model, step, epoch, output, checkpoint_steps):
     raise TrainingError(message)
 
 
-def gradients_by_name(model, caches, d_embeddings, d_loss_params):
-    """{parameter name (as leaves names them): gradient summed over the text columns} for the model and loss."""
+def gradients_by_name(model, cache, d_embedding, d_loss_params):
+    """{parameter name (as leaves names them): gradient} for the model and the loss."""
     grads = {f"loss.{name}": value for name, value in d_loss_params.items()}
-    for cache, d_embedding in zip(caches, d_embeddings):
-        for name, value in leaves({"model": model_backward(model, cache, d_embedding)}):
-            if name in grads:
-                grads[name] += value  # in place: the word-embedding table's gradient alone is tens of MB
-            else:
-                grads[name] = value
+    grads.update(leaves({"model": model_backward(model, cache, d_embedding)}))
     return grads
 
 
