@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from minisbert.kernels import activations, adamw, attention, hamming, matmul, maxsim, normalization, pooling, rescore
-from minisbert.kernels import similarity, sparse, topk
+from minisbert.kernels import activations, adamw, attention, gated_activation, hamming, matmul, maxsim, normalization
+from minisbert.kernels import pooling, rescore, similarity, sparse, topk
 
 
 @dataclass
@@ -536,6 +536,16 @@ def gelu_inputs(shape, dtype):
     return make, keeps_dtype(close(0, float32_tolerance(dtype)))
 
 
+def gated_inputs(shape, name, halves_of_one_matrix=False):
+    def make(rng):
+        if halves_of_one_matrix:  # ModernBERT: gate and up are the two halves of one (tokens, 2 features) matrix
+            both = (rng.standard_normal(shape[:-1] + (2 * shape[-1],)) * 3).astype(np.float32)
+            return both[..., : shape[-1]], both[..., shape[-1] :], name
+        return (rng.standard_normal(shape) * 3).astype(np.float32), rng.standard_normal(shape).astype(np.float32), name
+
+    return make
+
+
 def layer_norm_inputs(shape, dtype):
     def make(rng):
         projection, residual = (rng.standard_normal(shape).astype(dtype) for _ in range(2))  # (width, tokens)
@@ -599,6 +609,20 @@ def in_place(kernel, argument):
 
 
 ENCODER_PAIRS = [
+    Pair(
+        "gated_activation",
+        in_place(gated_activation.gated_activation, 0),
+        gated_activation.gated_activation_reference,
+        {
+            **{f"{name} {shape}": gated_inputs(shape, name)
+               for name in gated_activation.ACTIVATION_CODES for shape in [(1, 1), (0, 5), (7, 3), (2, 45, 1152)]},
+            **{f"{name}, halves of one matrix": gated_inputs((1, 33, 67), name, halves_of_one_matrix=True)
+               for name in ("gelu", "silu")},
+        },
+        # the rational erf and tanh are accurate to a few float32 ulp (4.5e-7, 3.9e-7): the activation to
+        # 0.5 |gate| times that, here |gate| up to ~15 and |up| up to ~4
+        close(1e-6, 1.5e-5),
+    ),
     Pair(
         "bias_gelu",
         in_place(activations.bias_gelu, 0),

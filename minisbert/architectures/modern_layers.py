@@ -15,6 +15,7 @@ import numpy as np
 
 from minisbert.architectures.layers import activation, softmax
 from minisbert.files.loading import POSITIVE_NUMBER
+from minisbert.kernels.gated_activation import ACTIVATION_CODES, gated_activation
 from minisbert.kernels.masked_attention import packed_masked_attention
 from minisbert.runtime.threads import blas_limited_to_one_thread
 
@@ -66,10 +67,18 @@ def linear_without_bias(x, weight):
     return x @ weight.T
 
 
+def activated_times(gate, up, hidden_act):
+    # gate, up (..., intermediate) -> act(gate) * up: in one fused pass written into gate for the activations
+    # kernels.gated_activation has (GELU, tanh GELU, SiLU), else in NumPy (ReLU, tanh)
+    if hidden_act in ACTIVATION_CODES:
+        return gated_activation(gate, up, hidden_act)
+    return activation(hidden_act)(gate) * up
+
+
 def gated_mlp(x, gate_weight, up_weight, down_weight, hidden_act):
     # x (..., hidden), gate/up (intermediate, hidden), down (hidden, intermediate) -> (..., hidden):
     # down(act(gate x) * up x); GeGLU with a GELU, SwiGLU with SiLU
-    gated = activation(hidden_act)(linear_without_bias(x, gate_weight)) * linear_without_bias(x, up_weight)
+    gated = activated_times(linear_without_bias(x, gate_weight), linear_without_bias(x, up_weight), hidden_act)
     return linear_without_bias(gated, down_weight)
 
 

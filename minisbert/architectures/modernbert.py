@@ -10,8 +10,9 @@ import functools
 import numpy as np
 
 from minisbert.architectures.checkpoint import Checkpoint, check_heads_divide_hidden
-from minisbert.architectures.layers import activation, embedding_lookup
+from minisbert.architectures.layers import embedding_lookup
 from minisbert.architectures.modern_layers import (
+    activated_times,
     compiled_activation,
     apply_rotary,
     check_layer_types,
@@ -79,7 +80,7 @@ def encoder_layer(x, layer, attend, cos, sin, config):
     x = x + attention_output
     normed = layer_norm_without_bias(x, layer["mlp_norm"], eps)
     up, gate = np.split(linear_without_bias(normed, layer["mlp_in"]), 2, axis=-1)  # 2 x (batch, seq, intermediate)
-    x = x + linear_without_bias(activation(config["hidden_activation"])(up) * gate, layer["mlp_out"])
+    x = x + linear_without_bias(activated_times(up, gate, config["hidden_activation"]), layer["mlp_out"])
     return x, probabilities
 
 
