@@ -17,6 +17,8 @@ from minisbert.architectures.layers import activation, softmax
 from minisbert.files.loading import POSITIVE_NUMBER
 from minisbert.kernels.gated_activation import ACTIVATION_CODES, gated_activation
 from minisbert.kernels.masked_attention import packed_masked_attention
+from minisbert.kernels.rms_norm import row_norm
+from minisbert.kernels.rotary import rotary_heads
 from minisbert.runtime.threads import blas_limited_to_one_thread
 
 
@@ -44,14 +46,12 @@ def rms_norm(x, weight, eps, offset=0.0):
     # x (..., hidden) -> (..., hidden): x / sqrt(mean(x^2) + eps) * (offset + weight); Gemma stores its weight
     # as a difference from 1 (offset 1), the others as the scale itself (offset 0); no mean is subtracted
     scale = weight if offset == 0 else np.float32(offset) + weight
-    return x / np.sqrt((x * x).mean(axis=-1, keepdims=True) + np.float32(eps)) * scale
+    return row_norm(x, scale, eps, subtract_mean=False)
 
 
 def layer_norm_without_bias(x, weight, eps):
     # x (..., hidden) -> (..., hidden): LayerNorm with a scale and no shift (ModernBERT's norm_bias = false)
-    mean = x.mean(axis=-1, keepdims=True)
-    variance = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
-    return (x - mean) / np.sqrt(variance + np.float32(eps)) * weight
+    return row_norm(x, weight, eps, subtract_mean=True)
 
 
 def compiled_activation(name):
@@ -97,14 +97,6 @@ def rotary_tables(inverse_frequencies, positions):
     angles = positions.astype(np.float32)[:, None] * inverse_frequencies[None, :]  # (seq, head_dim / 2)
     angles = np.concatenate([angles, angles], axis=-1)  # (seq, head_dim)
     return np.cos(angles), np.sin(angles)
-
-
-def apply_rotary(x, cos, sin):
-    # x (batch, heads, seq, head_dim), cos/sin (seq, head_dim) -> x rotated: each pair (x_i, x_{i + head_dim/2})
-    # turned by its token's position's angle
-    half = x.shape[-1] // 2
-    rotated_half = np.concatenate([-x[..., half:], x[..., :half]], axis=-1)
-    return x * cos + rotated_half * sin
 
 
 def rope_settings(config, layer_type, model_type, legacy_theta_keys, default_theta):
@@ -250,13 +242,15 @@ def rotary_self_attention(x, layer, attend, cos, sin, head_dim, qk_norm=None):
     # x (batch, seq, hidden) normed, layer {"query", "key", "value", "output"} weights (out, in) and optionally
     # "query_norm"/"key_norm" (head_dim,) read by qk_norm(x, weight), attend from a layout's attention(...),
     # cos/sin (seq, head_dim) -> (batch, seq, hidden), probabilities (batch, heads, seq, seq) or None
+    batch, seq, _ = x.shape
     query, key, value = (
-        split_heads(linear_without_bias(x, layer[name]), head_dim) for name in ("query", "key", "value")
-    )  # (batch, heads or kv_heads, seq, head_dim)
+        linear_without_bias(x, layer[name]).reshape(batch, seq, -1, head_dim) for name in ("query", "key", "value")
+    )  # (batch, seq, heads or kv_heads, head_dim)
     if qk_norm is not None:  # each head's query and key normalised on their own (Qwen3, Gemma 3)
         query, key = qk_norm(query, layer["query_norm"]), qk_norm(key, layer["key_norm"])
-    query, key = apply_rotary(query, cos, sin), apply_rotary(key, cos, sin)
-    context, probabilities = attend(query, key, value)
+    # -> (batch, heads or kv_heads, seq, head_dim), rotated by position (kernels.rotary)
+    query, key = rotary_heads(query, cos, sin), rotary_heads(key, cos, sin)
+    context, probabilities = attend(query, key, value.transpose(0, 2, 1, 3))
     return linear_without_bias(merge_heads(context), layer["output"]), probabilities
 
 
