@@ -16,7 +16,7 @@ import numpy as np
 from minisbert.architectures.layers import activation, softmax
 from minisbert.files.loading import POSITIVE_NUMBER
 from minisbert.kernels.gated_activation import ACTIVATION_CODES, gated_activation
-from minisbert.kernels.masked_attention import packed_masked_attention
+from minisbert.kernels.masked_attention import packed_masked_attention, packed_masked_attention_over_cores
 from minisbert.kernels.matmul import matmul_4_threaded
 from minisbert.kernels.rms_norm import row_norm
 from minisbert.kernels.rotary import rotary_heads
@@ -199,7 +199,9 @@ class PackedBatch:
     spent on padding; attention per sequence in kernels.masked_attention. Positions are each token's column in
     the padded batch, as transformers counts them (with left padding they start after the padding)."""
 
-    def __init__(self, input_ids, attention_mask):
+    def __init__(self, input_ids, attention_mask, heads_over_cores):
+        # heads_over_cores: attention's heads split over the cores (a batch run whole, not one group of several)
+        self.attention_kernel = packed_masked_attention_over_cores if heads_over_cores else packed_masked_attention
         self.shape = input_ids.shape
         self.token_index = np.nonzero(attention_mask > 0)  # (sequence, column) of each real token
         self.ids = input_ids[self.token_index][None]  # (1, tokens)
@@ -212,7 +214,7 @@ class PackedBatch:
         def attend(query, key, value):
             # one OpenBLAS thread for the small per-sequence products (as each group of run_layout has anyway)
             with blas_limited_to_one_thread():
-                context = packed_masked_attention(
+                context = self.attention_kernel(
                     query[0], key[0], value[0], self.offsets, scaling, causal, window, position_bias
                 )
             return context[None], None
