@@ -9,6 +9,8 @@ OpenBLAS (the query heads of one key/value head stacked into one matrix, so keys
 repeated) and the softmax of every sequence in one numba call, ``banded_softmax``: each query's contiguous
 range of keys, the others exactly 0, and probabilities below float32's smallest normal number 0 too (a
 denormal makes every product with it far slower; random-weight models at real size are full of them).
+``packed_masked_attention_over_cores`` splits its heads over the cores, for a batch that runs whole (one text:
+else each core runs a group of texts already).
 """
 
 import functools
@@ -16,6 +18,8 @@ import math
 
 import numba
 import numpy as np
+
+from minisbert.runtime.threads import split_rows
 
 
 @functools.lru_cache(maxsize=64)
@@ -181,4 +185,29 @@ def packed_masked_attention(query, key, value, offsets, scaling, causal=False, w
     for i, (start, stop) in enumerate(zip(offsets[:-1], offsets[1:])):
         weighted = np.matmul(blocks[i], value[:, start:stop])  # (kv_heads, groups * length, head_dim)
         context[:, start:stop] = weighted.reshape(heads, stop - start, head_dim)
+    return context
+
+
+def packed_masked_attention_over_cores(
+    query, key, value, offsets, scaling, causal=False, window=None, position_bias=None
+):
+    """packed_masked_attention with the heads split over the cores (runtime.threads.split_rows), same arguments
+    and result: each part takes whole key/value heads with their query heads, or, with a single key/value head,
+    a slice of the query heads. Callers hold numpy's BLAS at one thread (each part runs on its own core)."""
+    heads, kv_heads = query.shape[0], key.shape[0]
+    groups = heads // max(kv_heads, 1)
+    context = np.empty(query.shape, dtype=np.float32)
+    work = int((np.diff(np.asarray(offsets)) ** 2).sum()) * query.shape[2]  # one query head's multiply-adds / 2
+
+    def run(part):  # part: a slice of key/value heads, or of query heads when there is one key/value head
+        if kv_heads == 1:
+            query_heads, kv_part = part, slice(0, 1)
+        else:
+            query_heads, kv_part = slice(part.start * groups, part.stop * groups), part
+        bias = None if position_bias is None else position_bias[query_heads]
+        context[query_heads] = packed_masked_attention(
+            query[query_heads], key[kv_part], value[kv_part], offsets, scaling, causal, window, bias
+        )
+
+    split_rows(heads if kv_heads == 1 else kv_heads, run, work if kv_heads == 1 else work * groups)
     return context

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from minisbert.kernels import activations, adamw, attention, embedding, hamming, matmul, maxsim, normalization, pooling, rescore
-from minisbert.kernels import similarity, sparse, topk
+from minisbert.kernels import activations, adamw, attention, embedding, gated_activation, hamming, matmul, maxsim
+from minisbert.kernels import normalization, pooling, rescore, rms_norm, rotary, similarity, sparse, topk
 
 
 @dataclass
@@ -536,6 +536,37 @@ def gelu_inputs(shape, dtype):
     return make, keeps_dtype(close(0, float32_tolerance(dtype)))
 
 
+def gated_inputs(shape, name, halves_of_one_matrix=False):
+    def make(rng):
+        if halves_of_one_matrix:  # ModernBERT: gate and up are the two halves of one (tokens, 2 features) matrix
+            both = (rng.standard_normal(shape[:-1] + (2 * shape[-1],)) * 3).astype(np.float32)
+            return both[..., : shape[-1]], both[..., shape[-1] :], name
+        return (rng.standard_normal(shape) * 3).astype(np.float32), rng.standard_normal(shape).astype(np.float32), name
+
+    return make
+
+
+def row_norm_inputs(shape, subtract_mean, transposed=False):
+    def make(rng):
+        x = (rng.standard_normal(shape) * 3 + 1).astype(np.float32)
+        if transposed:  # a (..., width) view whose rows are not contiguous
+            x = np.ascontiguousarray(np.swapaxes(x, -1, -2)).swapaxes(-1, -2)
+        return x, rng.standard_normal(shape[-1]).astype(np.float32), 1e-6, subtract_mean
+
+    return make
+
+
+def rotary_inputs(shape, strided=False):
+    def make(rng):
+        batch, seq, heads, head_dim = shape
+        x = rng.standard_normal((batch, seq, 2 * heads if strided else heads, head_dim)).astype(np.float32)
+        angles = rng.uniform(0, 100, (seq, head_dim // 2)).astype(np.float32)
+        angles = np.concatenate([angles, angles], axis=-1)
+        return (x[:, :, ::2] if strided else x), np.cos(angles), np.sin(angles)
+
+    return make
+
+
 def layer_norm_inputs(shape, dtype):
     def make(rng):
         projection, residual = (rng.standard_normal(shape).astype(dtype) for _ in range(2))  # (width, tokens)
@@ -599,6 +630,42 @@ def in_place(kernel, argument):
 
 
 ENCODER_PAIRS = [
+    Pair(
+        "row_norm",
+        rms_norm.row_norm,
+        rms_norm.row_norm_reference,
+        {
+            **{f"{shape}, subtract mean {subtract}": row_norm_inputs(shape, subtract)
+               for shape in [(1, 1), (0, 5), (7, 3), (1, 9, 1024), (2, 3, 5, 128)] for subtract in (False, True)},
+            "rows not contiguous": row_norm_inputs((4, 37), True, transposed=True),
+        },
+        # float64 sums against NumPy's float32 pairwise ones: a few float32 ulp of values up to ~15 / 0.3
+        close(2e-6, 2e-6),
+    ),
+    Pair(
+        "rotary_heads",
+        rotary.rotary_heads,
+        rotary.rotary_heads_reference,
+        {
+            **{str(shape): rotary_inputs(shape) for shape in [(1, 1, 1, 2), (1, 0, 3, 4), (2, 5, 3, 8), (1, 40, 8, 128)]},
+            "heads a strided view": rotary_inputs((1, 6, 3, 16), strided=True),
+        },
+        same,  # each element: the reference's two products and one sum, in its order (no fused multiply-add)
+    ),
+    Pair(
+        "gated_activation",
+        in_place(gated_activation.gated_activation, 0),
+        gated_activation.gated_activation_reference,
+        {
+            **{f"{name} {shape}": gated_inputs(shape, name)
+               for name in gated_activation.ACTIVATION_CODES for shape in [(1, 1), (0, 5), (7, 3), (2, 45, 1152)]},
+            **{f"{name}, halves of one matrix": gated_inputs((1, 33, 67), name, halves_of_one_matrix=True)
+               for name in ("gelu", "silu")},
+        },
+        # the rational erf and tanh are accurate to a few float32 ulp (4.5e-7, 3.9e-7): the activation to
+        # 0.5 |gate| times that, here |gate| up to ~15 and |up| up to ~4
+        close(1e-6, 1.5e-5),
+    ),
     Pair(
         "bias_gelu",
         in_place(activations.bias_gelu, 0),

@@ -5,7 +5,11 @@ reference with models.modern_layers' padded attention (the one checked against t
 import numpy as np
 import pytest
 
-from minisbert.kernels.masked_attention import packed_masked_attention, packed_masked_attention_reference
+from minisbert.kernels.masked_attention import (
+    packed_masked_attention,
+    packed_masked_attention_over_cores,
+    packed_masked_attention_reference,
+)
 from minisbert.architectures.modern_layers import attention_bias, grouped_query_attention
 
 RNG = np.random.default_rng(0)
@@ -71,6 +75,19 @@ def test_banded_softmax_matches_reference(causal, window):
     actual = banded_softmax(scores.copy(), block_starts[:-1], lengths, heads, 0.5, causal, window)
     np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-6)
     assert np.count_nonzero(actual == 0) == np.count_nonzero(expected == 0)  # masked keys exactly 0
+
+
+@pytest.mark.parametrize("causal, window", [(False, None), (True, 3)])
+@pytest.mark.parametrize("heads, kv_heads", [(6, 6), (6, 3), (6, 1)])
+def test_heads_over_cores_match_reference(heads, kv_heads, causal, window):
+    # a 300-token text: enough work for split_rows to give each core a part (whole key/value heads with their
+    # query heads, or query heads of the single key/value head); T5's position bias split with the heads
+    query, key, value, offsets = packed_case([300, 0, 40], heads, kv_heads)
+    bias = RNG.standard_normal((heads, 300, 300)).astype(np.float32)
+    for position_bias in (None, bias):
+        expected = packed_masked_attention_reference(query, key, value, offsets, 0.3, causal, window, position_bias)
+        actual = packed_masked_attention_over_cores(query, key, value, offsets, 0.3, causal, window, position_bias)
+        np.testing.assert_allclose(actual, expected, rtol=0, atol=2e-6)
 
 
 @pytest.mark.parametrize("lengths", [[5, 1, 0, 12], [30, 7]])

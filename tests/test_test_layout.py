@@ -112,7 +112,8 @@ TESTED_BY = {
     "minisbert/modules/multi_vector_mask.py": (("test_multi_vector_encoder.py",), "ColBERT skiplist parity"),
     "kernels/__init__.py": ((), "a docstring only"),
 }
-for kernel in ("adamw", "embedding", "attention", "normalization", "pooling", "similarity", "hamming", "rescore", "topk", "sparse"):
+for kernel in ("adamw", "attention", "embedding", "gated_activation", "normalization", "rms_norm", "rotary", "pooling",
+               "similarity", "hamming", "rescore", "topk", "sparse"):
     TESTED_BY[f"kernels/{kernel}.py"] = (("test_kernels.py",), "against its NumPy reference on odd shapes (one table)")
 
 # test modules of a promise that spans modules -> the promise

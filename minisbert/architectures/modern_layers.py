@@ -15,7 +15,11 @@ import numpy as np
 
 from minisbert.architectures.layers import activation, softmax
 from minisbert.files.loading import POSITIVE_NUMBER
-from minisbert.kernels.masked_attention import packed_masked_attention
+from minisbert.kernels.gated_activation import ACTIVATION_CODES, gated_activation
+from minisbert.kernels.masked_attention import packed_masked_attention, packed_masked_attention_over_cores
+from minisbert.kernels.matmul import matmul_4_threaded
+from minisbert.kernels.rms_norm import row_norm
+from minisbert.kernels.rotary import rotary_heads
 from minisbert.runtime.threads import blas_limited_to_one_thread
 
 
@@ -43,14 +47,12 @@ def rms_norm(x, weight, eps, offset=0.0):
     # x (..., hidden) -> (..., hidden): x / sqrt(mean(x^2) + eps) * (offset + weight); Gemma stores its weight
     # as a difference from 1 (offset 1), the others as the scale itself (offset 0); no mean is subtracted
     scale = weight if offset == 0 else np.float32(offset) + weight
-    return x / np.sqrt((x * x).mean(axis=-1, keepdims=True) + np.float32(eps)) * scale
+    return row_norm(x, scale, eps, subtract_mean=False)
 
 
 def layer_norm_without_bias(x, weight, eps):
     # x (..., hidden) -> (..., hidden): LayerNorm with a scale and no shift (ModernBERT's norm_bias = false)
-    mean = x.mean(axis=-1, keepdims=True)
-    variance = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
-    return (x - mean) / np.sqrt(variance + np.float32(eps)) * weight
+    return row_norm(x, weight, eps, subtract_mean=True)
 
 
 def compiled_activation(name):
@@ -61,15 +63,35 @@ def compiled_activation(name):
     return function
 
 
+# Up to this many tokens a linear layer runs in kernels.matmul's numba GEMM over the weight as stored (memory-mapped:
+# no packed copy, no memory beyond the weights; unaligned, it ran within 10% of pack_weight's layout), on every core;
+# above, OpenBLAS's x @ weight.T, which repacks the whole weight on every call. One thread, weights 2304 x 768 and
+# 3072 x 1024 (ms, x @ weight.T -> numba): 8 tokens 0.96 -> 0.38, 24 1.19 -> 0.75, 60 1.80 -> 1.58, 120 2.80 -> 2.96.
+NUMBA_GEMM_MAX_TOKENS = 96
+
+
 def linear_without_bias(x, weight):
     # x (..., in), weight (out, in) -> (..., out)
-    return x @ weight.T
+    rows = x.reshape(-1, x.shape[-1])  # (tokens, in)
+    if len(rows) > NUMBA_GEMM_MAX_TOKENS:
+        return x @ weight.T
+    out = np.empty((len(rows), len(weight)), dtype=np.float32)  # (tokens, out), written through its transpose
+    matmul_4_threaded({"weight": weight, "shape": weight.shape}, rows.T, out.T)
+    return out.reshape(x.shape[:-1] + (len(weight),))
+
+
+def activated_times(gate, up, hidden_act):
+    # gate, up (..., intermediate) -> act(gate) * up: in one fused pass written into gate for the activations
+    # kernels.gated_activation has (GELU, tanh GELU, SiLU), else in NumPy (ReLU, tanh)
+    if hidden_act in ACTIVATION_CODES:
+        return gated_activation(gate, up, hidden_act)
+    return activation(hidden_act)(gate) * up
 
 
 def gated_mlp(x, gate_weight, up_weight, down_weight, hidden_act):
     # x (..., hidden), gate/up (intermediate, hidden), down (hidden, intermediate) -> (..., hidden):
     # down(act(gate x) * up x); GeGLU with a GELU, SwiGLU with SiLU
-    gated = activation(hidden_act)(linear_without_bias(x, gate_weight)) * linear_without_bias(x, up_weight)
+    gated = activated_times(linear_without_bias(x, gate_weight), linear_without_bias(x, up_weight), hidden_act)
     return linear_without_bias(gated, down_weight)
 
 
@@ -88,14 +110,6 @@ def rotary_tables(inverse_frequencies, positions):
     angles = positions.astype(np.float32)[:, None] * inverse_frequencies[None, :]  # (seq, head_dim / 2)
     angles = np.concatenate([angles, angles], axis=-1)  # (seq, head_dim)
     return np.cos(angles), np.sin(angles)
-
-
-def apply_rotary(x, cos, sin):
-    # x (batch, heads, seq, head_dim), cos/sin (seq, head_dim) -> x rotated: each pair (x_i, x_{i + head_dim/2})
-    # turned by its token's position's angle
-    half = x.shape[-1] // 2
-    rotated_half = np.concatenate([-x[..., half:], x[..., :half]], axis=-1)
-    return x * cos + rotated_half * sin
 
 
 def rope_settings(config, layer_type, model_type, legacy_theta_keys, default_theta):
@@ -194,7 +208,9 @@ class PackedBatch:
     spent on padding; attention per sequence in kernels.masked_attention. Positions are each token's column in
     the padded batch, as transformers counts them (with left padding they start after the padding)."""
 
-    def __init__(self, input_ids, attention_mask):
+    def __init__(self, input_ids, attention_mask, heads_over_cores):
+        # heads_over_cores: attention's heads split over the cores (a batch run whole, not one group of several)
+        self.attention_kernel = packed_masked_attention_over_cores if heads_over_cores else packed_masked_attention
         self.shape = input_ids.shape
         self.token_index = np.nonzero(attention_mask > 0)  # (sequence, column) of each real token
         self.ids = input_ids[self.token_index][None]  # (1, tokens)
@@ -207,7 +223,7 @@ class PackedBatch:
         def attend(query, key, value):
             # one OpenBLAS thread for the small per-sequence products (as each group of run_layout has anyway)
             with blas_limited_to_one_thread():
-                context = packed_masked_attention(
+                context = self.attention_kernel(
                     query[0], key[0], value[0], self.offsets, scaling, causal, window, position_bias
                 )
             return context[None], None
@@ -250,13 +266,15 @@ def rotary_self_attention(x, layer, attend, cos, sin, head_dim, qk_norm=None):
     # x (batch, seq, hidden) normed, layer {"query", "key", "value", "output"} weights (out, in) and optionally
     # "query_norm"/"key_norm" (head_dim,) read by qk_norm(x, weight), attend from a layout's attention(...),
     # cos/sin (seq, head_dim) -> (batch, seq, hidden), probabilities (batch, heads, seq, seq) or None
+    batch, seq, _ = x.shape
     query, key, value = (
-        split_heads(linear_without_bias(x, layer[name]), head_dim) for name in ("query", "key", "value")
-    )  # (batch, heads or kv_heads, seq, head_dim)
+        linear_without_bias(x, layer[name]).reshape(batch, seq, -1, head_dim) for name in ("query", "key", "value")
+    )  # (batch, seq, heads or kv_heads, head_dim)
     if qk_norm is not None:  # each head's query and key normalised on their own (Qwen3, Gemma 3)
         query, key = qk_norm(query, layer["query_norm"]), qk_norm(key, layer["key_norm"])
-    query, key = apply_rotary(query, cos, sin), apply_rotary(key, cos, sin)
-    context, probabilities = attend(query, key, value)
+    # -> (batch, heads or kv_heads, seq, head_dim), rotated by position (kernels.rotary)
+    query, key = rotary_heads(query, cos, sin), rotary_heads(key, cos, sin)
+    context, probabilities = attend(query, key, value.transpose(0, 2, 1, 3))
     return linear_without_bias(merge_heads(context), layer["output"]), probabilities
 
 

@@ -10,10 +10,10 @@ import functools
 import numpy as np
 
 from minisbert.architectures.checkpoint import Checkpoint, check_heads_divide_hidden
-from minisbert.architectures.layers import activation, embedding_lookup
+from minisbert.architectures.layers import embedding_lookup
 from minisbert.architectures.modern_layers import (
+    activated_times,
     compiled_activation,
-    apply_rotary,
     check_layer_types,
     check_value,
     layer_norm_without_bias,
@@ -22,10 +22,10 @@ from minisbert.architectures.modern_layers import (
     record_layer,
     rotary_by_layer_type,
     rotary_tables,
-    split_heads,
     unsupported,
 )
 from minisbert.architectures.reference_or_fast import run_layout
+from minisbert.kernels.rotary import rotary_heads
 from minisbert.files.loading import POSITIVE_NUMBER, POSITIVE_SIZE
 
 # transformers' ModernBertConfig defaults, for the keys a config.json may leave out.
@@ -64,10 +64,11 @@ def head_dim(config):
 
 def attention_layer(x, layer, attend, cos, sin, config):
     # x (batch, seq, hidden) normed -> (batch, seq, hidden), probabilities (batch, heads, seq, seq) or None
-    query, key, value = np.split(linear_without_bias(x, layer["qkv"]), 3, axis=-1)  # 3 x (batch, seq, hidden)
-    query, key, value = (split_heads(t, head_dim(config)) for t in (query, key, value))  # (batch, heads, seq, head_dim)
-    query, key = apply_rotary(query, cos, sin), apply_rotary(key, cos, sin)
-    context, probabilities = attend(query, key, value)
+    batch, seq, _ = x.shape
+    qkv = linear_without_bias(x, layer["qkv"]).reshape(batch, seq, 3, config["num_attention_heads"], head_dim(config))
+    # -> (batch, heads, seq, head_dim), query and key rotated by position (kernels.rotary)
+    query, key = rotary_heads(qkv[:, :, 0], cos, sin), rotary_heads(qkv[:, :, 1], cos, sin)
+    context, probabilities = attend(query, key, qkv[:, :, 2].transpose(0, 2, 1, 3))
     return linear_without_bias(merge_heads(context), layer["attention_output"]), probabilities
 
 
@@ -79,7 +80,7 @@ def encoder_layer(x, layer, attend, cos, sin, config):
     x = x + attention_output
     normed = layer_norm_without_bias(x, layer["mlp_norm"], eps)
     up, gate = np.split(linear_without_bias(normed, layer["mlp_in"]), 2, axis=-1)  # 2 x (batch, seq, intermediate)
-    x = x + linear_without_bias(activation(config["hidden_activation"])(up) * gate, layer["mlp_out"])
+    x = x + linear_without_bias(activated_times(up, gate, config["hidden_activation"]), layer["mlp_out"])
     return x, probabilities
 
 

@@ -41,12 +41,13 @@ def run_layout(run, input_ids, attention_mask, record, first_token_only=False):
     token only, from the path ``record`` and the padding ask for.
     Packed, the groups of sequences each run in their own thread with one OpenBLAS thread: the many small
     per-sequence attention products run several times slower with OpenBLAS threads competing for busy cores
-    (bench/RESULTS.md, "Today's architectures (bench/modern_architectures.py)")."""
+    (bench/RESULTS.md, "Today's architectures (bench/modern_architectures.py)"). A batch too small to split
+    runs whole, its attention heads split over the cores instead."""
     if fast_path_serves(attention_mask, record, first_token_only):
         output = run_in_groups(
             attention_mask,
-            lambda group: run(PackedBatch(input_ids[group], attention_mask[group]), None),
-            lambda: run(PackedBatch(input_ids, attention_mask), None),
+            lambda group: run(PackedBatch(input_ids[group], attention_mask[group], heads_over_cores=False), None),
+            lambda: run(PackedBatch(input_ids, attention_mask, heads_over_cores=True), None),
         )
     else:
         output = run(PaddedBatch(input_ids, attention_mask), record)

@@ -1,0 +1,50 @@
+"""The norms of today's pre-norm layers over rows (the last axis): RMSNorm (Qwen3, Gemma 3 with its 1 + weight,
+T5, and the per-head query/key norms) and LayerNorm without a bias (ModernBERT), each in two passes over a row
+(the sum in float64, then the scaled row written) instead of NumPy's five or six over the whole matrix, one row
+at a time so that it stays in L1. Per row of width n: 8n bytes moved, ~4n FLOPs (5n with the mean).
+
+``row_norm_reference`` is the plain formula, as architectures/modern_layers.py wrote it.
+"""
+
+import numba
+import numpy as np
+
+
+def row_norm_reference(x, scale, eps, subtract_mean):
+    """x (..., width), scale (width,) -> (..., width): (x - mean) / sqrt(mean((x - mean)^2) + eps) * scale,
+    mean the row's mean (LayerNorm) or 0 (RMSNorm)."""
+    mean = x.mean(axis=-1, keepdims=True) if subtract_mean else np.zeros_like(x[..., :1])
+    centered = x - mean
+    return centered / np.sqrt((centered * centered).mean(axis=-1, keepdims=True) + x.dtype.type(eps)) * scale
+
+
+# reassociated float64 sums: LLVM splits them over vector lanes; the row's float32 values are exact in float64
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
+def _row_norm(x, scale, eps, subtract_mean, out):
+    rows, width = x.shape
+    for r in range(rows):
+        row, written = x[r], out[r]
+        mean = 0.0
+        if subtract_mean:
+            for j in range(width):
+                mean += row[j]
+            mean /= width
+        squares = 0.0
+        for j in range(width):
+            centered = row[j] - mean
+            squares += centered * centered
+        inverse = np.float32(1.0 / np.sqrt(squares / width + eps))
+        mean32 = np.float32(mean)
+        for j in range(width):
+            written[j] = (row[j] - mean32) * inverse * scale[j]
+
+
+def row_norm(x, scale, eps, subtract_mean):
+    """The numba version of ``row_norm_reference``: x (..., width) float32 -> a new float32 array of x's shape."""
+    if x.dtype != np.float32 or scale.shape != x.shape[-1:]:
+        raise ValueError(f"row_norm expects float32 x (..., width) and scale (width,), got {x.dtype} {x.shape}, "
+                         f"{scale.shape}")
+    rows = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
+    out = np.empty(rows.shape, dtype=np.float32)
+    _row_norm(rows, scale.astype(np.float32, copy=False), float(eps), bool(subtract_mean), out)
+    return out.reshape(x.shape)
