@@ -50,7 +50,7 @@ _EXP_TAYLOR = tuple(np.float32(1.0 / factorial) for factorial in (5040, 720, 120
 
 
 @numba.njit(inline="always", error_model="numpy", fastmath={"contract"})
-def _exp_mantissa(x):
+def exp_mantissa(x):
     # x <= 0 -> (m, n) with exp(x) = m * 2^n: n = round(x / ln 2), m = exp(x - n ln 2) by its Taylor series to
     # degree 7 (|x - n ln 2| <= ln 2 / 2: relative error < 6e-9). Below -87, exp(x) is taken as exp(-87) ~ 1.6e-38.
     x = max(x, np.float32(-87.0))
@@ -62,19 +62,19 @@ def _exp_mantissa(x):
     return m, n
 
 
-_MAXIMUM_LANES = 16  # a row's maximum is taken in 16 running maxima: LLVM does not vectorize a single one
+MAXIMUM_LANES = 16  # a row's maximum is taken in 16 running maxima: LLVM does not vectorize a single one
 
 
 @numba.njit(inline="always", error_model="numpy", fastmath={"reassoc", "contract"})
-def _row_maximum(row, lanes):
+def row_maximum(row, lanes):
     lanes[:] = row[0]
-    for block in range(0, len(row) - _MAXIMUM_LANES + 1, _MAXIMUM_LANES):
-        for lane in range(_MAXIMUM_LANES):
+    for block in range(0, len(row) - MAXIMUM_LANES + 1, MAXIMUM_LANES):
+        for lane in range(MAXIMUM_LANES):
             lanes[lane] = max(lanes[lane], row[block + lane])
     maximum = row[0]
-    for lane in range(_MAXIMUM_LANES):
+    for lane in range(MAXIMUM_LANES):
         maximum = max(maximum, lanes[lane])
-    for j in range(len(row) - len(row) % _MAXIMUM_LANES, len(row)):
+    for j in range(len(row) - len(row) % MAXIMUM_LANES, len(row)):
         maximum = max(maximum, row[j])
     return maximum
 
@@ -91,7 +91,7 @@ def _softmax_blocks(scores, block_starts, block_rows, row_lengths, divisor, powe
     # powers_of_two: float32 scratch of max(_CHUNK, longest row) floats, where 2^n is built from its int32
     # exponent bits
     power_bits = powers_of_two.view(np.int32)
-    lanes = np.empty(_MAXIMUM_LANES, np.float32)
+    lanes = np.empty(MAXIMUM_LANES, np.float32)
     scale = np.float32(1.0) / divisor
     for b in range(len(block_starts)):
         length = row_lengths[b]
@@ -101,11 +101,11 @@ def _softmax_blocks(scores, block_starts, block_rows, row_lengths, divisor, powe
             chunk = scores[block_starts[b] + first_row * length : block_starts[b] + (first_row + rows) * length]
             for r in range(rows):  # row -> row * scale - its maximum (max(x * s) = max(x) * s: rounding is monotonic)
                 row = chunk[r * length : (r + 1) * length]
-                maximum = _row_maximum(row, lanes) * scale
+                maximum = row_maximum(row, lanes) * scale
                 for j in range(length):
                     row[j] = row[j] * scale - maximum
             for j in range(len(chunk)):
-                mantissa, exponent = _exp_mantissa(chunk[j])
+                mantissa, exponent = exp_mantissa(chunk[j])
                 chunk[j] = mantissa
                 power_bits[j] = (np.int32(exponent) + 127) << 23  # the float32 2^exponent
             for j in range(len(chunk)):

@@ -14,11 +14,11 @@ else each core runs a group of texts already).
 """
 
 import functools
-import math
 
 import numba
 import numpy as np
 
+from minisbert.kernels.attention import MAXIMUM_LANES, exp_mantissa, row_maximum
 from minisbert.runtime.threads import split_rows
 
 
@@ -63,9 +63,14 @@ def banded_softmax_reference(scores, block_starts, lengths, heads, scaling, caus
 _EXP_FLOOR = np.float32(-87.0)
 
 
+# exp as attention.py's softmax takes it (a polynomial times 2^n built from its exponent bits, so that LLVM
+# vectorizes it: math.exp is a scalar libm call), over each query's band of keys.
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
-def _banded_softmax(scores, block_starts, lengths, heads, scaling, causal, window):
-    # window < 0: no window
+def _banded_softmax(scores, block_starts, lengths, heads, scaling, causal, window, powers_of_two):
+    # window < 0: no window; powers_of_two: float32 scratch of the longest sequence's length, where 2^n is built
+    # from its int32 exponent bits
+    power_bits = powers_of_two.view(np.int32)
+    lanes = np.empty(MAXIMUM_LANES, np.float32)
     for b in range(len(block_starts)):
         length = lengths[b]
         for row_index in range(heads * length):
@@ -73,18 +78,20 @@ def _banded_softmax(scores, block_starts, lengths, heads, scaling, causal, windo
             first = 0 if window < 0 else max(0, query - window)
             last = query if causal else (length - 1 if window < 0 else min(length - 1, query + window))
             row = scores[block_starts[b] + row_index * length : block_starts[b] + (row_index + 1) * length]
-            maximum = row[first]
-            for j in range(first + 1, last + 1):
-                maximum = max(maximum, row[j])
-            maximum *= scaling
+            band = row[first : last + 1]
+            maximum = row_maximum(band, lanes) * scaling
+            for j in range(len(band)):
+                exponent_argument = band[j] * scaling - maximum
+                mantissa, exponent = exp_mantissa(exponent_argument)
+                band[j] = mantissa if exponent_argument > _EXP_FLOOR else np.float32(0.0)
+                power_bits[j] = (np.int32(exponent) + 127) << 23  # the float32 2^exponent
             total = np.float32(0.0)
-            for j in range(first, last + 1):
-                exponent = row[j] * scaling - maximum
-                row[j] = math.exp(exponent) if exponent > _EXP_FLOOR else np.float32(0.0)
-                total += row[j]
+            for j in range(len(band)):
+                band[j] *= powers_of_two[j]
+                total += band[j]
             inverse_total = np.float32(1.0) / total
-            for j in range(first, last + 1):
-                row[j] *= inverse_total
+            for j in range(len(band)):
+                band[j] *= inverse_total
             row[:first] = 0
             row[last + 1 :] = 0
 
@@ -97,8 +104,10 @@ def banded_softmax(scores, block_starts, lengths, heads, scaling, causal, window
     block_starts, lengths = np.asarray(block_starts, np.int64), np.asarray(lengths, np.int64)
     if len(lengths) and (lengths.min() < 1 or (block_starts + heads * lengths**2).max() > len(scores)):
         raise ValueError("banded_softmax: every block must be non-empty and inside the buffer")
+    powers_of_two = np.empty(lengths.max(initial=1), np.float32)
     _banded_softmax(
-        scores, block_starts, lengths, heads, np.float32(scaling), causal, -1 if window is None else window
+        scores, block_starts, lengths, heads, np.float32(scaling), causal, -1 if window is None else window,
+        powers_of_two,
     )
     return scores
 

@@ -16,6 +16,7 @@ other exception is a bug and keeps its traceback.
 
 import argparse
 import importlib.util
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -29,13 +30,30 @@ RERANK_CANDIDATES_PER_HIT = 4
 # -- inputs and models ------------------------------------------------------------------------------------------
 
 
+# a longer line is refused rather than read on for ever (--input /dev/zero has no line break): a model reads
+# at most a few thousand tokens of a text, and a book of a million words is ~6 million characters
+MAX_LINE_CHARACTERS = 2**24
+
+
+def lines_of_bounded_length(source, name):
+    """The lines of a text stream, each up to MAX_LINE_CHARACTERS; a longer one is an error naming its number."""
+    for number in itertools.count(1):
+        line = source.readline(MAX_LINE_CHARACTERS + 1)
+        if not line:
+            return
+        if len(line) > MAX_LINE_CHARACTERS and not line.endswith("\n"):
+            raise ValueError(f"line {number} of {name or 'standard input'} is longer than {MAX_LINE_CHARACTERS:,} "
+                             "characters (is it a text file, one text a line?)")
+        yield line
+
+
 def read_sentences(arguments):
     if arguments.sentences:
         return arguments.sentences
     source = sys.stdin if arguments.input in (None, "-") else open(arguments.input, encoding="utf-8")
     try:
         with source:
-            sentences = [line.rstrip("\r\n") for line in source]
+            sentences = [line.rstrip("\r\n") for line in lines_of_bounded_length(source, arguments.input)]
     except UnicodeDecodeError as error:  # its message names no file
         raise ValueError(f"{arguments.input or 'standard input'} is not UTF-8 text ({error.reason} at byte "
                          f"{error.start} of a block)") from None

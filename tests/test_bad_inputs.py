@@ -359,6 +359,8 @@ REFUSALS = [
             lambda c: run_cli("encode", "--input", str(c.tmp_path / "missing.txt"))),
     Refusal(L, "encode --input of a file that is not UTF-8", SystemExit, "latin1.txt is not UTF-8 text (invalid continuation byte",
             lambda c: run_cli("encode", "--input", c.file("latin1.txt", b"caf\xe9\n"))),
+    Refusal(L, "encode --input of endless text without a line break (/dev/zero)", SystemExit,
+            "line 1 of /dev/zero is longer than 16,777,216 characters", lambda c: run_cli("encode", "--input", "/dev/zero")),
     Refusal(L, "an empty --model", SystemExit, "minisbert: model_name_or_path is an empty string",
             lambda c: run_cli("encode", "--model", "", "text")),
     Refusal(L, "encode --input of an empty file", SystemExit, "minisbert: no sentences given",

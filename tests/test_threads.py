@@ -261,32 +261,3 @@ def test_a_user_limit_set_between_calls_is_respected(model, texts, two_blas_thre
         assert set(blas_counts()) == {1}
     assert set(blas_counts()) == {2}
 
-
-def test_run_on_threads_gives_each_result_in_order_once_and_shares_items_as_threads_free():
-    from minisbert.runtime.threads import run_on_threads
-
-    ran_on, another_item_ran = {}, threading.Event()
-
-    def work(item):
-        ran_on.setdefault(threading.current_thread().name, []).append(item)
-        if item == 0:  # its thread stays busy until the other thread has taken an item
-            assert another_item_ran.wait(timeout=60)
-        else:
-            another_item_ran.set()
-        return item * item
-
-    assert run_on_threads(work, list(range(8)), threads=2) == [i * i for i in range(8)]
-    assert sorted(item for items in ran_on.values() for item in items) == list(range(8))
-    assert len(ran_on) == 2
-
-
-def test_run_on_threads_raises_what_an_item_raises():
-    from minisbert.runtime.threads import run_on_threads
-
-    def work(item):
-        if item == 3:
-            raise ValueError("item 3")
-        return item
-
-    with pytest.raises(ValueError, match="item 3"):
-        run_on_threads(work, list(range(6)), threads=2)

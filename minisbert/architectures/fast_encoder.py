@@ -17,7 +17,7 @@ from minisbert.kernels.activations import bias_gelu
 from minisbert.kernels.attention import packed_attention
 from minisbert.kernels.matmul import available_cores, int8_linear, matmul_4_threaded, pack_weight, quantize_weight
 from minisbert.kernels.normalization import bias_residual_layer_norm
-from minisbert.runtime.threads import blas_limited_to_one_thread, blas_thread_count, run_on_threads
+from minisbert.runtime.threads import blas_limited_to_one_thread, blas_thread_count, run_parallel
 
 
 def sequence_groups(attention_mask, groups):
@@ -31,22 +31,21 @@ def sequence_groups(attention_mask, groups):
 # Fewer tokens than this in each group and one group, with OpenBLAS on every core, is faster (measured:
 # bench/RESULTS.md, "Throughput: bench/compare.py", the bullet on MIN_GROUP_TOKENS).
 MIN_GROUP_TOKENS = 128
-GROUPS_PER_CORE = 1  # groups of sequences per core (more let a faster core take more: not yet measured quiet)
 
 
 def run_in_groups(attention_mask, run_group, run_whole):
-    """run_whole() for a batch too small to split, else run_group(slice of sequences) for up to GROUPS_PER_CORE
-    groups of sequences per core, on one thread per core, each with numpy's BLAS at one thread, a thread taking
-    the next group when it finishes one; concatenated along the batch."""
+    """run_whole() for a batch too small to split, else run_group(slice of sequences) for one group of sequences
+    per core (as many tokens each), each on its own thread with numpy's BLAS at one thread; concatenated along
+    the batch. Two or three groups per core, taken by each thread as it frees, ran no faster (bench/RESULTS.md,
+    "Reranking")."""
     tokens = int(attention_mask.sum())
     if len(attention_mask) < 2 or tokens < 2 * MIN_GROUP_TOKENS:
         return run_whole()
-    cores = blas_thread_count()
-    groups = sequence_groups(attention_mask, min(GROUPS_PER_CORE * cores, tokens // MIN_GROUP_TOKENS))
+    groups = sequence_groups(attention_mask, min(blas_thread_count(), tokens // MIN_GROUP_TOKENS))
     if len(groups) < 2:
         return run_whole()
     with blas_limited_to_one_thread():  # one BLAS thread a group; the count comes back when the last caller leaves
-        return np.concatenate(run_on_threads(run_group, groups, cores))
+        return np.concatenate(run_parallel(run_group, groups))
 
 
 def fast_encoder(x, layers, attention_mask, config, position_bias=None, first_token_only=False):

@@ -67,7 +67,7 @@ def compiled_activation(name):
 # no packed copy, no memory beyond the weights; unaligned, it ran within 10% of pack_weight's layout), on every core;
 # above, OpenBLAS's x @ weight.T, which repacks the whole weight on every call. One thread, weights 2304 x 768 and
 # 3072 x 1024 (ms, x @ weight.T -> numba): 8 tokens 0.96 -> 0.38, 24 1.19 -> 0.75, 60 1.80 -> 1.58, 120 2.80 -> 2.96.
-NUMBA_GEMM_MAX_TOKENS = 96
+NUMBA_GEMM_MAX_TOKENS = 16
 
 
 def linear_without_bias(x, weight):

@@ -5,7 +5,6 @@
 - ``split_rows(count, run)``: the rows of a nogil numba kernel split over that pool and the calling thread. It
   replaces numba's ``parallel=True``, whose OpenMP threads abort a forked child ("fork() called from a process
   already using GNU OpenMP") and whose fork-safe "workqueue" layer aborts when two threads call a kernel at once.
-- ``run_on_threads(function, items, threads)``: items shared out to threads as each becomes free.
 - ``blas_limited_to_one_thread()``: numpy's BLAS held at one thread while any caller is inside it (the encoder's
   groups each run on their own core), reference-counted under a lock: the count the first caller found is
   given back when the last one leaves, whatever the order in which concurrent callers enter and leave.
@@ -13,7 +12,6 @@
 
 import contextlib
 import functools
-import itertools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -88,20 +86,6 @@ def run_parallel(function, items):
         return [function(item) for item in items]
     others = [worker_pool().submit(function, item) for item in items[1:]]
     return [function(items[0])] + [future.result() for future in others]
-
-
-def run_on_threads(function, items, threads):
-    """[function(item) for item in items] on ``threads`` threads (the caller's and the pool's), each taking the
-    next item as soon as it has finished one: a thread that runs slower (a busier core) takes fewer items."""
-    results = [None] * len(items)
-    indices = itertools.count()  # next() on it is atomic: each index goes to one thread
-
-    def take_items(_):
-        while (index := next(indices)) < len(items):
-            results[index] = function(items[index])
-
-    run_parallel(take_items, range(min(threads, len(items))))
-    return results
 
 
 def split_rows(count, run, work_per_row=1, multiple=1):
