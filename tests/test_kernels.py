@@ -740,11 +740,36 @@ def updated_copies(update):
     return run
 
 
-def adamw_inputs(shape, dtype, decay_factor):
+def adamw_inputs(shape, dtype, decay_factor, rows=None, grad_scale=1.0):
     def make(rng):
         param, grad, m = (rng.standard_normal(shape).astype(dtype) for _ in range(3))
         v = rng.random(shape).astype(dtype)
-        return param, grad, m, v, decay_factor, 0.9, 0.999, 1e-2 / (1 - 0.9**3), math.sqrt(1 - 0.999**3), 1e-8
+        scalars = (decay_factor, 0.9, 0.999, 1e-2 / (1 - 0.9**3), math.sqrt(1 - 0.999**3), 1e-8)
+        return param, grad, m, v, *scalars, None if rows is None else np.array(rows, dtype=np.int64), grad_scale
+
+    return make
+
+
+def seen_updated(mark):
+    """mark(grad, seen), which sets entries of seen in place, called on a copy of seen -> seen."""
+
+    @functools.wraps(mark)
+    def run(grad, seen):
+        seen = seen.copy()
+        mark(grad, seen)
+        return seen
+
+    return run
+
+
+def gradient_with_zero_rows(shape, zero_rows, seen_rows):
+    def make(rng):
+        grad = rng.standard_normal(shape).astype(np.float32)
+        grad[zero_rows] = 0
+        grad.reshape(len(grad), math.prod(shape[1:]))[-1:, :-1] = 0  # the last row's last value only is non-zero
+        seen = np.zeros(len(grad), dtype=bool)
+        seen[seen_rows] = True
+        return grad, seen
 
     return make
 
@@ -760,8 +785,26 @@ TRAINING_PAIRS = [
             "7 x 3, weight decay": adamw_inputs((7, 3), np.float32, 1 - 1e-3),
             "float64, weight decay": adamw_inputs((5, 4), np.float64, 1 - 1e-3),
             "300,001 elements: split over the cores": adamw_inputs((300_001,), np.float32, 1 - 1e-3),
+            "rows 0, 4, 6 of 7 x 3": adamw_inputs((7, 3), np.float32, 1.0, rows=[0, 4, 6]),
+            "no rows": adamw_inputs((7, 3), np.float32, 1.0, rows=[]),
+            "gradient scaled (clipping)": adamw_inputs((7, 3), np.float32, 1 - 1e-3, grad_scale=0.37),
+            "rows of a scaled gradient": adamw_inputs((7, 3), np.float32, 1.0, rows=[2, 3], grad_scale=0.37),
+            "rows of a 3-d float64 array": adamw_inputs((5, 2, 3), np.float64, 1 - 1e-3, rows=[1, 3]),
+            "every other of 30,001 rows: split over the cores": adamw_inputs(
+                (30_001, 24), np.float32, 1.0, rows=np.arange(0, 30_001, 2)),
         },
         same,  # each element sees the reference's operations in the reference's order
+    ),
+    Pair(
+        "rows_with_gradient",
+        seen_updated(adamw.rows_with_gradient),
+        seen_updated(adamw.rows_with_gradient_reference),
+        {
+            "zero rows, one seen before": gradient_with_zero_rows((9, 5), [2, 5], [5, 6]),
+            "3-d": gradient_with_zero_rows((4, 2, 3), [0], []),
+            "no rows": gradient_with_zero_rows((0, 4), [], []),
+        },
+        same,
     ),
     Pair(
         "bias_gelu_with_derivative",

@@ -16,7 +16,9 @@ from minisbert.evaluation import EmbeddingSimilarityEvaluator
 from minisbert.training import losses
 from minisbert.training.checkpoint import checkpoint_tensors, write_safetensors
 from minisbert.training.model import TrainingError
-from minisbert.training.trainer import InputExample, adamw_step, clip_gradients, decays, fit, linear_schedule
+from minisbert.training.trainer import (
+    InputExample, adamw_moments, adamw_step, clipping_scale, decays, fit, linear_schedule,
+)
 
 RNG = np.random.default_rng(1)
 
@@ -40,10 +42,10 @@ def test_clipping_matches_torch(max_norm):
     for tensor, grad in zip(tensors, grads):
         tensor.grad = torch.tensor(grad)
     expected_norm = torch.nn.utils.clip_grad_norm_(tensors, max_norm).item()
-    ours = [g.copy() for g in grads]
-    assert clip_gradients(ours, max_norm) == pytest.approx(expected_norm, rel=1e-12)
-    for mine, tensor in zip(ours, tensors):
-        assert max_relative_difference(mine, tensor.grad) <= 1e-12
+    norm, scale = clipping_scale(grads, max_norm)
+    assert norm == pytest.approx(expected_norm, rel=1e-12)
+    for grad, tensor in zip(grads, tensors):
+        assert max_relative_difference(grad * scale, tensor.grad) <= 1e-12
 
 
 def test_adamw_matches_torch_with_weight_decay_only_where_it_applies():
@@ -54,14 +56,38 @@ def test_adamw_matches_torch_with_weight_decay_only_where_it_applies():
     optimizer = torch.optim.AdamW(
         [{"params": tensors[:1], "weight_decay": 0.1}, {"params": tensors[1:], "weight_decay": 0.0}], lr=1e-2
     )
-    moments = {"m": [np.zeros_like(p) for p in params], "v": [np.zeros_like(p) for p in params],
-               "decays": [decays(name) for name in names]}
+    moments = adamw_moments(names, params)
     for step in range(1, 6):
         grads = [RNG.standard_normal(p.shape) for p in params]
         for tensor, grad in zip(tensors, grads):
             tensor.grad = torch.tensor(grad)
         optimizer.step()
         adamw_step(params, grads, moments, step, 1e-2, 0.1)
+    for mine, tensor in zip(params, tensors):
+        assert max_relative_difference(mine, tensor.detach()) <= 1e-12
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_adamw_matches_torch_on_tables_whose_rows_get_their_first_gradient_late(weight_decay):
+    # a word embedding table: rows 1 and 4 get no gradient until step 3, row 2 none at all; the update skips rows
+    # that never had one when nothing decays. Gradients clipped: torch scales them in place, adamw_step as it
+    # reads them
+    names = ["embeddings.word_embeddings.weight", "encoder.bias"]
+    params = [RNG.standard_normal((5, 3)), RNG.standard_normal(3)]
+    tensors = [torch.tensor(p, requires_grad=True) for p in params]
+    optimizer = torch.optim.AdamW(
+        [{"params": tensors[:1], "weight_decay": weight_decay}, {"params": tensors[1:], "weight_decay": 0.0}], lr=1e-2
+    )
+    moments = adamw_moments(names, params)
+    for step in range(1, 6):
+        grads = [RNG.standard_normal(p.shape) for p in params]
+        grads[0][[1, 2, 4] if step < 3 else [2]] = 0
+        for tensor, grad in zip(tensors, grads):
+            tensor.grad = torch.tensor(grad)
+        torch.nn.utils.clip_grad_norm_(tensors, 1.0)  # the norm of 18 standard normal values is about 4
+        optimizer.step()
+        adamw_step(params, grads, moments, step, 1e-2, weight_decay, clipping_scale(grads, 1.0)[1])
+        assert moments["rows_seen"][0].tolist() == [True, step >= 3, False, True, step >= 3]
     for mine, tensor in zip(params, tensors):
         assert max_relative_difference(mine, tensor.detach()) <= 1e-12
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minisbert.kernels.adamw import adamw_update
+from minisbert.kernels.adamw import adamw_update, rows_with_gradient
 from minisbert.training.checkpoint import module_folders, save_model
 from minisbert.training.model import (
     TrainingError,
@@ -48,15 +48,12 @@ def linear_schedule(step, warmup_steps, total_steps):
     return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
 
 
-def clip_gradients(grads, max_norm):
-    """Scales every gradient (in place) so that their global L2 norm is at most max_norm, as
-    torch.nn.utils.clip_grad_norm_ (factor max_norm / (norm + 1e-6), applied when below 1); returns the norm."""
+def clipping_scale(grads, max_norm):
+    """(global L2 norm of the gradients, the factor that brings it to at most max_norm): as
+    torch.nn.utils.clip_grad_norm_, max_norm / (norm + 1e-6) when that is below 1, else 1. torch multiplies the
+    gradients by it in place; adamw_step multiplies them as it reads them (the same float products)."""
     norm = math.sqrt(sum(float(np.dot(g.ravel(), g.ravel())) for g in grads))
-    factor = max_norm / (norm + 1e-6)
-    if factor < 1:
-        for g in grads:
-            g *= g.dtype.type(factor)
-    return norm
+    return norm, min(1.0, max_norm / (norm + 1e-6))
 
 
 def decays(name):
@@ -65,16 +62,34 @@ def decays(name):
     return "bias" not in name and "norm" not in name
 
 
-def adamw_step(params, grads, moments, step, learning_rate, weight_decay, betas=(0.9, 0.999), eps=1e-8):
-    """One AdamW update, in place (torch.optim.AdamW): params, grads, moments["m"], moments["v"] are lists of
-    arrays in one order; step counts from 1. Each array is updated by kernels/adamw.py in one pass."""
+def adamw_moments(names, params):
+    """AdamW's state for the parameters ``params`` named ``names``: m and v (zeros), whether each decays, and for
+    each table (2-d) the rows that have had a gradient so far (none yet)."""
+    return {"m": [np.zeros_like(p) for p in params], "v": [np.zeros_like(p) for p in params],
+            "decays": [decays(name) for name in names],
+            "rows_seen": [np.zeros(len(p), dtype=bool) if p.ndim == 2 else None for p in params]}
+
+
+def adamw_step(params, grads, moments, step, learning_rate, weight_decay, grad_scale=1.0, betas=(0.9, 0.999),
+               eps=1e-8):
+    """One AdamW update, in place (torch.optim.AdamW): params, grads (times grad_scale, clipping_scale's factor)
+    and the lists of moments (adamw_moments) in one order; step counts from 1. Each array is updated by kernels/adamw.py in one pass; without weight decay,
+    over the rows that have had a gradient only (the others it would leave as they are: the word embedding
+    table's rows of tokens no batch has held yet, most of MiniLM's parameters)."""
     beta1, beta2 = betas
     step_size = learning_rate / (1 - beta1**step)
     correction2_sqrt = math.sqrt(1 - beta2**step)
-    for param, grad, m, v, decay in zip(params, grads, moments["m"], moments["v"], moments["decays"]):
+    for param, grad, m, v, decay, rows_seen in zip(
+        params, grads, moments["m"], moments["v"], moments["decays"], moments["rows_seen"]
+    ):
         decay_factor = 1 - learning_rate * weight_decay if decay and weight_decay else 1
-        adamw_update(param, np.ascontiguousarray(grad, dtype=param.dtype), m, v, decay_factor, beta1, beta2,
-                     step_size, correction2_sqrt, eps)
+        grad = np.ascontiguousarray(grad, dtype=param.dtype)
+        rows = None
+        if rows_seen is not None:
+            rows_with_gradient(grad, rows_seen)
+            rows = np.flatnonzero(rows_seen) if decay_factor == 1 else None
+        adamw_update(param, grad, m, v, decay_factor, beta1, beta2, step_size, correction2_sqrt, eps, rows,
+                     grad_scale)
 
 
 def check_examples(examples, loss):
@@ -167,8 +182,7 @@ def fit(
     make_trainable(model)
     tree = {"model": trainable_parameters(model), "loss": loss.params}
     names, params = zip(*leaves(tree))
-    moments = {"m": [np.zeros_like(p) for p in params], "v": [np.zeros_like(p) for p in params],
-               "decays": [decays(name) for name in names]}
+    moments = adamw_moments(names, params)
     count = len(columns[0])
     steps_per_epoch = math.ceil(count / batch_size)
     total_steps = epochs * steps_per_epoch
@@ -191,12 +205,12 @@ def fit(
                 stop_on_non_finite(f"the loss is {value}", model, step, epoch, output, checkpoint_steps)
             grads = gradients_by_name(model, cache, np.concatenate(d_embeddings), d_loss_params)
             grads = [grads[name] for name in names]
-            norm = clip_gradients(grads, max_grad_norm)
+            norm, grad_scale = clipping_scale(grads, max_grad_norm)
             if not math.isfinite(norm):
                 stop_on_non_finite(f"the gradient norm is {norm}", model, step, epoch, output, checkpoint_steps)
             rate = learning_rate * linear_schedule(step, warmup_steps, total_steps)
             step += 1
-            adamw_step(params, grads, moments, step, rate, weight_decay)
+            adamw_step(params, grads, moments, step, rate, weight_decay, grad_scale)
             record = {"step": step, "epoch": epoch + (start + len(indices)) / count, "loss": value, "learning_rate": rate}
             if evaluator is not None and (step == total_steps or evaluation_steps and step % evaluation_steps == 0):
                 record.update(evaluator(model))
