@@ -261,3 +261,26 @@ def test_a_user_limit_set_between_calls_is_respected(model, texts, two_blas_thre
         assert set(blas_counts()) == {1}
     assert set(blas_counts()) == {2}
 
+
+
+def test_a_batch_run_in_groups_keeps_one_blas_thread_for_the_modules_after_the_encoder(
+    model, texts, two_blas_threads, monkeypatch
+):
+    # the module after the Transformer (pooling) sees numpy's BLAS at one thread when the batch runs in groups,
+    # so that a GEMM there does not wake OpenBLAS's second thread, which would spin on the next batch's core;
+    # at two threads when the batch runs whole (a short one)
+    seen = []
+
+    def recording(module):
+        def run(features):
+            seen.append(set(blas_counts()))
+            return module(features)
+
+        return run
+
+    transformer, pooling, *others = model.modules
+    monkeypatch.setattr(model, "modules", [transformer, recording(pooling), *others])
+    model.encode(texts, batch_size=32)
+    model.encode(["a", "b"])
+    assert seen == [{1}, {2}]
+    assert set(blas_counts()) == {2}

@@ -7,6 +7,7 @@ every core too, and no thread waits for another. How each choice was measured: b
 fast path does, and why".
 """
 
+import contextlib
 import functools
 import itertools
 
@@ -33,19 +34,31 @@ def sequence_groups(attention_mask, groups):
 MIN_GROUP_TOKENS = 128
 
 
+def runs_in_groups(attention_mask):
+    """Whether run_in_groups splits this batch into groups of sequences (else it runs it whole)."""
+    return len(attention_mask) >= 2 and int(attention_mask.sum()) >= 2 * MIN_GROUP_TOKENS and blas_thread_count() >= 2
+
+
 def run_in_groups(attention_mask, run_group, run_whole):
     """run_whole() for a batch too small to split, else run_group(slice of sequences) for one group of sequences
     per core (as many tokens each), each on its own thread with numpy's BLAS at one thread; concatenated along
     the batch. Two or three groups per core, taken by each thread as it frees, ran no faster (bench/RESULTS.md,
     "Reranking")."""
-    tokens = int(attention_mask.sum())
-    if len(attention_mask) < 2 or tokens < 2 * MIN_GROUP_TOKENS:
+    if not runs_in_groups(attention_mask):
         return run_whole()
-    groups = sequence_groups(attention_mask, min(blas_thread_count(), tokens // MIN_GROUP_TOKENS))
-    if len(groups) < 2:
-        return run_whole()
+    groups = sequence_groups(attention_mask, min(blas_thread_count(), int(attention_mask.sum()) // MIN_GROUP_TOKENS))
     with blas_limited_to_one_thread():  # one BLAS thread a group; the count comes back when the last caller leaves
         return np.concatenate(run_parallel(run_group, groups))
+
+
+@contextlib.contextmanager
+def one_blas_thread_while_split(attention_mask):
+    """numpy's BLAS at one thread for the whole of a batch that runs in groups: its encoder and the modules after
+    it (a classifier, a Dense layer). An OpenBLAS call on two threads between two batches leaves OpenBLAS's
+    second thread spinning for ~0.1 s on the core the next batch's second group runs on: 21% of a rerank's
+    time (bench/RESULTS.md, "Reranking")."""
+    with blas_limited_to_one_thread() if runs_in_groups(attention_mask) else contextlib.nullcontext():
+        yield
 
 
 def fast_encoder(x, layers, attention_mask, config, position_bias=None, first_token_only=False):

@@ -8,6 +8,7 @@ import logging
 
 import numpy as np
 
+from minisbert.architectures.fast_encoder import one_blas_thread_while_split
 from minisbert.files.loading import FLAG, POSITIVE_SIZE, TEXT, TEXT_BY_NAME, TEXTS, read_config
 from minisbert.modules import Transformer
 
@@ -136,7 +137,9 @@ def in_batches(items, batch_size, show_progress_bar, length=len):
 
 def run_modules(modules, features, record=None):
     """features through each module in turn; the Transformer (the forward pass) records into ``record`` if given
-    (minisbert.inspection.trace)."""
-    for module in modules:
-        features = module(features, record=record) if isinstance(module, Transformer) else module(features)
+    (minisbert.inspection.trace). numpy's BLAS stays at one thread throughout when the batch runs in groups
+    (fast_encoder.one_blas_thread_while_split)."""
+    with one_blas_thread_while_split(features["attention_mask"]):
+        for module in modules:
+            features = module(features, record=record) if isinstance(module, Transformer) else module(features)
     return features

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from minisbert.architectures.fast_encoder import one_blas_thread_while_split
 from minisbert.architectures.heads import classification_head, head_for, load_head, num_labels
 from minisbert.architectures.layers import softmax
 from minisbert.families._encoding import (
@@ -75,10 +76,12 @@ class CrossEncoder(Encoder):
         (batch, seq, hidden), when ``record`` asks for the intermediate states (trace); else only the first
         token's, (batch, 1, hidden), when that is all the head reads, and the last layer computes no other."""
         first_token_only = record is None and self.head["pooling"] == "cls"
-        features = self.transformer(self.tokenizer(pairs), record=record, first_token_only=first_token_only)
-        features["pooled"], features["logits"] = classification_head(
-            self.head, features["token_embeddings"], features["attention_mask"]
-        )
+        features = self.tokenizer(pairs)
+        with one_blas_thread_while_split(features["attention_mask"]):
+            features = self.transformer(features, record=record, first_token_only=first_token_only)
+            features["pooled"], features["logits"] = classification_head(
+                self.head, features["token_embeddings"], features["attention_mask"]
+            )
         return features
 
     def predict(

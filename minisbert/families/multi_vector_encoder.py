@@ -19,6 +19,7 @@ import numpy as np
 
 from minisbert import util
 from minisbert.architectures.checkpoint import Checkpoint
+from minisbert.architectures.fast_encoder import one_blas_thread_while_split
 from minisbert.families._encoding import (
     Encoder, check_batch_size, in_batches, read_settings, saved_prompts, texts_from,
 )
@@ -169,13 +170,14 @@ class MultiVectorEncoder(Encoder):
     def forward(self, texts, task=None, record=None):
         """One batch through the modules: features with token_embeddings (batch, seq, dim) and scoring_mask."""
         features = self.transformer.tokenize(texts, task=task)
-        for module in self.modules:
-            if isinstance(module, Transformer):
-                features = module(features, record=record)
-            elif isinstance(module, MultiVectorMask):
-                features = module(features, task=task)
-            else:
-                features = module(features)
+        with one_blas_thread_while_split(features["attention_mask"]):
+            for module in self.modules:
+                if isinstance(module, Transformer):
+                    features = module(features, record=record)
+                elif isinstance(module, MultiVectorMask):
+                    features = module(features, task=task)
+                else:
+                    features = module(features)
         features.setdefault("scoring_mask", features["attention_mask"].astype(bool))
         return features
 

@@ -73,9 +73,10 @@ def adamw_moments(names, params):
 def adamw_step(params, grads, moments, step, learning_rate, weight_decay, grad_scale=1.0, betas=(0.9, 0.999),
                eps=1e-8):
     """One AdamW update, in place (torch.optim.AdamW): params, grads (times grad_scale, clipping_scale's factor)
-    and the lists of moments (adamw_moments) in one order; step counts from 1. Each array is updated by kernels/adamw.py in one pass; without weight decay,
-    over the rows that have had a gradient only (the others it would leave as they are: the word embedding
-    table's rows of tokens no batch has held yet, most of MiniLM's parameters)."""
+    and the lists of moments (adamw_moments) in one order; step counts from 1. Each array is updated by
+    kernels/adamw.py in one pass; without weight decay, over the rows that have had a gradient only (the others
+    it would leave as they are: the word embedding table's rows of tokens no batch has held yet, most of
+    MiniLM's parameters)."""
     beta1, beta2 = betas
     step_size = learning_rate / (1 - beta1**step)
     correction2_sqrt = math.sqrt(1 - beta2**step)
