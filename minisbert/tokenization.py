@@ -53,6 +53,8 @@ class Tokenizer:
 
     def set_max_length(self, max_seq_length):
         """From now on, truncate each text (or pair, longest first) to max_seq_length tokens, special tokens included."""
+        if type(max_seq_length) is not int or max_seq_length < 1:
+            raise ValueError(f"max_seq_length must be a positive whole number, got {max_seq_length!r}")
         special_tokens = self.backend.num_special_tokens_to_add(is_pair=False)
         if max_seq_length < special_tokens:  # the tokenizers library would then not truncate at all
             raise ValueError(f"max_seq_length {max_seq_length} is less than the {special_tokens} special tokens the "

@@ -179,6 +179,21 @@ def test_model_settings_match_reference(model, reference_model):
     assert model.prompts == reference_model.prompts
 
 
+def test_max_seq_length_set_after_loading_truncates_as_the_reference(default_model_folder):
+    from sentence_transformers import SentenceTransformer as ReferenceSentenceTransformer
+
+    from minisbert import SentenceTransformer
+
+    model = SentenceTransformer(default_model_folder)  # not the shared fixtures: the setting stays on the model
+    reference = ReferenceSentenceTransformer(str(default_model_folder), device="cpu")
+    model.max_seq_length = reference.max_seq_length = 16
+    texts = ["word " * 50, "a short text", HARD_TEXTS[0]]
+    assert model.tokenize(texts)["input_ids"].shape[1] == 16
+    assert max_difference(model.encode(texts), reference.encode(texts)) <= 1e-6
+    with pytest.raises(ValueError, match="max_seq_length must be a positive whole number, got 0"):
+        model.max_seq_length = 0
+
+
 def test_plain_transformers_folder_gets_mean_pooling_like_reference(default_model_folder, tmp_path):
     """Without modules.json, sentence-transformers wraps the model in mean pooling (no Normalize), with the
     tokenizer's model_max_length (512 here) as the limit."""

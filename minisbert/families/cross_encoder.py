@@ -45,12 +45,7 @@ class CrossEncoder(Encoder):
         check_cross_encoder_folder(self.folder)
         self.transformer = Transformer(self.folder)
         if max_length is not None:
-            if not is_positive_integer(max_length):
-                raise ValueError(f"max_length must be a positive integer or None, got {max_length!r}")
-            special = self.tokenizer.backend.num_special_tokens_to_add(is_pair=True)
-            if max_length <= special:  # the tokenizers library would then not truncate at all
-                raise ValueError(f"max_length {max_length} leaves no room for text: a pair takes {special} special tokens")
-            self.tokenizer.set_max_length(max_length)
+            self.tokenizer.set_max_length(checked_pair_length(self.tokenizer, "max_length", max_length))
         self.head = load_head(load_weights(self.folder), self.config)
         self.num_labels = num_labels(self.config)
         settings = read_settings(self.folder)
@@ -69,6 +64,11 @@ class CrossEncoder(Encoder):
     @property
     def max_seq_length(self):
         return self.tokenizer.max_seq_length
+
+    @max_seq_length.setter
+    def max_seq_length(self, value):
+        """Pairs are truncated to ``value`` tokens from the next call on, as sentence-transformers' setter."""
+        self.tokenizer.set_max_length(checked_pair_length(self.tokenizer, "max_seq_length", value))
 
     def forward(self, pairs, record=None):
         """One batch of (text, text) pairs -> features: the tokenizer's arrays, token_embeddings, pooled (batch,
@@ -213,6 +213,17 @@ class CrossEncoderTrace:
         """(num_layers, seq): how the first token, the one the head reads, spreads its attention over the pair's
         tokens in each layer (mean over heads)."""
         return self.attentions[:, :, 0, :].mean(axis=1)
+
+
+def checked_pair_length(tokenizer, name, value):
+    """value, a pair's token count (``name`` the setting's), or a ValueError: not a positive integer, or no room
+    left for text beside the pair's special tokens (the tokenizers library would then not truncate at all)."""
+    if not is_positive_integer(value):
+        raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+    special = tokenizer.backend.num_special_tokens_to_add(is_pair=True)
+    if value <= special:
+        raise ValueError(f"{name} {value} leaves no room for text: a pair takes {special} special tokens")
+    return value
 
 
 def single_pair(inputs):

@@ -61,6 +61,11 @@ class SentenceTransformer(Encoder):
     def max_seq_length(self):
         return self.transformer.max_seq_length
 
+    @max_seq_length.setter
+    def max_seq_length(self, value):
+        """Texts are truncated to ``value`` tokens from the next call on, as sentence-transformers' setter."""
+        self.transformer.max_seq_length = value
+
     def get_sentence_embedding_dimension(self):
         dimensions = [m.sentence_embedding_dimension for m in self.modules if hasattr(m, "sentence_embedding_dimension")]
         dimension = dimensions[-1] if dimensions else None

@@ -42,12 +42,8 @@ class Transformer:
         ) or {}
         config = read_config(folder / "config.json", TRANSFORMER_CONFIG_CHECKS)
         self.architecture, self.config = architecture_for(config)
-        self.max_seq_length = sentence_bert_config.get("max_seq_length") or default_max_seq_length(
-            folder, self.config
-        )
-        self.tokenizer = Tokenizer.from_folder(
-            folder, self.max_seq_length, sentence_bert_config.get("do_lower_case", False)
-        )
+        max_seq_length = sentence_bert_config.get("max_seq_length") or default_max_seq_length(folder, self.config)
+        self.tokenizer = Tokenizer.from_folder(folder, max_seq_length, sentence_bert_config.get("do_lower_case", False))
         try:
             self.params = self.architecture.load_parameters(load_weights(folder), self.config)
         except KeyError as error:  # a key the architecture needs, with no default
@@ -59,6 +55,14 @@ class Transformer:
 
     def tokenize(self, texts):
         return self.tokenizer(texts)
+
+    @property
+    def max_seq_length(self):
+        return self.tokenizer.max_seq_length
+
+    @max_seq_length.setter
+    def max_seq_length(self, value):
+        self.tokenizer.set_max_length(value)
 
     def __call__(self, features, record=None, first_token_only=False):
         # -> features with token_embeddings (batch, seq, hidden), or (batch, 1, hidden) for the first token only
