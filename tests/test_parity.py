@@ -194,6 +194,23 @@ def test_max_seq_length_set_after_loading_truncates_as_the_reference(default_mod
         model.max_seq_length = 0
 
 
+def test_similarity_fn_name_set_after_loading_is_used_as_by_the_reference(model, default_model_folder):
+    from sentence_transformers import SentenceTransformer as ReferenceSentenceTransformer
+
+    from minisbert import SentenceTransformer
+
+    fresh = SentenceTransformer(default_model_folder)  # not the shared fixtures: the setting stays on the model
+    reference = ReferenceSentenceTransformer(str(default_model_folder), device="cpu")
+    embeddings = model.encode(HARD_TEXTS[:4])
+    for name in ("dot", "euclidean"):
+        fresh.similarity_fn_name = reference.similarity_fn_name = name
+        assert fresh.similarity_fn_name == name
+        expected = reference.similarity(embeddings, embeddings).numpy()
+        assert max_difference(fresh.similarity(embeddings, embeddings), expected) <= 1e-5
+    with pytest.raises(ValueError, match="unknown similarity function 'bogus'"):
+        fresh.similarity_fn_name = "bogus"
+
+
 def test_plain_transformers_folder_gets_mean_pooling_like_reference(default_model_folder, tmp_path):
     """Without modules.json, sentence-transformers wraps the model in mean pooling (no Normalize), with the
     tokenizer's model_max_length (512 here) as the limit."""

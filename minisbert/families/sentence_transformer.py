@@ -47,15 +47,22 @@ class SentenceTransformer(Encoder):
         if quantize == "int8":
             quantize_transformers(self.modules)
         self.set_prompts(saved_prompts(settings), prompts, default_prompt_name or settings.get("default_prompt_name"))
-        self.similarity_fn_name = similarity_function_name(
-            similarity_fn_name or settings.get("similarity_fn_name") or "cosine"
-        )
+        self.similarity_fn_name = similarity_fn_name or settings.get("similarity_fn_name") or "cosine"
         check_truncate_dim(truncate_dim)
         self.truncate_dim = truncate_dim
 
     @property
     def transformer(self):
         return next(module for module in self.modules if isinstance(module, Transformer))
+
+    @property
+    def similarity_fn_name(self):
+        return self._similarity_fn_name
+
+    @similarity_fn_name.setter
+    def similarity_fn_name(self, name):
+        """The function similarity() and similarity_pairwise() use, checked when set (sentence-transformers' setter)."""
+        self._similarity_fn_name = similarity_function_name(name)
 
     @property
     def max_seq_length(self):
