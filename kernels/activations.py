@@ -74,16 +74,23 @@ _FOUR = np.float32(4.0)
 
 
 @numba.njit(inline="always", error_model="numpy")
-def _fast_erf(x):
-    x = min(max(x, -_FOUR), _FOUR)
+def odd_rational(x, clamp, numerator_coefficients, denominator_coefficients):
+    # x clamped to [-clamp, clamp] -> x * p(x^2) / q(x^2), each polynomial's coefficients highest power first
+    # (multiplies, adds and one divide: LLVM vectorizes it, as it does not a libm call)
+    x = min(max(x, -clamp), clamp)
     x2 = x * x
-    numerator = _ERF_NUMERATOR[0]
-    for coefficient in _ERF_NUMERATOR[1:]:
+    numerator = numerator_coefficients[0]
+    for coefficient in numerator_coefficients[1:]:
         numerator = numerator * x2 + coefficient
-    denominator = _ERF_DENOMINATOR[0]
-    for coefficient in _ERF_DENOMINATOR[1:]:
+    denominator = denominator_coefficients[0]
+    for coefficient in denominator_coefficients[1:]:
         denominator = denominator * x2 + coefficient
     return x * numerator / denominator
+
+
+@numba.njit(inline="always", error_model="numpy")
+def _fast_erf(x):
+    return odd_rational(x, _FOUR, _ERF_NUMERATOR, _ERF_DENOMINATOR)
 
 
 def bias_gelu_reference(x, bias):

@@ -13,7 +13,7 @@ Per element: 8 bytes read, 4 written, ~30 FLOPs.
 import numba
 import numpy as np
 
-from minisbert.kernels.activations import _fast_erf, gelu_reference, gelu_tanh_reference
+from minisbert.kernels.activations import _fast_erf, gelu_reference, gelu_tanh_reference, odd_rational
 
 _HALF, _ONE = np.float32(0.5), np.float32(1.0)
 _SQRT_HALF = np.float32(0.7071067811865476)
@@ -42,15 +42,7 @@ _TANH_DENOMINATOR = tuple(
 
 @numba.njit(inline="always", error_model="numpy")
 def _fast_tanh(x):
-    x = min(max(x, -_TANH_CLAMP), _TANH_CLAMP)
-    x2 = x * x
-    numerator = _TANH_NUMERATOR[0]
-    for coefficient in _TANH_NUMERATOR[1:]:
-        numerator = numerator * x2 + coefficient
-    denominator = _TANH_DENOMINATOR[0]
-    for coefficient in _TANH_DENOMINATOR[1:]:
-        denominator = denominator * x2 + coefficient
-    return x * numerator / denominator
+    return odd_rational(x, _TANH_CLAMP, _TANH_NUMERATOR, _TANH_DENOMINATOR)
 
 
 # activation name (transformers' hidden_act) -> the kernel's code for it
