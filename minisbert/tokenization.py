@@ -12,7 +12,7 @@ from tokenizers import AddedToken, normalizers, pre_tokenizers, processors
 from tokenizers import Tokenizer as BackendTokenizer
 from tokenizers.models import WordPiece
 
-from minisbert.files.loading import FLAG, TEXT, TOKEN, ModelLoadError, read_config
+from minisbert.files.loading import FLAG, TEXT, TOKEN, ModelLoadError, is_positive_integer, read_config
 
 # The keys of tokenizer_config.json minisbert reads.
 TOKENIZER_CONFIG_CHECKS = {
@@ -53,8 +53,9 @@ class Tokenizer:
 
     def set_max_length(self, max_seq_length):
         """From now on, truncate each text (or pair, longest first) to max_seq_length tokens, special tokens included."""
-        if type(max_seq_length) is not int or max_seq_length < 1:
+        if not is_positive_integer(max_seq_length):
             raise ValueError(f"max_seq_length must be a positive whole number, got {max_seq_length!r}")
+        max_seq_length = int(max_seq_length)
         special_tokens = self.backend.num_special_tokens_to_add(is_pair=False)
         if max_seq_length < special_tokens:  # the tokenizers library would then not truncate at all
             raise ValueError(f"max_seq_length {max_seq_length} is less than the {special_tokens} special tokens the "

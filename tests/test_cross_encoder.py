@@ -451,7 +451,7 @@ def test_a_cross_encoder_given_to_the_bi_encoder_and_its_commands_says_what_it_i
 def test_max_seq_length_set_after_loading_truncates_pairs_as_the_reference(tiny_cross_encoder):
     folder, _, _ = tiny_cross_encoder("bert")
     model, reference = CrossEncoder(folder), ReferenceCrossEncoder(str(folder), device="cpu")
-    model.max_seq_length = reference.max_seq_length = 12
+    model.max_seq_length, reference.max_seq_length = np.int64(12), 12  # a NumPy integer taken as an int
     assert model.tokenizer(PAIRS)["input_ids"].shape[1] == 12
     assert max_relative_difference(model.predict(PAIRS), reference.predict(PAIRS)) <= 1e-5
     with pytest.raises(ValueError, match="max_seq_length 3 leaves no room for text: a pair takes 3 special tokens"):

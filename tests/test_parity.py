@@ -186,7 +186,7 @@ def test_max_seq_length_set_after_loading_truncates_as_the_reference(default_mod
 
     model = SentenceTransformer(default_model_folder)  # not the shared fixtures: the setting stays on the model
     reference = ReferenceSentenceTransformer(str(default_model_folder), device="cpu")
-    model.max_seq_length = reference.max_seq_length = 16
+    model.max_seq_length, reference.max_seq_length = np.int64(16), 16  # a NumPy integer taken as an int
     texts = ["word " * 50, "a short text", HARD_TEXTS[0]]
     assert model.tokenize(texts)["input_ids"].shape[1] == 16
     assert max_difference(model.encode(texts), reference.encode(texts)) <= 1e-6

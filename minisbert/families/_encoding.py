@@ -9,7 +9,9 @@ import logging
 import numpy as np
 
 from minisbert.architectures.fast_encoder import one_blas_thread_while_split
-from minisbert.files.loading import FLAG, POSITIVE_SIZE, TEXT, TEXT_BY_NAME, TEXTS, read_config
+from minisbert.files.loading import (  # is_positive_integer: for the families
+    FLAG, POSITIVE_SIZE, TEXT, TEXT_BY_NAME, TEXTS, is_integer, is_positive_integer, read_config,
+)
 from minisbert.modules import Transformer
 
 logger = logging.getLogger(__name__)
@@ -101,14 +103,6 @@ def texts_from(sentences):
             kind = "a nested list" if isinstance(text, (list, tuple)) else type(text).__name__
             raise TypeError(f"encode() takes a string or a list of strings; item {index} is {kind}: {text!r:.60}")
     return texts
-
-
-def is_integer(value):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def is_positive_integer(value):
-    return is_integer(value) and value > 0
 
 
 def check_batch_size(batch_size):

