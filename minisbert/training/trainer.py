@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from minisbert.files.loading import is_integer
 from minisbert.kernels.adamw import adamw_update, rows_with_gradient
 from minisbert.training.checkpoint import module_folders, save_model
 from minisbert.training.model import (
@@ -123,7 +124,7 @@ def check_settings(epochs, batch_size, learning_rate, warmup_ratio, weight_decay
     """A TrainingError naming the first setting out of its range (a NaN learning rate would train to NaN weights)."""
     for name, value, low in (("epochs", epochs, 1), ("batch_size", batch_size, 1),
                              *((name, value, 0) for name, value in counts_from_0.items())):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        if not is_integer(value) or value < low:
             raise TrainingError(f"{name} must be a whole number >= {low}, got {value!r}")
     for name, value, low, high in (("learning_rate", learning_rate, 0, math.inf), ("warmup_ratio", warmup_ratio, 0, 1),
                                    ("weight_decay", weight_decay, 0, math.inf),
