@@ -22,11 +22,18 @@ from minisbert.runtime.threads import blas_limited_to_one_thread, blas_thread_co
 
 
 def sequence_groups(attention_mask, groups):
-    # attention_mask (batch, seq) -> up to ``groups`` slices of consecutive sequences with about equal tokens
-    tokens = np.cumsum(attention_mask.sum(axis=1))
-    cuts = np.searchsorted(tokens, tokens[-1] * np.arange(1, groups) / groups, side="right")
-    bounds = np.unique(np.concatenate([[0], np.clip(cuts, 1, len(tokens) - 1), [len(tokens)]]))
-    return [slice(start, stop) for start, stop in itertools.pairwise(bounds)]
+    # attention_mask (batch, seq) -> up to ``groups`` index arrays (each ascending) that hold every sequence once,
+    # with about equal tokens: the longest sequence first, each to the group with the fewest tokens so far (within
+    # one sequence's tokens of even). Runs of consecutive sequences of a length-sorted batch were up to 11% apart
+    # (bench/RESULTS.md, "Today's architectures").
+    lengths = attention_mask.sum(axis=1)
+    totals = np.zeros(groups, dtype=np.int64)
+    members = [[] for _ in range(groups)]
+    for sequence in np.argsort(-lengths, kind="stable"):
+        group = int(np.argmin(totals))
+        members[group].append(sequence)
+        totals[group] += lengths[sequence]
+    return [np.sort(np.array(group, dtype=np.int64)) for group in members if group]
 
 
 # Fewer tokens than this in each group and one group, with OpenBLAS on every core, is faster (measured:
@@ -40,15 +47,18 @@ def runs_in_groups(attention_mask):
 
 
 def run_in_groups(attention_mask, run_group, run_whole):
-    """run_whole() for a batch too small to split, else run_group(slice of sequences) for one group of sequences
-    per core (as many tokens each), each on its own thread with numpy's BLAS at one thread; concatenated along
-    the batch. Two or three groups per core, taken by each thread as it frees, ran no faster (bench/RESULTS.md,
+    """run_whole() for a batch too small to split, else run_group(indices of sequences) for one group of sequences
+    per core (as many tokens each), each on its own thread with numpy's BLAS at one thread; put back in the
+    batch's order. Two or three groups per core, taken by each thread as it frees, ran no faster (bench/RESULTS.md,
     "Reranking")."""
     if not runs_in_groups(attention_mask):
         return run_whole()
     groups = sequence_groups(attention_mask, min(blas_thread_count(), int(attention_mask.sum()) // MIN_GROUP_TOKENS))
     with blas_limited_to_one_thread():  # one BLAS thread a group; the count comes back when the last caller leaves
-        return np.concatenate(run_parallel(run_group, groups))
+        grouped = np.concatenate(run_parallel(run_group, groups))  # the batch's rows in the groups' order
+    output = np.empty_like(grouped)
+    output[np.concatenate(groups)] = grouped
+    return output
 
 
 @contextlib.contextmanager
