@@ -546,12 +546,13 @@ def gated_inputs(shape, name, halves_of_one_matrix=False):
     return make
 
 
-def row_norm_inputs(shape, subtract_mean, transposed=False):
+def row_norm_inputs(shape, subtract_mean, transposed=False, shifted=False):
     def make(rng):
         x = (rng.standard_normal(shape) * 3 + 1).astype(np.float32)
         if transposed:  # a (..., width) view whose rows are not contiguous
             x = np.ascontiguousarray(np.swapaxes(x, -1, -2)).swapaxes(-1, -2)
-        return x, rng.standard_normal(shape[-1]).astype(np.float32), 1e-6, subtract_mean
+        shift = rng.standard_normal(shape[-1]).astype(np.float32) if shifted else None
+        return x, rng.standard_normal(shape[-1]).astype(np.float32), 1e-6, subtract_mean, shift
 
     return make
 
@@ -638,6 +639,8 @@ ENCODER_PAIRS = [
             **{f"{shape}, subtract mean {subtract}": row_norm_inputs(shape, subtract)
                for shape in [(1, 1), (0, 5), (7, 3), (1, 9, 1024), (2, 3, 5, 128)] for subtract in (False, True)},
             "rows not contiguous": row_norm_inputs((4, 37), True, transposed=True),
+            **{f"{shape}, with a shift (LayerNorm's bias)": row_norm_inputs(shape, True, shifted=True)
+               for shape in [(1, 1), (0, 5), (2, 76, 384)]},
         },
         # float64 sums against NumPy's float32 pairwise ones: a few float32 ulp of values up to ~15 / 0.3
         close(2e-6, 2e-6),

@@ -8,6 +8,7 @@ layer reads ``x @ weight.T + bias``.
 import numpy as np
 
 from minisbert.kernels.activations import gelu, gelu_tanh
+from minisbert.kernels.rms_norm import row_norm
 
 
 def embedding_lookup(table, ids, table_name):
@@ -28,7 +29,8 @@ def embeddings(params, input_ids, position_ids, eps, token_type_ids=None):
     if token_type_ids is not None:
         x = x + embedding_lookup(params["token_type"], token_type_ids, "token type embedding")
     x = x + embedding_lookup(params["position"], position_ids, "position embedding")
-    return layer_norm(x, params["norm"], eps)
+    # layer_norm(x, params["norm"], eps) in one numba kernel: NumPy's passes took 60% of this function
+    return row_norm(x, params["norm"]["weight"], eps, subtract_mean=True, shift=params["norm"]["bias"])
 
 
 def linear(x, layer):
