@@ -1,8 +1,10 @@
 """Multi-head self-attention over packed sequences: the real tokens of a batch side by side, one per column,
 in one (3 * hidden, tokens) matrix of queries|keys|values (the fast encoder's layout), sequence i holding
 columns offsets[i]:offsets[i + 1]. Each token attends to the tokens of its own sequence only, so padding costs
-nothing and needs no mask. The two products run in OpenBLAS, one sequence at a time; the softmax between them
-is one numba kernel.
+nothing and needs no mask. One sequence at a time: k q^T for all its heads in OpenBLAS, a (heads, keys, queries)
+block whose columns are the queries' scores; the softmax down each column, a numba kernel; then v p^T in
+OpenBLAS, which is the context already in the columns' layout. The scores stay in the core's cache between the
+three steps.
 """
 
 import numba
@@ -32,15 +34,12 @@ def packed_attention_reference(qkv, offsets, num_heads, position_bias=None, posi
     return context
 
 
-def softmax_blocks_reference(scores, block_starts, block_rows, row_lengths, divisor):
-    """scores: a flat buffer of blocks, block b a (block_rows[b], row_lengths[b]) matrix from block_starts[b] ->
-    a copy with each row of each block replaced by softmax(row / divisor)."""
-    result = scores.copy()
-    for start, rows, length in zip(block_starts, block_rows, row_lengths):
-        block = scores[start : start + rows * length].reshape(rows, length) / divisor
-        exponentials = np.exp(block - block.max(axis=1, keepdims=True))
-        result[start : start + rows * length] = (exponentials / exponentials.sum(axis=1, keepdims=True)).ravel()
-    return result
+def softmax_columns_reference(scores, divisor):
+    """scores (heads, keys, queries) -> each column (a query's scores over the keys) replaced by
+    softmax(column / divisor)."""
+    scaled = scores / divisor
+    exponentials = np.exp(scaled - scaled.max(axis=1, keepdims=True))
+    return exponentials / exponentials.sum(axis=1, keepdims=True)
 
 
 _LOG2_E = np.float32(1.4426950408889634)
@@ -79,66 +78,66 @@ def row_maximum(row, lanes):
     return maximum
 
 
-_CHUNK = 4096  # floats: the rows of a block are taken in chunks of about this size, which stay in L1 cache
-
-
-# The exp runs over a chunk of rows at once, not row by row: LLVM's vector loop takes 32 floats a step, so it
-# would skip the rows of a short sentence. reassoc lets LLVM vectorize the sums (partial sums per SIMD lane);
+# A column's maximum, exponentials and sum are taken a row of keys at a time for every query at once: each loop
+# runs along a contiguous row, so LLVM vectorizes it with no reordering of any sum and no horizontal reduction
+# (the rows-of-queries layout needed a reduction within each short row: 0.85 against 0.56 ns a score).
 # error_model="numpy" drops the division checks that would stop it vectorizing. Serial, as every kernel of
 # encode's path: bench/RESULTS.md, "What the fast path does, and why" (Threads), says why.
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
-def _softmax_blocks(scores, block_starts, block_rows, row_lengths, divisor, powers_of_two):
-    # powers_of_two: float32 scratch of max(_CHUNK, longest row) floats, where 2^n is built from its int32
-    # exponent bits
+def _softmax_columns(scores, scale, maxima, totals, powers_of_two):
+    # scores (heads, keys, queries), in place; maxima, totals, powers_of_two: scratch of >= queries values (from
+    # softmax_scratch), 2^n built in powers_of_two from its int32 exponent bits
     power_bits = powers_of_two.view(np.int32)
-    lanes = np.empty(MAXIMUM_LANES, np.float32)
-    scale = np.float32(1.0) / divisor
-    for b in range(len(block_starts)):
-        length = row_lengths[b]
-        chunk_rows = max(1, _CHUNK // length)
-        for first_row in range(0, block_rows[b], chunk_rows):
-            rows = min(chunk_rows, block_rows[b] - first_row)
-            chunk = scores[block_starts[b] + first_row * length : block_starts[b] + (first_row + rows) * length]
-            for r in range(rows):  # row -> row * scale - its maximum (max(x * s) = max(x) * s: rounding is monotonic)
-                row = chunk[r * length : (r + 1) * length]
-                maximum = row_maximum(row, lanes) * scale
-                for j in range(length):
-                    row[j] = row[j] * scale - maximum
-            for j in range(len(chunk)):
-                mantissa, exponent = exp_mantissa(chunk[j])
-                chunk[j] = mantissa
-                power_bits[j] = (np.int32(exponent) + 127) << 23  # the float32 2^exponent
-            for j in range(len(chunk)):
-                chunk[j] = chunk[j] * powers_of_two[j]
-            for r in range(rows):
-                row = chunk[r * length : (r + 1) * length]
-                total = np.float32(0.0)
-                for j in range(length):
-                    total += row[j]
-                inverse_total = np.float32(1.0) / total
-                for j in range(length):
-                    row[j] = row[j] * inverse_total
+    heads, keys, queries = scores.shape
+    for head in range(heads):
+        block = scores[head]
+        maxima[:queries] = block[0]
+        for key in range(1, keys):
+            row = block[key]
+            for query in range(queries):
+                maxima[query] = max(maxima[query], row[query])
+        for query in range(queries):  # max(x * s) = max(x) * s: rounding is monotonic
+            maxima[query] *= scale
+            totals[query] = 0.0
+        for key in range(keys):
+            row = block[key]
+            for query in range(queries):
+                mantissa, exponent = exp_mantissa(row[query] * scale - maxima[query])
+                row[query] = mantissa
+                power_bits[query] = (np.int32(exponent) + 127) << 23  # the float32 2^exponent
+            for query in range(queries):
+                row[query] *= powers_of_two[query]
+                totals[query] += row[query]
+        for query in range(queries):
+            maxima[query] = np.float32(1.0 / totals[query])  # maxima's place now holds each column's 1 / total
+        for key in range(keys):
+            row = block[key]
+            for query in range(queries):
+                row[query] *= maxima[query]
 
 
-def softmax_blocks(scores, block_starts, block_rows, row_lengths, divisor):
-    """The numba version of ``softmax_blocks_reference``, in place in ``scores`` (float32), which is returned."""
-    if scores.dtype != np.float32 or scores.ndim != 1:
-        raise ValueError(f"softmax_blocks expects a flat float32 buffer, got {scores.dtype} {scores.shape}")
-    block_starts, block_rows, row_lengths = (
-        np.asarray(values, np.int64) for values in (block_starts, block_rows, row_lengths)
-    )
-    sizes = block_rows * row_lengths
-    if len(sizes) and (block_rows.min() < 0 or row_lengths.min() < 1 or (block_starts + sizes).max() > len(scores)):
-        raise ValueError("softmax_blocks: every row must be non-empty and every block inside the buffer")
-    powers_of_two = np.empty(max(_CHUNK, int(row_lengths.max(initial=0))), np.float32)
-    _softmax_blocks(scores, block_starts, block_rows, row_lengths, np.float32(divisor), powers_of_two)
+def softmax_scratch(queries):
+    """_softmax_columns' scratch vectors for up to ``queries`` queries: maxima, totals (float64: a long
+    column's float32 sum, taken in key order, drifted by up to 2e-6), powers of two."""
+    return np.empty(queries, np.float32), np.empty(queries, np.float64), np.empty(queries, np.float32)
+
+
+def softmax_columns(scores, divisor):
+    """The numba version of ``softmax_columns_reference``, in place in ``scores`` (float32, C-contiguous), which
+    is returned."""
+    if scores.dtype != np.float32 or scores.ndim != 3 or not scores.flags.c_contiguous or 0 in scores.shape[1:2]:
+        raise ValueError(
+            f"softmax_columns expects contiguous float32 scores (heads, keys, queries) with at least one key, got "
+            f"{scores.dtype} {scores.shape}"
+        )
+    _softmax_columns(scores, np.float32(1.0) / np.float32(divisor), *softmax_scratch(scores.shape[2]))
     return scores
 
 
 def packed_attention(qkv, offsets, num_heads, position_bias=None, positions=None):
     """The fast version of ``packed_attention_reference``: same arguments, same result (to float32 rounding).
-    Per sequence, q k^T for all heads is one stacked OpenBLAS matmul into a scores buffer; one softmax_blocks
-    call covers every sequence; p v is a second matmul per sequence, written into the context columns."""
+    Per sequence: k q^T for all heads, one stacked OpenBLAS matmul; softmax_columns' kernel; v p^T, a second
+    matmul written straight into the sequence's context columns."""
     if qkv.dtype != np.float32 or qkv.ndim != 2 or qkv.shape[0] % (3 * num_heads) != 0:
         raise ValueError(
             f"packed_attention expects float32 qkv (3 * hidden, tokens) with hidden divisible by {num_heads} "
@@ -159,38 +158,24 @@ def packed_attention(qkv, offsets, num_heads, position_bias=None, positions=None
     head_dim = hidden // num_heads
     sqrt_head_dim = np.sqrt(np.float32(head_dim))
     lengths = np.diff(offsets)
+    longest = int(lengths.max(initial=0))
     # views, no copies: queries, keys and values (3, heads, head_dim, tokens); context (heads, head_dim, tokens)
     heads = qkv.reshape(3, num_heads, head_dim, tokens)
     context = np.empty((hidden, tokens), dtype=np.float32)
     context_heads = context.reshape(num_heads, head_dim, tokens)
-    # sequence i's scores: a (heads, length, length) block of one flat buffer, at block_starts[i]
-    block_starts = np.concatenate([[0], np.cumsum(num_heads * lengths**2)])
-    scores = np.empty(block_starts[-1], dtype=np.float32)
-    blocks = [
-        scores[block_starts[i] : block_starts[i + 1]].reshape(num_heads, lengths[i], lengths[i])
-        for i in range(len(lengths))
-    ]
-    for i, block in enumerate(blocks):
+    scores = np.empty(num_heads * longest * longest, dtype=np.float32)  # one sequence's block at a time
+    scratch = softmax_scratch(longest)
+    scale = np.float32(1.0) / sqrt_head_dim if position_bias is None else np.float32(1.0)
+    for i, length in enumerate(lengths):
+        if length == 0:
+            continue
         columns = slice(offsets[i], offsets[i + 1])
-        np.matmul(heads[0, :, :, columns].transpose(0, 2, 1), heads[1, :, :, columns], out=block)  # q k^T
-        if position_bias is not None:  # scores / sqrt(head_dim) + bias here, so the softmax divides by 1
+        block = scores[: num_heads * length * length].reshape(num_heads, length, length)  # (heads, keys, queries)
+        np.matmul(heads[1, :, :, columns].transpose(0, 2, 1), heads[0, :, :, columns], out=block)  # k q^T
+        if position_bias is not None:  # scores / sqrt(head_dim) + bias here, so the softmax scales by 1
             where = positions[columns]
             block /= sqrt_head_dim
-            block += position_bias[min(i, len(position_bias) - 1)][:, where][:, :, where]
-    real = lengths > 0
-    softmax_blocks(
-        scores,
-        block_starts[:-1][real],
-        num_heads * lengths[real],  # block i: (heads * length, length)
-        lengths[real],
-        sqrt_head_dim if position_bias is None else 1.0,
-    )
-    # p v, (heads, length, head_dim), then transposed into the context columns: for long sequences this ran
-    # faster than writing v^T p^T straight into them (a strided BLAS output)
-    scratch = np.empty((num_heads, int(lengths.max(initial=0)), head_dim), dtype=np.float32)
-    for i, block in enumerate(blocks):
-        columns = slice(offsets[i], offsets[i + 1])
-        weighted_values = scratch[:, : lengths[i]]
-        np.matmul(block, heads[2, :, :, columns].transpose(0, 2, 1), out=weighted_values)
-        context_heads[:, :, columns] = weighted_values.transpose(0, 2, 1)
+            block += position_bias[min(i, len(position_bias) - 1)][:, where][:, :, where].transpose(0, 2, 1)
+        _softmax_columns(block, scale, *scratch)
+        np.matmul(heads[2, :, :, columns], block, out=context_heads[:, :, columns])  # v p^T: (heads, head_dim, length)
     return context

@@ -1,4 +1,4 @@
-"""The fast encoder path's kernels (bias_gelu, bias_residual_layer_norm, packed_attention, softmax_blocks,
+"""The fast encoder path's kernels (bias_gelu, bias_residual_layer_norm, packed_attention, softmax_columns,
 mean_pool): their promises beyond agreeing with their NumPy references (tests/test_kernels.py checks that, on odd
 shapes, float64 and non-contiguous input): in-place writes that touch only their view, errors that name a bad
 argument, the softmax's exp accurate to float32 over its whole range, a position bias that matters, an
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from minisbert.kernels.activations import bias_gelu, bias_gelu_reference
-from minisbert.kernels.attention import packed_attention, softmax_blocks
+from minisbert.kernels.attention import packed_attention, softmax_columns
 from minisbert.kernels.normalization import bias_residual_layer_norm
 from minisbert.kernels.pooling import mean_pool
 
@@ -49,13 +49,18 @@ def test_packed_attention_refuses_float64():
         packed_attention(qkv, offsets, num_heads=3)
 
 
-def test_softmax_blocks_exp_is_accurate_to_float32_over_its_range():
-    # rows [0, x]: the second entry is exp(x) / (1 + exp(x)), so it shows the kernel's exp to a few float32 ulps
+def test_softmax_columns_exp_is_accurate_to_float32_over_its_range():
+    # columns [0, x]: the second entry is exp(x) / (1 + exp(x)), so it shows the kernel's exp to a few float32 ulps
     x = -np.linspace(0, 87, 20_001, dtype=np.float32)
-    scores = np.stack([np.zeros_like(x), x], axis=1).ravel()
-    actual = softmax_blocks(scores.copy(), [0], [len(x)], [2], 1.0)[1::2]
+    scores = np.stack([np.zeros_like(x), x])[None]  # (1 head, 2 keys, queries)
+    actual = softmax_columns(scores.copy(), 1.0)[0, 1]
     exact = np.exp(x.astype(np.float64))
     np.testing.assert_allclose(actual, exact / (1 + exact), rtol=5e-7, atol=0)
+
+
+def test_softmax_columns_names_scores_it_cannot_take():
+    with pytest.raises(ValueError, match="softmax_columns expects"):
+        softmax_columns(np.zeros((2, 3, 4), np.float32).transpose(0, 2, 1), 1.0)
 
 
 @pytest.mark.parametrize("bias_batch", [1, 3])
