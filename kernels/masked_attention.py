@@ -6,9 +6,10 @@ keys and values ``kv_heads`` (heads a multiple of it): query head h reads key/va
 
 ``packed_masked_attention_reference`` is the readable version; ``packed_masked_attention`` runs the products in
 OpenBLAS (the query heads of one key/value head stacked into one matrix, so keys and values are never
-repeated) and the softmax of every sequence in one numba call, ``banded_softmax``: each query's contiguous
-range of keys, the others exactly 0, and probabilities below float32's smallest normal number 0 too (a
-denormal makes every product with it far slower; random-weight models at real size are full of them).
+repeated) and the softmax in numba, ``banded_softmax``, one sequence at a time so that its scores stay in cache
+between the three steps: each query's contiguous range of keys, the others exactly 0, and probabilities below
+float32's smallest normal number 0 too (a denormal makes every product with it far slower; random-weight models
+at real size are full of them).
 ``packed_masked_attention_over_cores`` splits its heads over the cores, for a batch that runs whole (one text:
 else each core runs a group of texts already).
 """
@@ -61,6 +62,7 @@ def banded_softmax_reference(scores, block_starts, lengths, heads, scaling, caus
 # exp(-87) ~ 1.6e-38 is float32's smallest normal number: below it a probability is taken as 0, as a denormal
 # would make every product with it far slower (and weighs nothing beside the row maximum's 1).
 _EXP_FLOOR = np.float32(-87.0)
+ZERO_START = np.zeros(1, np.int64)  # the start of the one block packed_masked_attention hands _banded_softmax
 
 
 # exp as attention.py's softmax takes it (a polynomial times 2^n built from its exponent bits, so that LLVM
@@ -172,28 +174,29 @@ def packed_masked_attention(query, key, value, offsets, scaling, causal=False, w
     kv_heads = key.shape[0]
     groups = heads // kv_heads
     lengths = np.diff(offsets)
-    # sequence i's scores: a (heads, length, length) block of one flat buffer, at block_starts[i]
-    block_starts = np.concatenate([[0], np.cumsum(heads * lengths**2)])
-    scores = np.empty(block_starts[-1], dtype=np.float32)
+    longest = int(lengths.max(initial=0))
+    scores = np.empty(heads * longest * longest, dtype=np.float32)  # one sequence's block at a time
+    powers_of_two = np.empty(max(longest, 1), np.float32)  # the softmax's scratch
     context = np.empty_like(query)
-    blocks = []
-    for i, (start, stop) in enumerate(zip(offsets[:-1], offsets[1:])):
+    softmax_scaling = np.float32(scaling if position_bias is None else 1.0)
+    window_or_none = -1 if window is None else window  # _banded_softmax's encoding of no window
+    # one sequence at a time, its three steps back to back: its scores stay in the core's cache between them
+    for start, stop in zip(offsets[:-1], offsets[1:]):
         length = stop - start
+        if length == 0:
+            continue
         # the query heads of key/value head g, stacked: (kv_heads, groups * length, head_dim)
         stacked = query[:, start:stop].reshape(kv_heads, groups * length, head_dim)
-        block = scores[block_starts[i] : block_starts[i + 1]].reshape(kv_heads, groups * length, length)
+        block = scores[: heads * length * length].reshape(kv_heads, groups * length, length)
         np.matmul(stacked, key[:, start:stop].transpose(0, 2, 1), out=block)  # q k^T
         if position_bias is not None:  # scores * scaling + bias here, so the softmax scales by 1
             square = block.reshape(heads, length, length)
             square *= np.float32(scaling)
             square += position_bias[:, :length, :length]
-        blocks.append(block)
-    real = lengths > 0
-    softmax_scaling = scaling if position_bias is None else 1.0
-    banded_softmax(scores, block_starts[:-1][real], lengths[real], heads, softmax_scaling, causal, window)
-    for i, (start, stop) in enumerate(zip(offsets[:-1], offsets[1:])):
-        weighted = np.matmul(blocks[i], value[:, start:stop])  # (kv_heads, groups * length, head_dim)
-        context[:, start:stop] = weighted.reshape(heads, stop - start, head_dim)
+        _banded_softmax(scores, ZERO_START, np.array([length]), heads, softmax_scaling, causal, window_or_none,
+                        powers_of_two)
+        weighted = np.matmul(block, value[:, start:stop])  # (kv_heads, groups * length, head_dim)
+        context[:, start:stop] = weighted.reshape(heads, length, head_dim)
     return context
 
 
