@@ -99,7 +99,7 @@ def bias_gelu_reference(x, bias):
     return gelu_reference(x + bias[:, None])
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 def _bias_gelu(x, bias):
     features, tokens = x.shape
     for feature in range(features):

@@ -61,7 +61,7 @@ def gated_activation_reference(gate, up, name):
     return (REFERENCES[ACTIVATION_CODES[name]](gate) * up).astype(gate.dtype)
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 def _gated_activation(gate, gate_stride, up, up_stride, rows, features, code):
     # gate, up: flat float32 buffers holding ``rows`` rows of ``features`` contiguous values, each row
     # ``*_stride`` values after the one before (1-D contiguous slices, which LLVM vectorizes); gate <- act(gate) * up
