@@ -3,17 +3,21 @@ Qwen3-0.6B (Qwen3-Embedding-0.6B's shapes) and EmbeddingGemma-300m, with random 
 downloaded here) and the real models' module chains, built by tests/tiny_models.py with their real
 configurations. For each model and framework, in a fresh process: load time, sentences/s at batch 1 and at
 batch 32, and peak RSS after importing the framework and at the end, against the float32 weight size (the goal:
-peak - imports <= 1.3 x weights + the batch's activations; minisbert memory-maps float32 weights).
+peak - imports <= 1.3 x weights + the batch's activations; minisbert memory-maps float32 weights). Each model runs
+``--rounds`` rounds, the two frameworks' processes alternating (minisbert first in even rounds, second in odd
+ones); every figure is the median over the rounds, and each round's speed ratios are printed too: this machine's
+speed drifts by 10-20% over minutes, which a single run of each framework, one after the other, took for a ratio.
 
-    python bench/modern_architectures.py                 # all three, 64 texts at batch 1, 256 at batch 32
-    python bench/modern_architectures.py --quick         # ModernBERT-base only, 8 and 64 texts
-    python bench/modern_architectures.py --models qwen3-0.6b --texts 32 128
+    python bench/modern_architectures.py                 # all three, 64 texts at batch 1, 256 at batch 32, 3 rounds
+    python bench/modern_architectures.py --quick         # ModernBERT-base only, 8 and 64 texts, 1 round
+    python bench/modern_architectures.py --models qwen3-0.6b --texts 32 128 --rounds 5
 
 Writes bench/modern_architectures.json and prints a table (paste it into bench/RESULTS.md).
 """
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -121,23 +125,39 @@ def run(framework, folder, batch1, batch32):
     return json.loads(output.strip().splitlines()[-1])
 
 
+FRAMEWORKS = ("minisbert", "sentence-transformers")
+
+
+def interleaved_runs(folder, rounds, batch1, batch32):
+    """framework -> its ``rounds`` results, the two frameworks' processes alternating in order round by round."""
+    runs = {framework: [] for framework in FRAMEWORKS}
+    for round_index in range(rounds):
+        for framework in FRAMEWORKS if round_index % 2 == 0 else FRAMEWORKS[::-1]:
+            runs[framework].append(run(framework, folder, batch1, batch32))
+    return runs
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     parser.add_argument("--texts", nargs=2, type=int, default=(64, 256), metavar=("BATCH_1", "BATCH_32"))
-    parser.add_argument("--quick", action="store_true", help="ModernBERT-base only, 8 and 64 texts")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each framework (median taken)")
+    parser.add_argument("--quick", action="store_true", help="ModernBERT-base only, 8 and 64 texts, 1 round")
     arguments = parser.parse_args()
-    models, (batch1, batch32) = arguments.models, arguments.texts
+    models, (batch1, batch32), rounds = arguments.models, arguments.texts, arguments.rounds
     if arguments.quick:
-        models, batch1, batch32 = ["modernbert-base"], 8, 64
+        models, batch1, batch32, rounds = ["modernbert-base"], 8, 64, 1
     results = {}
     for name in models:
         folder = build(name)
-        results[name] = {"weights_bytes": weight_bytes(folder)}
-        for framework in ("minisbert", "sentence-transformers"):
-            results[name][framework] = run(framework, folder, batch1, batch32)
+        runs = interleaved_runs(folder, rounds, batch1, batch32)
+        results[name] = {"weights_bytes": weight_bytes(folder), "rounds": runs}
+        for framework in FRAMEWORKS:
+            first = runs[framework][0]
+            results[name][framework] = {key: statistics.median(r[key] for r in runs[framework]) for key in first}
     (REPO / "bench" / "modern_architectures.json").write_text(json.dumps(results, indent=2))
     mib = 2**20
+    print(f"Medians of {rounds} interleaved rounds.\n")
     print(
         "| model | framework | load s | batch 1 /s | batch 32 /s | imports MiB | peak RSS MiB | weights MiB "
         "| (peak - imports) / weights |"
@@ -145,13 +165,26 @@ def main():
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, result in results.items():
         weights = result["weights_bytes"]
-        for framework in ("minisbert", "sentence-transformers"):
+        for framework in FRAMEWORKS:
             r = result[framework]
             print(
-                f"| {name} | {framework} | {r['load_s']:.2f} | {r['batch_1']:.1f} | {r['batch_32']:.1f} | "
+                f"| {name} | {framework} | {r['load_s']:.2f} | {r['batch_1']:.2f} | {r['batch_32']:.2f} | "
                 f"{r['import_rss'] / mib:.0f} | {r['peak_rss'] / mib:.0f} | {weights / mib:.0f} | "
                 f"{(r['peak_rss'] - r['import_rss']) / weights:.2f} |"
             )
+    print()
+    for name, result in results.items():
+        ratios = {}
+        for key in ("batch_1", "batch_32"):
+            mine, theirs = result["rounds"]["minisbert"], result["rounds"]["sentence-transformers"]
+            ratios[key] = [m[key] / t[key] for m, t in zip(mine, theirs)]
+        print(
+            f"- {name}, minisbert / sentence-transformers: batch 1 "
+            f"**{result['minisbert']['batch_1'] / result['sentence-transformers']['batch_1']:.2f}x**, batch 32 "
+            f"**{result['minisbert']['batch_32'] / result['sentence-transformers']['batch_32']:.2f}x** (medians); "
+            f"by round: {', '.join(f'{a:.2f}x' for a in ratios['batch_1'])} and "
+            f"{', '.join(f'{b:.2f}x' for b in ratios['batch_32'])}"
+        )
 
 
 if __name__ == "__main__":

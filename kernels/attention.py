@@ -81,9 +81,10 @@ def row_maximum(row, lanes):
 # A column's maximum, exponentials and sum are taken a row of keys at a time for every query at once: each loop
 # runs along a contiguous row, so LLVM vectorizes it with no reordering of any sum and no horizontal reduction
 # (the rows-of-queries layout needed a reduction within each short row: 0.85 against 0.56 ns a score).
-# error_model="numpy" drops the division checks that would stop it vectorizing. Serial, as every kernel of
-# encode's path: bench/RESULTS.md, "What the fast path does, and why" (Threads), says why.
-@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
+# error_model="numpy" drops the division checks that would stop it vectorizing; contract fuses the exp's
+# multiply-adds. Serial, as every kernel of encode's path: bench/RESULTS.md, "What the fast path does, and why"
+# (Threads), says why.
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 def _softmax_columns(scores, scale, maxima, totals, powers_of_two):
     # scores (heads, keys, queries), in place; maxima, totals, powers_of_two: scratch of >= queries values (from
     # softmax_scratch), 2^n built in powers_of_two from its int32 exponent bits
@@ -125,7 +126,7 @@ def softmax_scratch(queries):
 def softmax_columns(scores, divisor):
     """The numba version of ``softmax_columns_reference``, in place in ``scores`` (float32, C-contiguous), which
     is returned."""
-    if scores.dtype != np.float32 or scores.ndim != 3 or not scores.flags.c_contiguous or 0 in scores.shape[1:2]:
+    if scores.dtype != np.float32 or scores.ndim != 3 or not scores.flags.c_contiguous or scores.shape[1] == 0:
         raise ValueError(
             f"softmax_columns expects contiguous float32 scores (heads, keys, queries) with at least one key, got "
             f"{scores.dtype} {scores.shape}"
