@@ -61,23 +61,6 @@ def exp_mantissa(x):
     return m, n
 
 
-MAXIMUM_LANES = 16  # a row's maximum is taken in 16 running maxima: LLVM does not vectorize a single one
-
-
-@numba.njit(inline="always", error_model="numpy", fastmath={"reassoc", "contract"})
-def row_maximum(row, lanes):
-    lanes[:] = row[0]
-    for block in range(0, len(row) - MAXIMUM_LANES + 1, MAXIMUM_LANES):
-        for lane in range(MAXIMUM_LANES):
-            lanes[lane] = max(lanes[lane], row[block + lane])
-    maximum = row[0]
-    for lane in range(MAXIMUM_LANES):
-        maximum = max(maximum, lanes[lane])
-    for j in range(len(row) - len(row) % MAXIMUM_LANES, len(row)):
-        maximum = max(maximum, row[j])
-    return maximum
-
-
 # A column's maximum, exponentials and sum are taken a row of keys at a time for every query at once: each loop
 # runs along a contiguous row, so LLVM vectorizes it with no reordering of any sum and no horizontal reduction
 # (the rows-of-queries layout needed a reduction within each short row: 0.85 against 0.56 ns a score).

@@ -19,7 +19,7 @@ import functools
 import numba
 import numpy as np
 
-from minisbert.kernels.attention import MAXIMUM_LANES, exp_mantissa, row_maximum
+from minisbert.kernels.attention import exp_mantissa
 from minisbert.runtime.threads import split_rows
 
 
@@ -44,42 +44,55 @@ def key_range(query_position, length, causal, window):
     return first, last
 
 
-def banded_softmax_reference(scores, block_starts, lengths, heads, scaling, causal, window):
-    """scores: a flat buffer of blocks, block b (heads, length, length) from block_starts[b] -> a copy with each
-    row replaced by softmax(row * scaling) over the keys its query may attend (key_range) and 0 elsewhere."""
+def banded_softmax_reference(scores, scaling, causal, window):
+    """scores (heads, length, length), one sequence's (query, key) blocks -> a copy with each row replaced by
+    softmax(row * scaling) over the keys its query may attend (key_range) and 0 elsewhere."""
     result = scores.copy()
-    for start, length in zip(block_starts, lengths):
-        block = result[start : start + heads * length * length].reshape(heads, length, length)
-        for query in range(length):
-            first, last = key_range(query, length, causal, window)
-            allowed = block[:, query, first : last + 1] * scaling
-            exponentials = np.exp(allowed - allowed.max(axis=-1, keepdims=True))
-            block[:, query] = 0
-            block[:, query, first : last + 1] = exponentials / exponentials.sum(axis=-1, keepdims=True)
+    length = scores.shape[-1]
+    for query in range(length):
+        first, last = key_range(query, length, causal, window)
+        allowed = result[:, query, first : last + 1] * scaling
+        exponentials = np.exp(allowed - allowed.max(axis=-1, keepdims=True))
+        result[:, query] = 0
+        result[:, query, first : last + 1] = exponentials / exponentials.sum(axis=-1, keepdims=True)
     return result
 
 
 # exp(-87) ~ 1.6e-38 is float32's smallest normal number: below it a probability is taken as 0, as a denormal
 # would make every product with it far slower (and weighs nothing beside the row maximum's 1).
 _EXP_FLOOR = np.float32(-87.0)
-ZERO_START = np.zeros(1, np.int64)  # the start of the one block packed_masked_attention hands _banded_softmax
+MAXIMUM_LANES = 16  # a row's maximum is taken in 16 running maxima: LLVM does not vectorize a single one
+
+
+@numba.njit(inline="always", error_model="numpy", fastmath={"reassoc", "contract"})
+def row_maximum(row, lanes):
+    lanes[:] = row[0]
+    for block in range(0, len(row) - MAXIMUM_LANES + 1, MAXIMUM_LANES):
+        for lane in range(MAXIMUM_LANES):
+            lanes[lane] = max(lanes[lane], row[block + lane])
+    maximum = row[0]
+    for lane in range(MAXIMUM_LANES):
+        maximum = max(maximum, lanes[lane])
+    for j in range(len(row) - len(row) % MAXIMUM_LANES, len(row)):
+        maximum = max(maximum, row[j])
+    return maximum
+
 
 
 # exp as attention.py's softmax takes it (a polynomial times 2^n built from its exponent bits, so that LLVM
 # vectorizes it: math.exp is a scalar libm call), over each query's band of keys.
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
-def _banded_softmax(scores, block_starts, lengths, heads, scaling, causal, window, powers_of_two):
-    # window < 0: no window; powers_of_two: float32 scratch of the longest sequence's length, where 2^n is built
-    # from its int32 exponent bits
+def _banded_softmax(scores, scaling, causal, window, powers_of_two):
+    # scores (heads, length, length); window < 0: no window; powers_of_two: float32 scratch of >= length floats,
+    # where 2^n is built from its int32 exponent bits
     power_bits = powers_of_two.view(np.int32)
     lanes = np.empty(MAXIMUM_LANES, np.float32)
-    for b in range(len(block_starts)):
-        length = lengths[b]
-        for row_index in range(heads * length):
-            query = row_index % length
+    heads, length, _ = scores.shape
+    for head in range(heads):
+        for query in range(length):
             first = 0 if window < 0 else max(0, query - window)
             last = query if causal else (length - 1 if window < 0 else min(length - 1, query + window))
-            row = scores[block_starts[b] + row_index * length : block_starts[b] + (row_index + 1) * length]
+            row = scores[head, query]
             band = row[first : last + 1]
             maximum = row_maximum(band, lanes) * scaling
             for j in range(len(band)):
@@ -98,19 +111,15 @@ def _banded_softmax(scores, block_starts, lengths, heads, scaling, causal, windo
             row[last + 1 :] = 0
 
 
-def banded_softmax(scores, block_starts, lengths, heads, scaling, causal, window):
-    """The numba version of ``banded_softmax_reference``, in place in ``scores`` (flat float32), returned.
+def banded_softmax(scores, scaling, causal, window):
+    """The numba version of ``banded_softmax_reference``, in place in ``scores`` (float32, C-contiguous), returned.
     Masked keys are skipped, not set to -inf: their probabilities are exactly 0, as are those below exp(-87)."""
-    if scores.dtype != np.float32 or scores.ndim != 1:
-        raise ValueError(f"banded_softmax expects a flat float32 buffer, got {scores.dtype} {scores.shape}")
-    block_starts, lengths = np.asarray(block_starts, np.int64), np.asarray(lengths, np.int64)
-    if len(lengths) and (lengths.min() < 1 or (block_starts + heads * lengths**2).max() > len(scores)):
-        raise ValueError("banded_softmax: every block must be non-empty and inside the buffer")
-    powers_of_two = np.empty(lengths.max(initial=1), np.float32)
-    _banded_softmax(
-        scores, block_starts, lengths, heads, np.float32(scaling), causal, -1 if window is None else window,
-        powers_of_two,
-    )
+    if (scores.dtype != np.float32 or scores.ndim != 3 or scores.shape[1] != scores.shape[2] or scores.shape[2] == 0
+            or not scores.flags.c_contiguous):
+        raise ValueError(f"banded_softmax expects contiguous float32 scores (heads, length, length) with length >= 1, "
+                         f"got {scores.dtype} {scores.shape}")
+    powers_of_two = np.empty(scores.shape[2], np.float32)
+    _banded_softmax(scores, np.float32(scaling), causal, -1 if window is None else window, powers_of_two)
     return scores
 
 
@@ -193,8 +202,7 @@ def packed_masked_attention(query, key, value, offsets, scaling, causal=False, w
             square = block.reshape(heads, length, length)
             square *= np.float32(scaling)
             square += position_bias[:, :length, :length]
-        _banded_softmax(scores, ZERO_START, np.array([length]), heads, softmax_scaling, causal, window_or_none,
-                        powers_of_two)
+        _banded_softmax(block.reshape(heads, length, length), softmax_scaling, causal, window_or_none, powers_of_two)
         weighted = np.matmul(block, value[:, start:stop])  # (kv_heads, groups * length, head_dim)
         context[:, start:stop] = weighted.reshape(heads, length, head_dim)
     return context

@@ -68,13 +68,19 @@ def test_bad_arguments_are_errors_naming_them():
 def test_banded_softmax_matches_reference(causal, window):
     from minisbert.kernels.masked_attention import banded_softmax, banded_softmax_reference
 
-    heads, lengths = 3, np.array([4, 1, 9])
-    block_starts = np.concatenate([[0], np.cumsum(heads * lengths**2)])
-    scores = (RNG.standard_normal(block_starts[-1]) * 4).astype(np.float32)
-    expected = banded_softmax_reference(scores, block_starts[:-1], lengths, heads, 0.5, causal, window)
-    actual = banded_softmax(scores.copy(), block_starts[:-1], lengths, heads, 0.5, causal, window)
-    np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-6)
-    assert np.count_nonzero(actual == 0) == np.count_nonzero(expected == 0)  # masked keys exactly 0
+    for length in (4, 1, 9):
+        scores = (RNG.standard_normal((3, length, length)) * 4).astype(np.float32)  # 3 heads
+        expected = banded_softmax_reference(scores, 0.5, causal, window)
+        actual = banded_softmax(scores.copy(), 0.5, causal, window)
+        np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-6)
+        assert np.count_nonzero(actual == 0) == np.count_nonzero(expected == 0)  # masked keys exactly 0
+
+
+def test_banded_softmax_names_scores_it_cannot_take():
+    from minisbert.kernels.masked_attention import banded_softmax
+
+    with pytest.raises(ValueError, match="banded_softmax expects"):
+        banded_softmax(np.zeros((2, 3, 4), np.float32), 0.5, False, None)
 
 
 @pytest.mark.parametrize("causal, window", [(False, None), (True, 3)])
