@@ -9,9 +9,7 @@ import logging
 import numpy as np
 
 from minisbert.architectures.fast_encoder import one_blas_thread_while_split
-from minisbert.files.loading import (  # is_positive_integer: for the families
-    FLAG, POSITIVE_SIZE, TEXT, TEXT_BY_NAME, TEXTS, is_integer, is_positive_integer, read_config,
-)
+from minisbert.files.loading import FLAG, POSITIVE_SIZE, TEXT, TEXT_BY_NAME, TEXTS, is_integer, read_config
 from minisbert.modules import Transformer
 
 logger = logging.getLogger(__name__)

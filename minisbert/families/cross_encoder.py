@@ -14,9 +14,9 @@ from minisbert.architectures.fast_encoder import one_blas_thread_while_split
 from minisbert.architectures.heads import classification_head, head_for, load_head, num_labels
 from minisbert.architectures.layers import softmax
 from minisbert.families._encoding import (
-    Encoder, check_batch_size, in_batches, is_positive_integer, read_settings, saved_prompts,
+    Encoder, check_batch_size, in_batches, read_settings, saved_prompts,
 )
-from minisbert.files.loading import ModelLoadError, check_family, read_config, resolve_model_folder
+from minisbert.files.loading import ModelLoadError, check_family, is_positive_integer, read_config, resolve_model_folder
 from minisbert.files.weights import load_weights
 from minisbert.modules import Transformer, read_module_list
 from minisbert.modules.dense import DENSE_ACTIVATIONS

@@ -7,9 +7,9 @@ import numpy as np
 
 from minisbert.architectures.fast_encoder import quantize_linear_layers
 from minisbert.families._encoding import (
-    Encoder, check_batch_size, in_batches, is_integer, read_settings, run_modules, saved_prompts, texts_from,
+    Encoder, check_batch_size, in_batches, read_settings, run_modules, saved_prompts, texts_from,
 )
-from minisbert.files.loading import check_family, resolve_model_folder
+from minisbert.files.loading import check_family, is_integer, resolve_model_folder
 from minisbert.inspection.trace import trace
 from minisbert.kernels.similarity import normalize_rows
 from minisbert.modules import Transformer, load_modules

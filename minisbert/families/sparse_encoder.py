@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from minisbert.families._encoding import (
-    Encoder, check_batch_size, in_batches, is_positive_integer, read_settings, run_modules, saved_prompts, texts_from,
+    Encoder, check_batch_size, in_batches, read_settings, run_modules, saved_prompts, texts_from,
 )
-from minisbert.files.loading import ModelLoadError, check_family, read_config, resolve_model_folder
+from minisbert.files.loading import ModelLoadError, check_family, is_positive_integer, read_config, resolve_model_folder
 from minisbert.modules import (
     MaskedLanguageModel, Router, SparseStaticEmbedding, SpladePooling, module_loader, read_module_list,
 )
