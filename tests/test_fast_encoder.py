@@ -161,6 +161,26 @@ def test_encode_matches_sentence_transformers_on_mixed_lengths(model, reference_
     assert np.abs(actual - expected).max() <= 1e-6  # normalised embeddings
 
 
+def test_encode_matches_sentence_transformers_when_the_groups_interleave(
+    model, reference_model, two_blas_threads, monkeypatch
+):
+    # two long texts and three short ones: the short ones, dealt to the group with fewer tokens each time, do not
+    # all go to one group, so a group's sequences are not consecutive; the embeddings must still come back in the
+    # texts' order
+    texts = ["alpha " * 118, "beta " * 108, "gamma " * 28, "delta " * 27, "epsilon " * 26]
+    dealt = []
+
+    def recording_groups(attention_mask, groups):
+        dealt.append([group.tolist() for group in sequence_groups(attention_mask, groups)])
+        return sequence_groups(attention_mask, groups)
+
+    monkeypatch.setattr(fast_encoder_module, "sequence_groups", recording_groups)
+    actual = model.encode(texts, batch_size=32)
+    (groups,) = dealt
+    assert len(groups) == 2 and any(np.any(np.diff(group) > 1) for group in groups)
+    assert np.abs(actual - reference_model.encode(texts, batch_size=32)).max() <= 1e-6  # normalised embeddings
+
+
 def test_token_embeddings_match_sentence_transformers_on_mixed_lengths(model, reference_model):
     expected = reference_model.encode(FEW_HARD_TEXTS, output_value="token_embeddings")
     actual = model.encode(FEW_HARD_TEXTS, output_value="token_embeddings")
