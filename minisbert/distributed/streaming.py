@@ -20,9 +20,12 @@ import fnmatch
 import functools
 import hashlib
 import itertools
+import logging
 import os
 import shutil
+import signal
 import sys
+import threading
 import uuid
 from pathlib import Path
 
@@ -319,10 +322,57 @@ def dask_client(workers, scheduler):
         with client:
             yield client
         return
-    with distributed.LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster, distributed.Client(cluster) as client:
+    with contextlib.ExitStack() as closing:  # leaving runs what is entered here in reverse
+        closing.enter_context(log_filtered("tornado.application", cancel_before_start_error))
+        with interrupts_ignored():
+            cluster = closing.enter_context(distributed.LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+            ))
+        client = closing.enter_context(distributed.Client(cluster))
+        closing.callback(client.run, quiet_worker_logs, on_error="ignore")
         yield client
+
+
+@contextlib.contextmanager
+def interrupts_ignored():
+    """Ignores SIGINT in here, and so in the processes started meanwhile, which keep it ignored (a handler would
+    not survive their exec). A terminal's ^C reaches the whole process group: a local cluster's workers started
+    in here leave it to this process, which closes the cluster and says how to resume (else each worker prints a
+    KeyboardInterrupt traceback). A ^C during the start is lost. Only the main thread can change handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def quiet_worker_logs():
+    """Run on a local cluster's workers before it is closed: being closed is what closing means, not news for
+    the user; they would log their tasks cancelled and, 1 run in 15, a traceback for a heartbeat the closing
+    scheduler cut off."""
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+
+
+@contextlib.contextmanager
+def log_filtered(name, dropped):
+    """The logger drops the records for which dropped(record) is true, in here."""
+    log = logging.getLogger(name)
+    kept = lambda record: not dropped(record)  # noqa: E731 (a logging filter may be any such callable)
+    log.addFilter(kept)
+    try:
+        yield
+    finally:
+        log.removeFilter(kept)
+
+
+def cancel_before_start_error(record):
+    """distributed's sync() (2026.8), given a ^C, cancels the call it waits for from a callback that fails with
+    a NameError if the call had not started (nothing to cancel): tornado logs that with a traceback."""
+    error = record.exc_info[1] if record.exc_info else None
+    return isinstance(error, NameError) and "'future'" in str(error)
 
 
 def encode_file_to_store(
