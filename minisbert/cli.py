@@ -11,7 +11,7 @@ The top of the house: may import any part of minisbert; nothing in minisbert imp
 Each command is a ``*_command(arguments)`` function; ``build_parser`` declares every command's options, those
 several commands share once (argparse parents). A user's mistake surfaces as minisbert's own errors (all
 ValueError subclasses, or plain ValueError) or as an OSError from a file: ``main`` prints those as one line; any
-other exception is a bug and keeps its traceback.
+other exception is a bug and keeps its traceback. A ^C is one line too.
 """
 
 import argparse
@@ -533,6 +533,8 @@ def main(argv=None):
         arguments.function(arguments)
     except (ValueError, OSError) as error:  # a user's mistake (see the module docstring); anything else is a bug
         raise SystemExit(f"minisbert: {error}") from None
+    except KeyboardInterrupt:  # ^C: the user stopped it, nothing went wrong
+        raise SystemExit("minisbert: interrupted") from None
 
 
 if __name__ == "__main__":

@@ -64,6 +64,21 @@ def test_errors_are_reported_without_a_traceback(arguments):
     assert result.stderr.startswith("minisbert: ") and "Traceback" not in result.stderr
 
 
+def test_an_interrupt_is_one_line(monkeypatch, capsys):
+    import minisbert.cli
+
+    def interrupted(arguments):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(minisbert.cli, "read_sentences", interrupted)
+    try:
+        minisbert.cli.main(["encode", "hi"])
+        stopped = None
+    except (SystemExit, KeyboardInterrupt) as stop:  # caught here: a KeyboardInterrupt would stop pytest itself
+        stopped = stop
+    assert isinstance(stopped, SystemExit) and stopped.code == "minisbert: interrupted", repr(stopped)
+
+
 def test_empty_standard_input_is_an_error():
     result = run("encode", stdin="")
     assert result.returncode != 0 and "no sentences" in result.stderr
