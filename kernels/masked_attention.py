@@ -78,7 +78,6 @@ def row_maximum(row, lanes):
     return maximum
 
 
-
 # exp as attention.py's softmax takes it (a polynomial times 2^n built from its exponent bits, so that LLVM
 # vectorizes it: math.exp is a scalar libm call), over each query's band of keys.
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})

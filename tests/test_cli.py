@@ -64,7 +64,7 @@ def test_errors_are_reported_without_a_traceback(arguments):
     assert result.stderr.startswith("minisbert: ") and "Traceback" not in result.stderr
 
 
-def test_an_interrupt_is_one_line(monkeypatch, capsys):
+def test_an_interrupt_is_one_line(monkeypatch):
     import minisbert.cli
 
     def interrupted(arguments):

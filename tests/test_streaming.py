@@ -23,7 +23,7 @@ from minisbert import __version__, util
 from minisbert.cli import main
 from minisbert import Embedder
 from minisbert.distributed.streaming import (
-    cancel_before_start_error, encode_chunk, log_filtered, model_fingerprint,
+    encode_chunk, log_filtered, model_fingerprint, not_a_cancel_before_start_error,
 )
 
 # One line each (no newline inside): empty, whitespace, accents, Korean, Japanese, emoji, specials, a long text.
@@ -170,7 +170,7 @@ def test_the_only_log_record_dropped_is_distributed_cancelling_a_call_not_starte
             logging.getLogger("tornado.application").exception("Exception in callback")
 
     with caplog.at_level(logging.ERROR, logger="tornado.application"):
-        with log_filtered("tornado.application", cancel_before_start_error):
+        with log_filtered("tornado.application", not_a_cancel_before_start_error):
             record_of(NameError("cannot access free variable 'future' where it is not associated with a value"))
             record_of(NameError("name 'other' is not defined"))
             record_of(RuntimeError("'future'"))

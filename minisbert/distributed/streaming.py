@@ -323,7 +323,7 @@ def dask_client(workers, scheduler):
             yield client
         return
     with contextlib.ExitStack() as closing:  # leaving runs what is entered here in reverse
-        closing.enter_context(log_filtered("tornado.application", cancel_before_start_error))
+        closing.enter_context(log_filtered("tornado.application", not_a_cancel_before_start_error))
         with interrupts_ignored():
             cluster = closing.enter_context(distributed.LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
@@ -357,22 +357,22 @@ def quiet_worker_logs():
 
 
 @contextlib.contextmanager
-def log_filtered(name, dropped):
-    """The logger drops the records for which dropped(record) is true, in here."""
+def log_filtered(name, keeps):
+    """The logger keeps only the records for which keeps(record) is true, in here."""
     log = logging.getLogger(name)
-    kept = lambda record: not dropped(record)  # noqa: E731 (a logging filter may be any such callable)
-    log.addFilter(kept)
+    log.addFilter(keeps)
     try:
         yield
     finally:
-        log.removeFilter(kept)
+        log.removeFilter(keeps)
 
 
-def cancel_before_start_error(record):
-    """distributed's sync() (2026.8), given a ^C, cancels the call it waits for from a callback that fails with
-    a NameError if the call had not started (nothing to cancel): tornado logs that with a traceback."""
+def not_a_cancel_before_start_error(record):
+    """False for one record: distributed's sync() (2026.8), given a ^C, cancels the call it waits for from a
+    callback that fails with a NameError if the call had not started (nothing to cancel), and tornado logs that
+    with a traceback."""
     error = record.exc_info[1] if record.exc_info else None
-    return isinstance(error, NameError) and "'future'" in str(error)
+    return not (isinstance(error, NameError) and "'future'" in str(error))
 
 
 def encode_file_to_store(
